@@ -1,0 +1,26 @@
+//! credgate-core: the canonical credential model and the services every dialect calls.
+//! It knows nothing of HTTP or SQL: requests arrive as [`Command`]s, storage is the [`Store`] trait.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod clock;
+pub mod command;
+pub mod error;
+pub mod hasher;
+pub mod model;
+pub mod policy;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use command::{
+    Access, AppKey, ChangePassword, ClientCredentials, Command, Grant, IssuedToken, NewUserSpec,
+    Outcome, Request, Subject, TokenRequest,
+};
+pub use error::{Error, FieldProblem, FieldReason, PolicyRule};
+pub use model::{RequestMeta, TokenKind, User};
+pub use policy::PolicyConfig;
+pub use secret::{Password, SecretToken};
+pub use service::{CoreConfig, CredentialService};
+pub use store::{Store, StoreError};

@@ -1,0 +1,712 @@
+//! The credential service: executes canonical commands against a [`Store`]. Every rule about
+//! who may do what, every hash, every audit record lives here, once, for all dialects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::clock::{Clock, Timestamp};
+use crate::command::{
+    Access, AppKey, ChangePassword, ClientCredentials, Command, Grant, IssuedToken, NewUserSpec,
+    Outcome, Request, Subject, TokenRequest,
+};
+use crate::error::{Error, FieldProblem, FieldReason, PolicyRule};
+use crate::hasher::HashPool;
+use crate::model::{
+    App, AuditEvent, AuditKind, AuditQuery, AuditRecord, Client, NewUser, PasswordUpdate,
+    RequestMeta, TokenKind, TokenRecord, User, UserKey,
+};
+use crate::policy::PolicyConfig;
+use crate::secret::{Password, SecretToken};
+use crate::store::{Store, StoreError};
+use crate::token;
+
+/// The core's settings; the server builds them from its configuration.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub bcrypt_cost: u32,
+    /// Hashing threads; 0 means one per CPU.
+    pub hash_threads: usize,
+    pub user_token_ttl: Duration,
+    pub client_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// How long a token lookup may be served from memory. Bounds how late another instance's
+    /// revocation is seen here; revocations made here are seen at once.
+    pub token_cache_ttl: Duration,
+    pub policy: PolicyConfig,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            bcrypt_cost: 12,
+            hash_threads: 0,
+            user_token_ttl: Duration::from_secs(3600),
+            client_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            token_cache_ttl: Duration::from_secs(5),
+            policy: PolicyConfig::default(),
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+struct Principal {
+    token: TokenRecord,
+    user: Option<User>,
+}
+
+pub struct CredentialService {
+    store: Arc<dyn Store>,
+    hasher: HashPool,
+    clock: Arc<dyn Clock>,
+    config: CoreConfig,
+    tokens: moka::future::Cache<String, TokenRecord>,
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(what) => Error::Conflict(format!("{what} already exists")),
+            StoreError::VersionMismatch => {
+                Error::Conflict("the password was changed concurrently".into())
+            }
+            StoreError::NotFound => Error::NotFound,
+            StoreError::Unavailable(why) => {
+                tracing::warn!(%why, "store unavailable");
+                Error::Unavailable
+            }
+            StoreError::Backend(why) => {
+                tracing::error!(%why, "store failure");
+                Error::Internal
+            }
+        }
+    }
+}
+
+impl CredentialService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: CoreConfig,
+    ) -> Result<Self, Error> {
+        let threads = match config.hash_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        };
+        let hasher = HashPool::new(threads, config.bcrypt_cost)?;
+        let tokens = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(config.token_cache_ttl)
+            .support_invalidation_closures()
+            .build();
+        Ok(Self {
+            store,
+            hasher,
+            clock,
+            config,
+            tokens,
+        })
+    }
+
+    pub fn hasher(&self) -> &HashPool {
+        &self.hasher
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Executes one request: checks its evidence, then runs its command.
+    pub async fn execute(&self, request: Request) -> Result<Outcome, Error> {
+        let Request {
+            meta,
+            app_key,
+            access,
+            command,
+        } = request;
+        if let Some(key) = app_key {
+            self.check_app_key(key).await?;
+        }
+        let principal = match access {
+            Access::Public => None,
+            Access::Token { token, kind } => Some(self.principal(token.as_ref(), kind).await?),
+        };
+        match command {
+            Command::IssueToken(req) => self.issue_token(req, &meta).await.map(Outcome::Token),
+            Command::ChangePassword(change) => {
+                let caller = principal.ok_or(Error::Unauthenticated)?;
+                self.change_password(&caller, change, &meta).await
+            }
+            Command::Logout => {
+                let caller = principal.ok_or(Error::Unauthenticated)?;
+                self.revoke(&caller.token, &meta).await?;
+                Ok(Outcome::LoggedOut)
+            }
+            Command::RenewSession => {
+                let caller = principal.ok_or(Error::Unauthenticated)?;
+                let user = caller.user.clone().ok_or(Error::Forbidden)?;
+                self.revoke(&caller.token, &meta).await?;
+                self.issue(TokenKind::User, Some(user), None, false, &meta, vec![])
+                    .await
+                    .map(Outcome::Token)
+            }
+            Command::ShowUser { subject } => {
+                let caller = principal.ok_or(Error::Unauthenticated)?;
+                let user = self.subject_user(&caller, &subject, &meta).await?;
+                Ok(Outcome::User { user })
+            }
+        }
+    }
+
+    // ----- evidence -------------------------------------------------------------------------
+
+    async fn check_app_key(&self, key: AppKey) -> Result<(), Error> {
+        let presented = key.presented.ok_or(Error::UnknownApp)?;
+        match self
+            .store
+            .find_app(&token::digest(presented.expose()))
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownApp),
+        }
+    }
+
+    async fn principal(
+        &self,
+        token: Option<&SecretToken>,
+        kind: TokenKind,
+    ) -> Result<Principal, Error> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or(Error::Unauthenticated)?;
+        let digest = token::digest(token.expose());
+        let record = match self.tokens.get(&digest).await {
+            Some(record) => record,
+            None => {
+                let record = self
+                    .store
+                    .find_token(&digest)
+                    .await?
+                    .ok_or(Error::Unauthenticated)?;
+                self.tokens.insert(digest.clone(), record.clone()).await;
+                record
+            }
+        };
+        if record.expires_at <= self.clock.now() {
+            self.tokens.invalidate(&digest).await;
+            return Err(Error::Unauthenticated);
+        }
+        if record.kind != kind {
+            // A valid token of the wrong kind (a client token where a user must act).
+            return Err(Error::Forbidden);
+        }
+        let user = match &record.user_id {
+            Some(id) => Some(
+                self.store
+                    .find_user(UserKey::Id(id))
+                    .await?
+                    .ok_or(Error::Unauthenticated)?,
+            ),
+            None => None,
+        };
+        Ok(Principal {
+            token: record,
+            user,
+        })
+    }
+
+    // ----- tokens ---------------------------------------------------------------------------
+
+    async fn issue_token(
+        &self,
+        req: TokenRequest,
+        meta: &RequestMeta,
+    ) -> Result<IssuedToken, Error> {
+        let client_required = req.client_required || matches!(req.grant, Grant::ClientCredentials);
+        let client_id = match req.client {
+            Some(creds) => Some(self.authenticate_client(creds, meta).await?),
+            None if client_required => return Err(Error::InvalidClient),
+            None => None,
+        };
+        match req.grant {
+            Grant::Password { username, password } => {
+                let user = self.authenticate_user(&username, &password, meta).await?;
+                let audit =
+                    vec![self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, json!({}))];
+                self.issue(
+                    TokenKind::User,
+                    Some(user),
+                    client_id,
+                    req.with_refresh,
+                    meta,
+                    audit,
+                )
+                .await
+            }
+            Grant::ClientCredentials => {
+                self.issue(TokenKind::Client, None, client_id, false, meta, vec![])
+                    .await
+            }
+            Grant::Refresh { refresh_token } => {
+                let old = self
+                    .principal(Some(&refresh_token), TokenKind::Refresh)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Unavailable => Error::Unavailable,
+                        _ => Error::InvalidCredentials,
+                    })?;
+                if old.token.client_id != client_id && old.token.client_id.is_some() {
+                    return Err(Error::InvalidCredentials);
+                }
+                let user = old.user.clone().ok_or(Error::InvalidCredentials)?;
+                // Refresh tokens rotate: the one presented is spent.
+                self.revoke(&old.token, meta).await?;
+                self.issue(TokenKind::User, Some(user), client_id, true, meta, vec![])
+                    .await
+            }
+        }
+    }
+
+    async fn authenticate_client(
+        &self,
+        creds: ClientCredentials,
+        meta: &RequestMeta,
+    ) -> Result<String, Error> {
+        let client = self.store.find_client(&creds.client_id).await?;
+        let ok = match &client {
+            Some(c) => self.hasher.verify(&creds.secret, &c.secret_hash).await?,
+            None => {
+                self.hasher.verify_dummy(&creds.secret).await?;
+                false
+            }
+        };
+        if !ok {
+            let detail = json!({"client_id": creds.client_id, "reason": "invalid_client"});
+            self.store
+                .append_audit(&[self.event(AuditKind::LoginFailed, None, meta, detail)])
+                .await?;
+            return Err(Error::InvalidClient);
+        }
+        Ok(creds.client_id)
+    }
+
+    /// Verifies a username and password. An unknown user costs the same verify as a known one.
+    async fn authenticate_user(
+        &self,
+        username: &str,
+        password: &Password,
+        meta: &RequestMeta,
+    ) -> Result<User, Error> {
+        let user = self.store.find_user(UserKey::Username(username)).await?;
+        let Some(user) = user else {
+            self.hasher.verify_dummy(password).await?;
+            let detail = json!({"username": username, "reason": "unknown_user"});
+            self.store
+                .append_audit(&[self.event(AuditKind::LoginFailed, None, meta, detail)])
+                .await?;
+            return Err(Error::InvalidCredentials);
+        };
+        let credential = self
+            .store
+            .credential(&user.id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        if !self.hasher.verify(password, &credential.hash).await? {
+            let detail = json!({"reason": "wrong_password"});
+            self.store
+                .append_audit(&[self.event(AuditKind::LoginFailed, Some(&user.id), meta, detail)])
+                .await?;
+            return Err(Error::InvalidCredentials);
+        }
+        if self.hasher.needs_upgrade(&credential.hash) {
+            let stronger = self.hasher.hash(password).await?;
+            let detail = json!({"cost": self.hasher.cost()});
+            let audit = self.event(AuditKind::HashUpgraded, Some(&user.id), meta, detail);
+            self.store
+                .upgrade_hash(&user.id, credential.version, &stronger, &audit)
+                .await?;
+        }
+        Ok(user)
+    }
+
+    async fn issue(
+        &self,
+        kind: TokenKind,
+        user: Option<User>,
+        client_id: Option<String>,
+        with_refresh: bool,
+        meta: &RequestMeta,
+        mut audit: Vec<AuditEvent>,
+    ) -> Result<IssuedToken, Error> {
+        let now = self.clock.now();
+        let ttl = match kind {
+            TokenKind::Client => self.config.client_token_ttl,
+            _ => self.config.user_token_ttl,
+        };
+        let user_id = user.as_ref().map(|u| u.id.clone());
+        let access = token::generate();
+        let record = TokenRecord {
+            digest: token::digest(access.expose()),
+            kind,
+            user_id: user_id.clone(),
+            client_id: client_id.clone(),
+            dialect: meta.dialect.clone(),
+            created_at: now,
+            expires_at: now + ttl.as_secs() as i64,
+        };
+        let detail = json!({"kind": kind.as_str(), "client_id": client_id});
+        audit.push(self.event(AuditKind::TokenIssued, user_id.as_deref(), meta, detail));
+        self.store.insert_token(&record, &audit).await?;
+        let refresh = if with_refresh && kind == TokenKind::User {
+            let refresh = token::generate();
+            let record = TokenRecord {
+                digest: token::digest(refresh.expose()),
+                kind: TokenKind::Refresh,
+                expires_at: now + self.config.refresh_token_ttl.as_secs() as i64,
+                ..record.clone()
+            };
+            self.store.insert_token(&record, &[]).await?;
+            Some(refresh)
+        } else {
+            None
+        };
+        Ok(IssuedToken {
+            access,
+            kind,
+            issued_at: now,
+            expires_at: record.expires_at,
+            refresh,
+            user,
+            client_id,
+        })
+    }
+
+    async fn revoke(&self, token: &TokenRecord, meta: &RequestMeta) -> Result<(), Error> {
+        let detail = json!({"kind": token.kind.as_str()});
+        let audit = self.event(
+            AuditKind::TokenRevoked,
+            token.user_id.as_deref(),
+            meta,
+            detail,
+        );
+        self.store.delete_token(&token.digest, &[audit]).await?;
+        self.tokens.invalidate(&token.digest).await;
+        Ok(())
+    }
+
+    // ----- users ----------------------------------------------------------------------------
+
+    /// The user a command acts on, if the caller may act on it. A non-admin asking for another
+    /// user learns nothing of whether that user exists.
+    async fn subject_user(
+        &self,
+        caller: &Principal,
+        subject: &Subject,
+        meta: &RequestMeta,
+    ) -> Result<User, Error> {
+        let me = caller.user.as_ref().ok_or(Error::Forbidden)?;
+        let target = match subject {
+            Subject::Caller => return Ok(me.clone()),
+            Subject::Id(id) => match self
+                .store
+                .find_user(UserKey::Alias {
+                    dialect: &meta.dialect,
+                    external_id: id,
+                })
+                .await?
+            {
+                Some(user) => Some(user),
+                None => self.store.find_user(UserKey::Id(id)).await?,
+            },
+            Subject::Username(name) => self.store.find_user(UserKey::Username(name)).await?,
+        };
+        match target {
+            Some(user) if user.id == me.id || me.admin => Ok(user),
+            None if me.admin => Err(Error::NotFound),
+            _ => Err(Error::Forbidden),
+        }
+    }
+
+    async fn change_password(
+        &self,
+        caller: &Principal,
+        change: ChangePassword,
+        meta: &RequestMeta,
+    ) -> Result<Outcome, Error> {
+        let user = self.subject_user(caller, &change.subject, meta).await?;
+        let fail = |reason: &str| {
+            self.event(
+                AuditKind::PasswordChangeFailed,
+                Some(&user.id),
+                meta,
+                json!({"reason": reason}),
+            )
+        };
+        if change.current.is_empty() {
+            return Err(Error::invalid("current", FieldReason::Invalid));
+        }
+        if let Some(confirm) = &change.confirm {
+            if confirm != &change.new {
+                return Err(Error::invalid("confirm", FieldReason::Mismatch));
+            }
+        }
+        if user.externally_managed {
+            self.store
+                .append_audit(&[fail("externally_managed")])
+                .await?;
+            return Err(Error::ExternallyManaged);
+        }
+        let new_normalized = change.new.normalized();
+        let mut broken = self.config.policy.check(&new_normalized, &user.username);
+        let credential = self
+            .store
+            .credential(&user.id)
+            .await?
+            .ok_or(Error::Internal)?;
+        if !self
+            .hasher
+            .verify(&change.current, &credential.hash)
+            .await?
+        {
+            self.store
+                .append_audit(&[fail("wrong_current_password")])
+                .await?;
+            return Err(Error::InvalidCredentials);
+        }
+        if broken.is_empty() && self.reuses_recent(&user.id, &change).await? {
+            broken.push(PolicyRule::History {
+                last: self.config.policy.history,
+            });
+        }
+        if !broken.is_empty() {
+            let names: Vec<_> = broken.iter().map(PolicyRule::name).collect();
+            self.store
+                .append_audit(&[self.event(
+                    AuditKind::PasswordChangeFailed,
+                    Some(&user.id),
+                    meta,
+                    json!({"reason": "policy", "rules": names}),
+                )])
+                .await?;
+            return Err(Error::PolicyViolation { rules: broken });
+        }
+        let new_hash = self.hasher.hash(&change.new).await?;
+        // The caller keeps the session it acted with when changing its own password.
+        let keep_token = (caller.token.user_id.as_deref() == Some(user.id.as_str()))
+            .then(|| caller.token.digest.clone());
+        let changed_by = caller.user.as_ref().map(|u| u.id.clone());
+        let update = PasswordUpdate {
+            user_id: user.id.clone(),
+            expected_version: credential.version,
+            new_hash,
+            keep_token: keep_token.clone(),
+            // The current hash counts as one of the last `history`.
+            history_limit: self.config.policy.history.saturating_sub(1),
+            now: self.clock.now(),
+            audit: vec![
+                self.event(
+                    AuditKind::PasswordChanged,
+                    Some(&user.id),
+                    meta,
+                    json!({"changed_by": changed_by}),
+                ),
+                self.event(
+                    AuditKind::SessionsRevoked,
+                    Some(&user.id),
+                    meta,
+                    json!({"kept_current": keep_token.is_some()}),
+                ),
+            ],
+        };
+        match self.store.update_password(&update).await {
+            Ok(()) => {}
+            Err(StoreError::VersionMismatch) => {
+                self.store
+                    .append_audit(&[fail("concurrent_change")])
+                    .await?;
+                return Err(Error::Conflict(
+                    "the password was changed concurrently".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let uid = user.id.clone();
+        let _ = self
+            .tokens
+            .invalidate_entries_if(move |_, t| t.user_id.as_deref() == Some(uid.as_str()));
+        Ok(Outcome::PasswordChanged { user })
+    }
+
+    /// Whether the new password equals the current one or one of the last `history` ones.
+    async fn reuses_recent(&self, user_id: &str, change: &ChangePassword) -> Result<bool, Error> {
+        let last = self.config.policy.history;
+        if last == 0 {
+            return Ok(false);
+        }
+        if change.new.normalized() == change.current.normalized() {
+            return Ok(true);
+        }
+        // `current` was verified against the current hash; older hashes make up the rest.
+        for old in self
+            .store
+            .password_history(user_id, last.saturating_sub(1))
+            .await?
+        {
+            if self.hasher.verify(&change.new, &old).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    // ----- administration -------------------------------------------------------------------
+
+    pub async fn create_user(&self, spec: NewUserSpec, meta: &RequestMeta) -> Result<User, Error> {
+        let mut problems = Vec::new();
+        if !is_clean_name(&spec.username) {
+            problems.push(FieldProblem::new("username", FieldReason::Invalid));
+        }
+        if spec.id.as_deref().is_some_and(|id| !is_clean_name(id)) {
+            problems.push(FieldProblem::new("id", FieldReason::Invalid));
+        }
+        if spec
+            .aliases
+            .iter()
+            .any(|(d, id)| !is_clean_name(d) || !is_clean_name(id))
+        {
+            problems.push(FieldProblem::new("aliases", FieldReason::Invalid));
+        }
+        if !problems.is_empty() {
+            return Err(Error::InvalidRequest { problems });
+        }
+        let broken = self
+            .config
+            .policy
+            .check(&spec.password.normalized(), &spec.username);
+        if !broken.is_empty() {
+            return Err(Error::PolicyViolation { rules: broken });
+        }
+        let hash = self.hasher.hash(&spec.password).await?;
+        let user = User {
+            id: spec.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            username: spec.username,
+            admin: spec.admin,
+            externally_managed: spec.externally_managed,
+            aliases: spec.aliases,
+            profile: spec.profile,
+            created_at: self.clock.now(),
+        };
+        let detail =
+            json!({"username": user.username, "admin": user.admin, "aliases": user.aliases});
+        let audit = self.event(AuditKind::UserCreated, Some(&user.id), meta, detail);
+        self.store
+            .insert_user(
+                &NewUser {
+                    user: user.clone(),
+                    credential_hash: hash,
+                },
+                &audit,
+            )
+            .await?;
+        Ok(user)
+    }
+
+    pub async fn create_client(
+        &self,
+        client_id: String,
+        secret: Password,
+        name: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        if !is_clean_name(&client_id) {
+            return Err(Error::invalid("client_id", FieldReason::Invalid));
+        }
+        if secret.expose().trim().is_empty() {
+            return Err(Error::invalid("client_secret", FieldReason::Invalid));
+        }
+        let secret_hash = self.hasher.hash(&secret).await?;
+        let audit = self.event(
+            AuditKind::ClientCreated,
+            None,
+            meta,
+            json!({"client_id": client_id}),
+        );
+        let client = Client {
+            client_id,
+            secret_hash,
+            name,
+            created_at: self.clock.now(),
+        };
+        Ok(self.store.insert_client(&client, &audit).await?)
+    }
+
+    pub async fn create_app(
+        &self,
+        key: SecretToken,
+        name: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        if key.expose().trim().is_empty() || key.expose().chars().any(char::is_control) {
+            return Err(Error::invalid("key", FieldReason::Invalid));
+        }
+        let audit = self.event(AuditKind::AppCreated, None, meta, json!({"name": name}));
+        let app = App {
+            key_digest: token::digest(key.expose()),
+            name,
+            created_at: self.clock.now(),
+        };
+        Ok(self.store.insert_app(&app, &audit).await?)
+    }
+
+    pub async fn user(&self, id: &str) -> Result<User, Error> {
+        self.store
+            .find_user(UserKey::Id(id))
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    pub async fn users(&self, limit: u32, offset: u32) -> Result<Vec<User>, Error> {
+        Ok(self.store.list_users(limit, offset).await?)
+    }
+
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+        Ok(self.store.audit_log(query).await?)
+    }
+
+    pub async fn ready(&self) -> Result<(), Error> {
+        Ok(self.store.ping().await?)
+    }
+
+    fn event(
+        &self,
+        kind: AuditKind,
+        user_id: Option<&str>,
+        meta: &RequestMeta,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: self.clock.now(),
+            kind,
+            user_id: user_id.map(str::to_owned),
+            dialect: meta.dialect.clone(),
+            request_id: meta.request_id.clone(),
+            client_addr: meta.client_addr.clone(),
+            detail,
+        }
+    }
+}
+
+/// Identifiers: non-empty, at most 256 bytes, no control characters, not padded with spaces.
+fn is_clean_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 256 && s.trim() == s && !s.chars().any(char::is_control)
+}

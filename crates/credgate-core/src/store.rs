@@ -1,0 +1,93 @@
+//! What the core needs from storage: small async capability traits, implemented by
+//! credgate-store for SQLite and PostgreSQL. Each method is one transaction.
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::model::{
+    App, AuditEvent, AuditQuery, AuditRecord, Client, Credential, NewUser, PasswordUpdate,
+    TokenRecord, User, UserKey,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value is taken (username, id, alias, client id, app key).
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// A compare-and-swap lost: the row changed since it was read.
+    #[error("changed concurrently")]
+    VersionMismatch,
+    #[error("not found")]
+    NotFound,
+    /// The database cannot be reached right now.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts the user, its aliases and first credential, and the audit event, atomically.
+    async fn insert_user(&self, new: &NewUser, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn find_user(&self, key: UserKey<'_>) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self, limit: u32, offset: u32) -> Result<Vec<User>, StoreError>;
+    async fn credential(&self, user_id: &str) -> Result<Option<Credential>, StoreError>;
+    /// The hashes the user had before the current one, newest first.
+    async fn password_history(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Commits a password change; `VersionMismatch` when another change won.
+    async fn update_password(&self, update: &PasswordUpdate) -> Result<(), StoreError>;
+    /// Replaces the hash of the same password by a stronger one, only if the version is still
+    /// `expected_version`; the version does not move. Returns whether it was applied.
+    async fn upgrade_hash(
+        &self,
+        user_id: &str,
+        expected_version: i64,
+        new_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn insert_token(
+        &self,
+        token: &TokenRecord,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    async fn find_token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Removes one token; returns whether it existed.
+    async fn delete_token(&self, digest: &str, audit: &[AuditEvent]) -> Result<bool, StoreError>;
+    /// Removes tokens that expired before `now`; returns how many.
+    async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn insert_client(&self, client: &Client, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+    async fn insert_app(&self, app: &App, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn find_app(&self, key_digest: &str) -> Result<Option<App>, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Everything the core needs, in one object.
+pub trait Store: UserStore + TokenStore + ClientStore + AuditLog + Health + 'static {}
+
+impl<T: UserStore + TokenStore + ClientStore + AuditLog + Health + 'static> Store for T {}
