@@ -1,0 +1,20 @@
+//! credgate-dialect: the dialect engine. A dialect is data (`dialects/<name>/dialect.toml`):
+//! routes, auth scheme, field names and response templates. This crate loads those files,
+//! matches requests to routes, extracts canonical commands and renders canonical outcomes
+//! and errors in the vendor's exact conventions. It has no per-vendor code and no web server.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod body;
+pub mod dialect;
+pub mod example;
+pub mod extract;
+pub mod http;
+pub mod load;
+mod render;
+pub mod router;
+pub mod spec;
+
+pub use dialect::{Dialect, DialectSet, Lookup, RouteMatch};
+pub use extract::{csrf_value, Extracted, RequestView};
+pub use http::{HttpRequest, HttpResponse};
+pub use load::{DialectSource, LoadError, LoadOptions};

@@ -1,0 +1,80 @@
+//! Path templates (`/api/users/{UserID}/password`, `/v{version}/users`) compiled to regexes.
+
+use percent_encoding::percent_decode_str;
+use regex::Regex;
+
+#[derive(Debug, Clone)]
+pub struct PathTemplate {
+    regex: Regex,
+    names: Vec<String>,
+    /// The template with every parameter blanked: two routes with the same shape clash.
+    pub shape: String,
+    /// Literal characters: more literal templates are tried first.
+    pub specificity: usize,
+}
+
+impl PathTemplate {
+    pub fn compile(template: &str, trailing_slash: bool) -> Result<Self, String> {
+        if !template.starts_with('/') {
+            return Err(format!("path `{template}` must start with /"));
+        }
+        let (mut pattern, mut shape, mut names, mut specificity) = (String::from("^"), String::new(), Vec::new(), 0);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..].find('}').map(|i| open + i).ok_or(format!("unclosed {{ in `{template}`"))?;
+            let name = &rest[open + 1..close];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("bad parameter name `{name}` in `{template}`"));
+            }
+            pattern.push_str(&regex::escape(&rest[..open]));
+            pattern.push_str("([^/]+)");
+            shape.push_str(&rest[..open]);
+            shape.push_str("{}");
+            specificity += open;
+            names.push(name.to_owned());
+            rest = &rest[close + 1..];
+        }
+        pattern.push_str(&regex::escape(rest.trim_end_matches('/')));
+        shape.push_str(rest.trim_end_matches('/'));
+        specificity += rest.len();
+        pattern.push_str(if trailing_slash || rest.ends_with('/') { "/?$" } else { "$" });
+        let regex = Regex::new(&pattern).map_err(|e| e.to_string())?;
+        Ok(Self { regex, names, shape, specificity })
+    }
+
+    /// The decoded parameters when `path` matches; `None` also for undecodable segments.
+    pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let caps = self.regex.captures(path)?;
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let raw = caps.get(i + 1)?.as_str();
+                let value = percent_decode_str(raw).decode_utf8().ok()?;
+                Some((name.clone(), value.into_owned()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_literals_and_slashes() {
+        let t = PathTemplate::compile("/api/v{version}/users/{userID}/password/change", false).unwrap();
+        assert_eq!(
+            t.matches("/api/v1.0/users/%40me/password/change").unwrap(),
+            vec![("version".into(), "1.0".into()), ("userID".into(), "@me".into())]
+        );
+        assert!(t.matches("/api/v1.0/users/a/b/password/change").is_none());
+        assert!(t.matches("/api/v1.0/users/x/password/change/").is_none());
+        assert_eq!(t.shape, "/api/v{}/users/{}/password/change");
+        let s = PathTemplate::compile("/api/v1/users/{id}/changepassword", true).unwrap();
+        assert!(s.matches("/api/v1/users/x/changepassword/").is_some());
+        assert!(s.matches("/api/v1/users/x/changepassword").is_some());
+        assert!(PathTemplate::compile("/a/{b", false).is_err());
+    }
+}

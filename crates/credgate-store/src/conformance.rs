@@ -1,0 +1,855 @@
+//! The backend-independent store test suite: every `Store` implementation must pass it.
+//!
+//! Each check takes a store of its own, freshly migrated and empty, and panics on failure.
+//! Enabled in this crate's tests and, for other crates, by the `testing` feature.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use credgate_core::model::{
+    App, AuditEvent, AuditKind, AuditQuery, AuditRecord, Client, NewUser, PasswordUpdate,
+    TokenKind, TokenRecord, User, UserKey,
+};
+use credgate_core::{Store, StoreError, Timestamp};
+use serde_json::json;
+
+/// The fixed "now" of every fixture.
+pub const T0: Timestamp = 1_700_000_000;
+
+/// A user with no aliases or profile whose first hash is `hash-0`.
+pub fn new_user(id: &str, username: &str) -> NewUser {
+    NewUser {
+        user: User {
+            id: id.into(),
+            username: username.into(),
+            admin: false,
+            externally_managed: false,
+            aliases: BTreeMap::new(),
+            profile: BTreeMap::new(),
+            created_at: T0,
+        },
+        credential_hash: "hash-0".into(),
+    }
+}
+
+pub fn event(kind: AuditKind, user_id: Option<&str>) -> AuditEvent {
+    AuditEvent {
+        at: T0,
+        kind,
+        user_id: user_id.map(str::to_owned),
+        dialect: "test".into(),
+        request_id: "req-1".into(),
+        client_addr: Some("192.0.2.1".into()),
+        detail: json!({}),
+    }
+}
+
+pub fn token(
+    digest: &str,
+    kind: TokenKind,
+    user_id: Option<&str>,
+    expires_at: Timestamp,
+) -> TokenRecord {
+    TokenRecord {
+        digest: digest.into(),
+        kind,
+        user_id: user_id.map(str::to_owned),
+        client_id: None,
+        dialect: "test".into(),
+        created_at: T0,
+        expires_at,
+    }
+}
+
+pub fn password_update(user_id: &str, expected_version: i64, new_hash: &str) -> PasswordUpdate {
+    PasswordUpdate {
+        user_id: user_id.into(),
+        expected_version,
+        new_hash: new_hash.into(),
+        keep_token: None,
+        history_limit: 5,
+        now: T0 + 60,
+        audit: vec![
+            event(AuditKind::PasswordChanged, Some(user_id)),
+            event(AuditKind::SessionsRevoked, Some(user_id)),
+        ],
+    }
+}
+
+async fn audit_for(store: &dyn Store, user_id: &str) -> Vec<AuditRecord> {
+    store
+        .audit_log(&AuditQuery {
+            user_id: Some(user_id.into()),
+            limit: 1000,
+        })
+        .await
+        .unwrap()
+}
+
+async fn kinds_for(store: &dyn Store, user_id: &str) -> Vec<String> {
+    audit_for(store, user_id)
+        .await
+        .into_iter()
+        .map(|r| r.kind)
+        .collect()
+}
+
+fn assert_duplicate(result: Result<(), StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Duplicate(got)) => assert_eq!(got, what),
+        other => panic!("expected Duplicate({what}), got {other:?}"),
+    }
+}
+
+/// A user with aliases and a profile reads back whole by id and username; listing pages by username.
+pub async fn user_round_trip(store: &dyn Store) {
+    let mut alice = new_user("u-alice", "alice");
+    alice.user.admin = true;
+    alice
+        .user
+        .aliases
+        .insert("akana".into(), "0d3c.fed1".into());
+    alice.user.aliases.insert("et".into(), "E-17".into());
+    alice
+        .user
+        .profile
+        .insert("email".into(), "alice@example.com".into());
+    alice
+        .user
+        .profile
+        .insert("first_name".into(), "Alice \"Al\" Ünïcode".into());
+    let mut created = event(AuditKind::UserCreated, Some("u-alice"));
+    created.detail = json!({"username": "alice", "aliases": {"akana": "0d3c.fed1"}, "admin": true});
+    store.insert_user(&alice, &created).await.unwrap();
+
+    assert_eq!(
+        store.find_user(UserKey::Id("u-alice")).await.unwrap(),
+        Some(alice.user.clone())
+    );
+    assert_eq!(
+        store.find_user(UserKey::Username("alice")).await.unwrap(),
+        Some(alice.user.clone())
+    );
+    assert_eq!(store.find_user(UserKey::Id("nobody")).await.unwrap(), None);
+    assert_eq!(
+        store.find_user(UserKey::Username("Alice")).await.unwrap(),
+        None,
+        "usernames are exact"
+    );
+
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-0", 1)
+    );
+    assert!(store.credential("nobody").await.unwrap().is_none());
+    assert!(store
+        .password_history("u-alice", 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let audit = audit_for(store, "u-alice").await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].kind, "user_created");
+    assert_eq!(audit[0].detail, created.detail);
+
+    let mut bob = new_user("u-bob", "bob");
+    bob.user.externally_managed = true;
+    store
+        .insert_user(&bob, &event(AuditKind::UserCreated, Some("u-bob")))
+        .await
+        .unwrap();
+    let mut carol = new_user("u-carol", "carol");
+    carol.user.aliases.insert("akana".into(), "c.fed1".into());
+    store
+        .insert_user(&carol, &event(AuditKind::UserCreated, Some("u-carol")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_user(UserKey::Id("u-bob")).await.unwrap(),
+        Some(bob.user.clone())
+    );
+
+    let all = store.list_users(0, 0).await.unwrap();
+    assert_eq!(
+        all,
+        vec![alice.user.clone(), bob.user.clone(), carol.user.clone()]
+    );
+    assert_eq!(
+        store.list_users(2, 0).await.unwrap(),
+        vec![alice.user.clone(), bob.user.clone()]
+    );
+    assert_eq!(
+        store.list_users(2, 2).await.unwrap(),
+        vec![carol.user.clone()]
+    );
+    assert!(store.list_users(2, 3).await.unwrap().is_empty());
+}
+
+/// A taken id, username or alias is refused as `Duplicate`, naming the clash, and writes nothing.
+pub async fn duplicates_refused(store: &dyn Store) {
+    let mut alice = new_user("u-alice", "alice");
+    alice.user.aliases.insert("akana".into(), "a.fed".into());
+    store
+        .insert_user(&alice, &event(AuditKind::UserCreated, Some("u-alice")))
+        .await
+        .unwrap();
+
+    let same_id = new_user("u-alice", "alice2");
+    assert_duplicate(
+        store
+            .insert_user(&same_id, &event(AuditKind::UserCreated, Some("u-alice")))
+            .await,
+        "id",
+    );
+    let same_name = new_user("u-other", "alice");
+    assert_duplicate(
+        store
+            .insert_user(&same_name, &event(AuditKind::UserCreated, Some("u-other")))
+            .await,
+        "username",
+    );
+    let mut same_alias = new_user("u-mallory", "mallory");
+    same_alias.user.aliases.insert("et".into(), "fresh".into());
+    same_alias
+        .user
+        .aliases
+        .insert("akana".into(), "a.fed".into());
+    assert_duplicate(
+        store
+            .insert_user(
+                &same_alias,
+                &event(AuditKind::UserCreated, Some("u-mallory")),
+            )
+            .await,
+        "alias akana",
+    );
+
+    // The failed inserts left nothing behind: no user, no alias, no audit.
+    assert_eq!(store.find_user(UserKey::Id("u-other")).await.unwrap(), None);
+    assert_eq!(
+        store.find_user(UserKey::Id("u-mallory")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_user(UserKey::Alias {
+                dialect: "et",
+                external_id: "fresh"
+            })
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(audit_for(store, "u-other").await.is_empty());
+    assert!(audit_for(store, "u-mallory").await.is_empty());
+    assert_eq!(audit_for(store, "u-alice").await.len(), 1);
+    assert_eq!(
+        store.find_user(UserKey::Id("u-alice")).await.unwrap(),
+        Some(alice.user.clone())
+    );
+
+    // The same alias id in another dialect is someone else's to have.
+    let mut other = new_user("u-mallory", "mallory");
+    other.user.aliases.insert("et".into(), "a.fed".into());
+    store
+        .insert_user(&other, &event(AuditKind::UserCreated, Some("u-mallory")))
+        .await
+        .unwrap();
+}
+
+/// Aliases resolve per dialect.
+pub async fn alias_lookup(store: &dyn Store) {
+    let mut alice = new_user("u-alice", "alice");
+    alice.user.aliases.insert("akana".into(), "x-1".into());
+    let mut bob = new_user("u-bob", "bob");
+    bob.user.aliases.insert("et".into(), "x-1".into());
+    bob.user.aliases.insert("akana".into(), "x-2".into());
+    store
+        .insert_user(&alice, &event(AuditKind::UserCreated, Some("u-alice")))
+        .await
+        .unwrap();
+    store
+        .insert_user(&bob, &event(AuditKind::UserCreated, Some("u-bob")))
+        .await
+        .unwrap();
+
+    let found = |dialect: &'static str, external_id: &'static str| async move {
+        store
+            .find_user(UserKey::Alias {
+                dialect,
+                external_id,
+            })
+            .await
+            .unwrap()
+            .map(|u| u.id)
+    };
+    assert_eq!(found("akana", "x-1").await.as_deref(), Some("u-alice"));
+    assert_eq!(found("et", "x-1").await.as_deref(), Some("u-bob"));
+    assert_eq!(found("akana", "x-2").await.as_deref(), Some("u-bob"));
+    assert_eq!(found("et", "x-2").await, None);
+    assert_eq!(
+        found("akana", "u-alice").await,
+        None,
+        "an id is not an alias"
+    );
+    let bob_found = store
+        .find_user(UserKey::Alias {
+            dialect: "akana",
+            external_id: "x-2",
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        bob_found,
+        Some(bob.user.clone()),
+        "alias lookup returns every alias"
+    );
+}
+
+/// A password change swaps the hash, bumps the version, keeps a trimmed history, revokes the
+/// user's other tokens and writes its audit events.
+pub async fn password_update_commits(store: &dyn Store) {
+    store
+        .insert_user(
+            &new_user("u-alice", "alice"),
+            &event(AuditKind::UserCreated, Some("u-alice")),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_user(
+            &new_user("u-bob", "bob"),
+            &event(AuditKind::UserCreated, Some("u-bob")),
+        )
+        .await
+        .unwrap();
+    let far = T0 + 3600;
+    for t in [
+        token("alice-current", TokenKind::User, Some("u-alice"), far),
+        token("alice-other", TokenKind::User, Some("u-alice"), far),
+        token("alice-refresh", TokenKind::Refresh, Some("u-alice"), far),
+        token("bob-token", TokenKind::User, Some("u-bob"), far),
+        token("client-token", TokenKind::Client, None, far),
+    ] {
+        store.insert_token(&t, &[]).await.unwrap();
+    }
+
+    let mut first = password_update("u-alice", 1, "hash-1");
+    first.keep_token = Some("alice-current".into());
+    first.history_limit = 2;
+    store.update_password(&first).await.unwrap();
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-1", 2)
+    );
+    assert_eq!(
+        store.password_history("u-alice", 10).await.unwrap(),
+        ["hash-0"]
+    );
+    assert!(
+        store.find_token("alice-current").await.unwrap().is_some(),
+        "the kept token survives"
+    );
+    assert!(store.find_token("alice-other").await.unwrap().is_none());
+    assert!(store.find_token("alice-refresh").await.unwrap().is_none());
+    assert!(
+        store.find_token("bob-token").await.unwrap().is_some(),
+        "other users' tokens survive"
+    );
+    assert!(store.find_token("client-token").await.unwrap().is_some());
+    assert_eq!(
+        kinds_for(store, "u-alice").await,
+        ["sessions_revoked", "password_changed", "user_created"]
+    );
+
+    let mut second = password_update("u-alice", 2, "hash-2");
+    second.history_limit = 2;
+    store.update_password(&second).await.unwrap();
+    assert!(
+        store.find_token("alice-current").await.unwrap().is_none(),
+        "no keep_token: all revoked"
+    );
+    assert_eq!(
+        store.password_history("u-alice", 10).await.unwrap(),
+        ["hash-1", "hash-0"]
+    );
+
+    let mut third = password_update("u-alice", 3, "hash-3");
+    third.history_limit = 2;
+    store.update_password(&third).await.unwrap();
+    assert_eq!(
+        store.password_history("u-alice", 10).await.unwrap(),
+        ["hash-2", "hash-1"],
+        "trimmed to 2"
+    );
+    assert_eq!(
+        store.password_history("u-alice", 1).await.unwrap(),
+        ["hash-2"]
+    );
+    assert!(store
+        .password_history("u-alice", 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let mut fourth = password_update("u-alice", 4, "hash-4");
+    fourth.history_limit = 0;
+    store.update_password(&fourth).await.unwrap();
+    assert!(
+        store
+            .password_history("u-alice", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "history_limit 0 keeps none"
+    );
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-4", 5)
+    );
+    assert_eq!(store.credential("u-bob").await.unwrap().unwrap().version, 1);
+    assert!(store
+        .password_history("u-bob", 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A stale `expected_version` is refused as `VersionMismatch` and changes nothing; an unknown user
+/// is `NotFound`.
+pub async fn password_update_stale_version(store: &dyn Store) {
+    store
+        .insert_user(
+            &new_user("u-alice", "alice"),
+            &event(AuditKind::UserCreated, Some("u-alice")),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_token(
+            &token("alice-token", TokenKind::User, Some("u-alice"), T0 + 3600),
+            &[],
+        )
+        .await
+        .unwrap();
+
+    for stale in [0, 2, 7] {
+        match store
+            .update_password(&password_update("u-alice", stale, "hash-x"))
+            .await
+        {
+            Err(StoreError::VersionMismatch) => {}
+            other => panic!("expected VersionMismatch, got {other:?}"),
+        }
+    }
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-0", 1)
+    );
+    assert!(store
+        .password_history("u-alice", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.find_token("alice-token").await.unwrap().is_some());
+    assert_eq!(kinds_for(store, "u-alice").await, ["user_created"]);
+
+    match store
+        .update_password(&password_update("nobody", 1, "hash-x"))
+        .await
+    {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(audit_for(store, "nobody").await.is_empty());
+}
+
+/// Two changes racing from the same version: exactly one wins, every round. `a` and `b` may be
+/// the same store or two stores on one database.
+pub async fn concurrent_updates_one_wins(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    a.insert_user(
+        &new_user("u-race", "race"),
+        &event(AuditKind::UserCreated, Some("u-race")),
+    )
+    .await
+    .unwrap();
+    const ROUNDS: i64 = 10;
+    let mut winners = Vec::new();
+    for version in 1..=ROUNDS {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let racer = |store: Arc<dyn Store>, name: &'static str| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let mut update =
+                    password_update("u-race", version, &format!("hash-{version}-{name}"));
+                update.history_limit = 100;
+                barrier.wait().await;
+                store.update_password(&update).await
+            })
+        };
+        let first = racer(a.clone(), "a");
+        let second = racer(b.clone(), "b");
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        let winner = match (first, second) {
+            (Ok(()), Err(StoreError::VersionMismatch)) => "a",
+            (Err(StoreError::VersionMismatch), Ok(())) => "b",
+            other => panic!("round {version}: expected exactly one winner, got {other:?}"),
+        };
+        let winning_hash = format!("hash-{version}-{winner}");
+        for store in [&a, &b] {
+            let credential = store.credential("u-race").await.unwrap().unwrap();
+            assert_eq!(
+                (credential.hash.as_str(), credential.version),
+                (winning_hash.as_str(), version + 1)
+            );
+        }
+        winners.push(winning_hash);
+    }
+    // The history holds each round's outgoing hash exactly once, newest first.
+    let mut expected: Vec<String> = std::iter::once("hash-0".to_owned())
+        .chain(winners)
+        .collect();
+    expected.pop();
+    expected.reverse();
+    assert_eq!(b.password_history("u-race", 100).await.unwrap(), expected);
+    let changed = kinds_for(&*a, "u-race")
+        .await
+        .into_iter()
+        .filter(|k| k == "password_changed")
+        .count();
+    assert_eq!(changed, ROUNDS as usize);
+}
+
+/// A hash upgrade keeps the version, and is refused (false, nothing written) on a stale version.
+pub async fn upgrade_hash_keeps_version(store: &dyn Store) {
+    store
+        .insert_user(
+            &new_user("u-alice", "alice"),
+            &event(AuditKind::UserCreated, Some("u-alice")),
+        )
+        .await
+        .unwrap();
+    let upgraded = event(AuditKind::HashUpgraded, Some("u-alice"));
+
+    assert!(store
+        .upgrade_hash("u-alice", 1, "hash-0-stronger", &upgraded)
+        .await
+        .unwrap());
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-0-stronger", 1)
+    );
+    assert!(
+        store
+            .password_history("u-alice", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an upgrade is not a change"
+    );
+    assert_eq!(
+        kinds_for(store, "u-alice").await,
+        ["hash_upgraded", "user_created"]
+    );
+
+    assert!(!store
+        .upgrade_hash("u-alice", 2, "hash-wrong", &upgraded)
+        .await
+        .unwrap());
+    store
+        .update_password(&password_update("u-alice", 1, "hash-1"))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .upgrade_hash("u-alice", 1, "hash-0-again", &upgraded)
+            .await
+            .unwrap(),
+        "raced a change"
+    );
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-1", 2)
+    );
+    let upgrades = kinds_for(store, "u-alice")
+        .await
+        .into_iter()
+        .filter(|k| k == "hash_upgraded")
+        .count();
+    assert_eq!(upgrades, 1, "refused upgrades write no audit");
+    assert!(!store
+        .upgrade_hash("nobody", 1, "hash", &upgraded)
+        .await
+        .unwrap());
+}
+
+/// Tokens: insert with audit, find, duplicate, delete once, purge what expired before now.
+pub async fn tokens_lifecycle(store: &dyn Store) {
+    store
+        .insert_user(
+            &new_user("u-alice", "alice"),
+            &event(AuditKind::UserCreated, Some("u-alice")),
+        )
+        .await
+        .unwrap();
+    let mut user_token = token("d-user", TokenKind::User, Some("u-alice"), T0 + 100);
+    user_token.client_id = Some("cli".into());
+    user_token.dialect = "akana".into();
+    let issued = [
+        event(AuditKind::LoginSucceeded, Some("u-alice")),
+        event(AuditKind::TokenIssued, Some("u-alice")),
+    ];
+    store.insert_token(&user_token, &issued).await.unwrap();
+    assert_eq!(
+        store.find_token("d-user").await.unwrap(),
+        Some(user_token.clone())
+    );
+    assert_eq!(store.find_token("d-none").await.unwrap(), None);
+    assert_eq!(
+        kinds_for(store, "u-alice").await,
+        ["token_issued", "login_succeeded", "user_created"]
+    );
+
+    let client_token = TokenRecord {
+        client_id: Some("cli".into()),
+        ..token("d-client", TokenKind::Client, None, T0 + 10)
+    };
+    store.insert_token(&client_token, &[]).await.unwrap();
+    assert_eq!(
+        store.find_token("d-client").await.unwrap(),
+        Some(client_token)
+    );
+    let refresh = token("d-refresh", TokenKind::Refresh, Some("u-alice"), T0 + 20);
+    store.insert_token(&refresh, &[]).await.unwrap();
+    assert_eq!(store.find_token("d-refresh").await.unwrap(), Some(refresh));
+
+    let clash = token("d-user", TokenKind::User, None, T0);
+    assert_duplicate(
+        store
+            .insert_token(&clash, &[event(AuditKind::TokenIssued, Some("x"))])
+            .await,
+        "token",
+    );
+    assert!(
+        audit_for(store, "x").await.is_empty(),
+        "a refused insert writes no audit"
+    );
+    match store
+        .insert_token(
+            &token("d-ghost", TokenKind::User, Some("nobody"), T0 + 10),
+            &[],
+        )
+        .await
+    {
+        Err(StoreError::NotFound) => {}
+        other => panic!("a token for an unknown user: expected NotFound, got {other:?}"),
+    }
+
+    let revoked = [event(AuditKind::TokenRevoked, Some("u-alice"))];
+    assert!(store.delete_token("d-user", &revoked).await.unwrap());
+    assert_eq!(store.find_token("d-user").await.unwrap(), None);
+    assert!(!store.delete_token("d-user", &revoked).await.unwrap());
+    let revocations = kinds_for(store, "u-alice")
+        .await
+        .into_iter()
+        .filter(|k| k == "token_revoked")
+        .count();
+    assert_eq!(revocations, 1, "deleting a missing token writes no audit");
+
+    // Expired means expires_at < now: d-client (T0+10) goes at T0+20, d-refresh (T0+20) stays.
+    store
+        .insert_token(
+            &token("d-late", TokenKind::User, Some("u-alice"), T0 + 30),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired_tokens(T0 + 20).await.unwrap(), 1);
+    assert_eq!(store.find_token("d-client").await.unwrap(), None);
+    assert!(store.find_token("d-refresh").await.unwrap().is_some());
+    assert_eq!(store.purge_expired_tokens(T0 + 20).await.unwrap(), 0);
+    assert_eq!(store.purge_expired_tokens(T0 + 1000).await.unwrap(), 2);
+    assert_eq!(store.find_token("d-late").await.unwrap(), None);
+}
+
+/// API clients and app keys: insert with audit, find, duplicate.
+pub async fn clients_and_apps(store: &dyn Store) {
+    let client = Client {
+        client_id: "cli".into(),
+        secret_hash: "secret-hash".into(),
+        name: Some("CLI".into()),
+        created_at: T0,
+    };
+    let mut created = event(AuditKind::ClientCreated, None);
+    created.detail = json!({"client_id": "cli"});
+    store.insert_client(&client, &created).await.unwrap();
+    assert_eq!(
+        store.find_client("cli").await.unwrap(),
+        Some(client.clone())
+    );
+    assert_eq!(store.find_client("other").await.unwrap(), None);
+    let unnamed = Client {
+        client_id: "bare".into(),
+        name: None,
+        ..client.clone()
+    };
+    store.insert_client(&unnamed, &created).await.unwrap();
+    assert_eq!(store.find_client("bare").await.unwrap(), Some(unnamed));
+    assert_duplicate(store.insert_client(&client, &created).await, "client id");
+
+    let app = App {
+        key_digest: "app-digest".into(),
+        name: Some("Mobile".into()),
+        created_at: T0,
+    };
+    store
+        .insert_app(&app, &event(AuditKind::AppCreated, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_app("app-digest").await.unwrap(),
+        Some(app.clone())
+    );
+    assert_eq!(store.find_app("other").await.unwrap(), None);
+    assert_duplicate(
+        store
+            .insert_app(&app, &event(AuditKind::AppCreated, None))
+            .await,
+        "app key",
+    );
+
+    let kinds: Vec<String> = store
+        .audit_log(&AuditQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["app_created", "client_created", "client_created"],
+        "refused inserts write no audit"
+    );
+}
+
+/// The audit log reads newest first, filters by user, honours `limit` (0 = 100, at most 1000)
+/// and returns every field as written.
+pub async fn audit_log_queries(store: &dyn Store) {
+    store.append_audit(&[]).await.unwrap();
+    let mut first = event(AuditKind::LoginFailed, None);
+    first.client_addr = None;
+    first.detail =
+        json!({"reason": "unknown_user", "nested": {"list": [1, 2.5, null, "x"], "flag": true}});
+    first.at = T0 + 1;
+    store
+        .append_audit(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let batch: Vec<AuditEvent> = (0..6)
+        .map(|i| {
+            let mut e = event(
+                AuditKind::LoginSucceeded,
+                Some(if i % 2 == 0 { "u-a" } else { "u-b" }),
+            );
+            e.at = T0 + 10 + i;
+            e.detail = json!({"i": i});
+            e
+        })
+        .collect();
+    store.append_audit(&batch).await.unwrap();
+
+    let all = store.audit_log(&AuditQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 7);
+    assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let order: Vec<i64> = all.iter().map(|r| r.at).collect();
+    assert_eq!(
+        order,
+        [T0 + 15, T0 + 14, T0 + 13, T0 + 12, T0 + 11, T0 + 10, T0 + 1]
+    );
+    let oldest = &all[6];
+    assert_eq!(
+        (
+            oldest.kind.as_str(),
+            &oldest.user_id,
+            oldest.dialect.as_str(),
+            oldest.request_id.as_str(),
+            &oldest.client_addr
+        ),
+        ("login_failed", &None, "test", "req-1", &None)
+    );
+    assert_eq!(oldest.detail, first.detail);
+    assert_eq!(all[0].client_addr.as_deref(), Some("192.0.2.1"));
+
+    let only_a = store
+        .audit_log(&AuditQuery {
+            user_id: Some("u-a".into()),
+            limit: 0,
+        })
+        .await
+        .unwrap();
+    let details: Vec<_> = only_a.iter().map(|r| r.detail.clone()).collect();
+    assert_eq!(details, [json!({"i": 4}), json!({"i": 2}), json!({"i": 0})]);
+    assert!(only_a.iter().all(|r| r.user_id.as_deref() == Some("u-a")));
+    let two = store
+        .audit_log(&AuditQuery {
+            user_id: None,
+            limit: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        two.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        all[..2].iter().map(|r| r.seq).collect::<Vec<_>>()
+    );
+    let one_b = store
+        .audit_log(&AuditQuery {
+            user_id: Some("u-b".into()),
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(one_b.len(), 1);
+    assert_eq!(one_b[0].detail, json!({"i": 5}));
+    assert!(store
+        .audit_log(&AuditQuery {
+            user_id: Some("u-none".into()),
+            limit: 10
+        })
+        .await
+        .unwrap()
+        .is_empty());
+
+    let many: Vec<AuditEvent> = (0..1100)
+        .map(|_| event(AuditKind::TokenIssued, Some("u-many")))
+        .collect();
+    store.append_audit(&many).await.unwrap();
+    let default = store
+        .audit_log(&AuditQuery {
+            user_id: Some("u-many".into()),
+            limit: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(default.len(), 100, "limit 0 means 100");
+    let capped = store
+        .audit_log(&AuditQuery {
+            user_id: None,
+            limit: u32::MAX,
+        })
+        .await
+        .unwrap();
+    assert_eq!(capped.len(), 1000, "at most 1000");
+}
+
+/// The store answers a trivial query.
+pub async fn ping(store: &dyn Store) {
+    store.ping().await.unwrap();
+}

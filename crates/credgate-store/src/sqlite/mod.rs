@@ -1,0 +1,161 @@
+//! The embedded backend: one SQLite file in WAL mode, shared by a small connection pool.
+//!
+//! Every write runs in a `BEGIN IMMEDIATE` transaction: it takes the write lock up front, so two
+//! writers queue on the busy timeout instead of deadlocking on a read-to-write lock upgrade.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use credgate_core::store::Health;
+use credgate_core::StoreError;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::error;
+use crate::StoreOptions;
+
+mod audit;
+mod clients;
+mod tokens;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+/// The schema, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a request waits for a free pooled connection before the store reports `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`credgate_core::Store`] on a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `database_url` (`sqlite:` URL or file path), creating the file and its parent
+    /// directory if missing, and migrates it when `opts.auto_migrate`.
+    pub async fn open(database_url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
+        let target = Target::parse(database_url)?;
+        if let Some(dir) = target.parent_dir() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the database directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let options = target
+            .options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(opts.busy_timeout_ms));
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        pool = if target.in_memory {
+            // Each connection would otherwise see its own empty database, and the database
+            // vanishes with its last connection: keep exactly one, forever.
+            pool.max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            pool.max_connections(opts.max_connections.max(1))
+        };
+        let pool = pool.connect_with(options).await.map_err(error::map)?;
+        let store = Self { pool };
+        if opts.auto_migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Applies the migrations not yet applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => error::map(e),
+            other => StoreError::Backend(format!("migration failed: {other}")),
+        })
+    }
+
+    /// The underlying pool, for diagnostics and tests.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction holding the database's write lock from its first statement.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(error::map)
+    }
+}
+
+#[async_trait]
+impl Health for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(error::map)?;
+        Ok(())
+    }
+}
+
+/// What a database URL or path resolves to.
+struct Target {
+    options: SqliteConnectOptions,
+    in_memory: bool,
+}
+
+impl Target {
+    fn parse(database_url: &str) -> Result<Self, StoreError> {
+        let url = database_url.trim();
+        if url.is_empty() {
+            return Err(StoreError::Backend("the database URL is empty".into()));
+        }
+        if url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"))
+        {
+            // sqlx only strips a lowercase scheme.
+            let normalized = format!("sqlite:{}", &url[7..]);
+            let options = SqliteConnectOptions::from_str(&normalized)
+                .map_err(|e| StoreError::Backend(format!("invalid sqlite URL: {e}")))?;
+            let rest = url[7..].trim_start_matches('/');
+            let in_memory = rest.starts_with(":memory:") || url.contains("mode=memory");
+            Ok(Self { options, in_memory })
+        } else if url.contains("://") {
+            Err(StoreError::Backend("not a sqlite URL or file path".into()))
+        } else {
+            // A plain path: no URL parsing, so `?` and `#` in file names stay literal.
+            Ok(Self {
+                options: SqliteConnectOptions::new().filename(url),
+                in_memory: false,
+            })
+        }
+    }
+
+    /// The directory that must exist before SQLite can create the file.
+    fn parent_dir(&self) -> Option<&Path> {
+        if self.in_memory {
+            return None;
+        }
+        self.options
+            .get_filename()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+}

@@ -1,0 +1,331 @@
+//! The conformance suite on real SQLite files, plus what only SQLite has (files, pragmas, URLs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use credgate_core::model::{AuditKind, UserKey};
+use credgate_core::store::{AuditLog, Health, UserStore};
+use credgate_core::{Store, StoreError};
+use tempfile::TempDir;
+
+use super::SqliteStore;
+use crate::conformance::{self as suite, event, new_user};
+use crate::StoreOptions;
+
+/// A fresh, migrated store on a file in its own temporary directory.
+struct Fixture {
+    dir: TempDir,
+    path: PathBuf,
+    store: Arc<SqliteStore>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credgate.db");
+        let store = SqliteStore::open(path.to_str().unwrap(), &StoreOptions::default())
+            .await
+            .unwrap();
+        Self {
+            dir,
+            path,
+            store: Arc::new(store),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.path.to_str().unwrap().to_owned()
+    }
+
+    fn dyn_store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let fixture = Fixture::new().await;
+            suite::$name(&*fixture.store).await;
+        }
+    )*};
+}
+
+conformance!(
+    user_round_trip,
+    duplicates_refused,
+    alias_lookup,
+    password_update_commits,
+    password_update_stale_version,
+    upgrade_hash_keeps_version,
+    tokens_lifecycle,
+    clients_and_apps,
+    audit_log_queries,
+    ping,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_one_wins_same_store() {
+    let fixture = Fixture::new().await;
+    suite::concurrent_updates_one_wins(fixture.dyn_store(), fixture.dyn_store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_one_wins_two_stores_one_file() {
+    let fixture = Fixture::new().await;
+    let other: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fixture.url(), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    suite::concurrent_updates_one_wins(fixture.dyn_store(), other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_on_in_memory_database() {
+    let store = crate::open("sqlite::memory:", &StoreOptions::default())
+        .await
+        .unwrap();
+    suite::user_round_trip(&*store).await;
+    // Each in-memory store is a database of its own, shared by its (single) connection.
+    let other = crate::open("sqlite::memory:", &StoreOptions::default())
+        .await
+        .unwrap();
+    assert!(other
+        .find_user(UserKey::Username("alice"))
+        .await
+        .unwrap()
+        .is_none());
+    suite::concurrent_updates_one_wins(other.clone(), other).await;
+}
+
+#[tokio::test]
+async fn creates_the_file_and_its_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data").join("nested").join("credgate.db");
+    let store = crate::open(path.to_str().unwrap(), &StoreOptions::default())
+        .await
+        .unwrap();
+    assert!(path.is_file());
+    store.ping().await.unwrap();
+    store
+        .insert_user(
+            &new_user("u-1", "one"),
+            &event(AuditKind::UserCreated, Some("u-1")),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_urls_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_str().unwrap();
+    for url in [
+        format!("sqlite://{base}/a/one.db"),
+        format!("sqlite:{base}/b/two.db"),
+        format!("SQLite:{base}/three.db"),
+    ] {
+        let store = crate::open(&url, &StoreOptions::default()).await.unwrap();
+        store.ping().await.unwrap();
+    }
+    assert!(dir.path().join("a/one.db").is_file());
+    assert!(dir.path().join("b/two.db").is_file());
+    assert!(dir.path().join("three.db").is_file());
+}
+
+#[tokio::test]
+async fn pragmas_wal_full_sync_foreign_keys() {
+    let fixture = Fixture::new().await;
+    // Check several pooled connections, not only the first.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(fixture.store.pool().acquire().await.unwrap());
+    }
+    for conn in &mut conns {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+    assert!(fixture.dir.path().join("credgate.db-wal").exists());
+}
+
+#[tokio::test]
+async fn postgres_and_unknown_urls_are_refused_clearly() {
+    for url in [
+        "postgres://credgate:s3cret@db/credgate",
+        "postgresql://db/credgate",
+    ] {
+        match crate::open(url, &StoreOptions::default()).await.map(|_| ()) {
+            Err(StoreError::Backend(msg)) => {
+                assert!(msg.contains("postgres support is not built yet"), "{msg}");
+                assert!(!msg.contains("s3cret"));
+            }
+            other => panic!("expected Backend, got {other:?}"),
+        }
+        assert!(matches!(
+            crate::migrate(url).await,
+            Err(StoreError::Backend(_))
+        ));
+    }
+    for url in ["mysql://db/credgate", "", "   "] {
+        assert!(matches!(
+            crate::open(url, &StoreOptions::default()).await.map(|_| ()),
+            Err(StoreError::Backend(_))
+        ));
+    }
+    assert_eq!(
+        crate::BackendKind::of("./data/credgate.db").unwrap(),
+        crate::BackendKind::Sqlite
+    );
+    assert_eq!(
+        crate::BackendKind::of("sqlite::memory:").unwrap(),
+        crate::BackendKind::Sqlite
+    );
+    assert_eq!(
+        crate::BackendKind::of("POSTGRES://x").unwrap(),
+        crate::BackendKind::Postgres
+    );
+}
+
+#[tokio::test]
+async fn explicit_migration_without_auto_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db").join("credgate.db");
+    let url = path.to_str().unwrap();
+    let manual = StoreOptions {
+        auto_migrate: false,
+        ..StoreOptions::default()
+    };
+
+    let unmigrated = crate::open(url, &manual).await.unwrap();
+    let refused = unmigrated
+        .insert_user(
+            &new_user("u-1", "one"),
+            &event(AuditKind::UserCreated, Some("u-1")),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Backend(_))),
+        "{refused:?}"
+    );
+    drop(unmigrated);
+
+    crate::migrate(url).await.unwrap();
+    crate::migrate(url).await.unwrap(); // idempotent
+    let store = crate::open(url, &manual).await.unwrap();
+    store
+        .insert_user(
+            &new_user("u-1", "one"),
+            &event(AuditKind::UserCreated, Some("u-1")),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let fixture = Fixture::new().await;
+    fixture
+        .store
+        .insert_user(
+            &new_user("u-1", "one"),
+            &event(AuditKind::UserCreated, Some("u-1")),
+        )
+        .await
+        .unwrap();
+    fixture.store.close().await;
+    let reopened = SqliteStore::open(&fixture.url(), &StoreOptions::default())
+        .await
+        .unwrap();
+    assert!(reopened
+        .find_user(UserKey::Username("one"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        reopened.credential("u-1").await.unwrap().unwrap().version,
+        1
+    );
+}
+
+#[tokio::test]
+async fn closed_pool_is_unavailable() {
+    let fixture = Fixture::new().await;
+    fixture.store.close().await;
+    assert!(matches!(
+        fixture.store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_write_lock_beyond_busy_timeout_is_unavailable() {
+    let fixture = Fixture::new().await;
+    let impatient = StoreOptions {
+        busy_timeout_ms: 100,
+        ..StoreOptions::default()
+    };
+    let store = SqliteStore::open(&fixture.url(), &impatient).await.unwrap();
+    let holder = fixture
+        .store
+        .pool()
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .unwrap();
+    let result = store
+        .append_audit(&[event(AuditKind::LoginFailed, None)])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    drop(holder);
+    store
+        .append_audit(&[event(AuditKind::LoginFailed, None)])
+        .await
+        .unwrap();
+    // Reads are not blocked by a writer in WAL mode.
+    let holder = fixture
+        .store
+        .pool()
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .unwrap();
+    assert_eq!(store.audit_log(&Default::default()).await.unwrap().len(), 1);
+    drop(holder);
+}
+
+#[tokio::test]
+async fn error_messages_carry_no_bound_values() {
+    let fixture = Fixture::new().await;
+    let mut user = new_user("u-1", "one");
+    user.credential_hash = "$2b$12$SECRETHASHVALUE".into();
+    fixture
+        .store
+        .insert_user(&user, &event(AuditKind::UserCreated, Some("u-1")))
+        .await
+        .unwrap();
+    user.user.id = "u-2".into();
+    let err = fixture
+        .store
+        .insert_user(&user, &event(AuditKind::UserCreated, Some("u-2")))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("SECRETHASHVALUE"));
+    assert!(matches!(err, StoreError::Duplicate(ref what) if what == "username"));
+}
