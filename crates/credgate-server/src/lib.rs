@@ -1,1 +1,14 @@
+//! credgate-server: the actix-web wiring. Handlers parse, make one core call, and render;
+//! credential rules live in credgate-core, vendor conventions in the dialect files.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod admin;
+pub mod app;
+mod dispatch;
+pub mod native;
+pub mod problem;
+pub mod settings;
+pub mod telemetry;
+
+pub use app::{build_core, build_state, configure, run, serve, AppState, StartError};
+pub use settings::Settings;

@@ -1,1 +1,192 @@
-fn main() {}
+//! `credgate`: serve the gateway, and manage its users, clients and application keys.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use credgate_core::{NewUserSpec, Password, RequestMeta, SecretToken, SystemClock};
+use credgate_server::{build_core, Settings};
+
+#[derive(Parser)]
+#[command(name = "credgate", version, about = "A multi-dialect API compatibility gateway for credential APIs")]
+struct Cli {
+    /// Configuration file (default: ./config.toml when present).
+    #[arg(long, global = true, env = "CREDGATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve every enabled dialect, the native API and the admin API.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    #[command(subcommand)]
+    User(UserCmd),
+    #[command(subcommand)]
+    Client(ClientCmd),
+    #[command(subcommand)]
+    App(AppCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user; the password comes from stdin (--password-stdin) or a prompt.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        externally_managed: bool,
+        /// A legacy id a dialect's clients use: DIALECT=ID (repeatable).
+        #[arg(long = "alias", value_parser = parse_pair)]
+        aliases: Vec<(String, String)>,
+        /// A profile attribute: KEY=VALUE (repeatable).
+        #[arg(long = "profile", value_parser = parse_pair)]
+        profile: Vec<(String, String)>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users (never their hashes).
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Register an API client for token grants; the secret comes from stdin or a prompt.
+    Add {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCmd {
+    /// Register an application key (Et-App-Key); the key comes from stdin or a prompt.
+    Add {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        key_stdin: bool,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+/// A secret from stdin (first line) or typed at a prompt without echo.
+fn read_secret(from_stdin: bool, prompt: &str) -> Result<String, String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| e.to_string())?;
+        return Ok(s.lines().next().unwrap_or_default().to_owned());
+    }
+    rpassword::prompt_password(prompt).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("credgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    credgate_server::telemetry::init_logging(&settings.log_format, &settings.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("credgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
+    let cli_meta = RequestMeta { dialect: "cli".into(), request_id: uuid_like(), client_addr: None };
+    match command {
+        Cmd::Serve => credgate_server::run(settings).await.map_err(|e| e.to_string()),
+        Cmd::Migrate => {
+            credgate_store::migrate(&settings.database_url).await.map_err(|e| e.to_string())?;
+            println!("migrations applied to {}", settings.database_url);
+            Ok(())
+        }
+        Cmd::User(UserCmd::Add { username, id, admin, externally_managed, aliases, profile, password_stdin }) => {
+            let password = Password::new(read_secret(password_stdin, "Password: ")?);
+            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            let spec = NewUserSpec {
+                username,
+                password,
+                id,
+                admin,
+                externally_managed,
+                aliases: aliases.into_iter().collect(),
+                profile: profile.into_iter().collect(),
+            };
+            let user = core.create_user(spec, &cli_meta).await.map_err(|e| describe(&e))?;
+            println!("{}", user.id);
+            Ok(())
+        }
+        Cmd::User(UserCmd::List { limit }) => {
+            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            for user in core.users(limit, 0).await.map_err(|e| describe(&e))? {
+                let aliases: Vec<String> = user.aliases.iter().map(|(d, id)| format!("{d}={id}")).collect();
+                let flags = [(user.admin, "admin"), (user.externally_managed, "externally-managed")]
+                    .iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect::<Vec<_>>().join(",");
+                println!("{}\t{}\t{}\t{}", user.id, user.username, flags, aliases.join(","));
+            }
+            Ok(())
+        }
+        Cmd::Client(ClientCmd::Add { client_id, name, secret_stdin }) => {
+            let secret = Password::new(read_secret(secret_stdin, "Client secret: ")?);
+            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            core.create_client(client_id.clone(), secret, name, &cli_meta).await.map_err(|e| describe(&e))?;
+            println!("{client_id}");
+            Ok(())
+        }
+        Cmd::App(AppCmd::Add { name, key_stdin }) => {
+            let key = SecretToken::new(read_secret(key_stdin, "Application key: ")?);
+            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            core.create_app(key, name, &cli_meta).await.map_err(|e| describe(&e))?;
+            println!("application key registered");
+            Ok(())
+        }
+    }
+}
+
+/// A readable sentence for a canonical error, naming broken policy rules.
+fn describe(e: &credgate_core::Error) -> String {
+    match e {
+        credgate_core::Error::PolicyViolation { rules } => {
+            rules.iter().map(|r| r.message()).collect::<Vec<_>>().join("; ")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn uuid_like() -> String {
+    credgate_core::token::digest(&format!("{:?}", std::time::SystemTime::now()))[..32].to_owned()
+}

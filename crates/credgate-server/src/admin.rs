@@ -1,0 +1,183 @@
+//! The admin API. **Permissions**: every route needs `Authorization: Bearer <admin_token>`;
+//! with no admin token configured the API does not exist (404).
+
+use std::collections::BTreeMap;
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use credgate_core::model::AuditQuery;
+use credgate_core::{Error, NewUserSpec, Password, SecretToken, User};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::native::{bearer, meta};
+use crate::problem::problem;
+
+/// Proof that the caller presented the admin token: handlers take it as an argument.
+pub struct Admin;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminRefused {
+    #[error("admin API disabled")]
+    Disabled,
+    #[error("admin token required")]
+    BadToken,
+}
+
+impl ResponseError for AdminRefused {
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Disabled => HttpResponse::NotFound().json(json!({"type": "about:blank", "title": "Not Found", "status": 404})),
+            Self::BadToken => problem(&Error::Unauthenticated),
+        }
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = AdminRefused;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let expected = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_token.clone());
+        ready(match (expected, bearer(req)) {
+            (None, _) => Err(AdminRefused::Disabled),
+            (Some(want), Some(got)) if constant_time_eq(want.expose().as_bytes(), got.expose().as_bytes()) => Ok(Admin),
+            _ => Err(AdminRefused::BadToken),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a JSON body, answering a clear 400 problem when it does not fit.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+    serde_json::from_slice(body).map_err(|e| {
+        // serde's message names the field and the expected type, never the value.
+        let msg = e.to_string();
+        let msg = msg.split(" at line").next().unwrap_or("invalid JSON");
+        problem(&Error::MalformedRequest(msg.to_owned()))
+    })
+}
+
+pub fn user_json(user: &User) -> serde_json::Value {
+    json!({
+        "id": user.id, "username": user.username, "admin": user.admin,
+        "externally_managed": user.externally_managed, "aliases": user.aliases,
+        "profile": user.profile, "created_at": user.created_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    username: String,
+    password: Password,
+    id: Option<String>,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    externally_managed: bool,
+    #[serde(default)]
+    aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    profile: BTreeMap<String, String>,
+}
+
+pub async fn create_user(_: Admin, req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let input: CreateUser = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let spec = NewUserSpec {
+        username: input.username,
+        password: input.password,
+        id: input.id,
+        admin: input.admin,
+        externally_managed: input.externally_managed,
+        aliases: input.aliases,
+        profile: input.profile,
+    };
+    match state.core.create_user(spec, &meta(&req, "admin")).await {
+        Ok(user) => HttpResponse::Created().json(json!({"id": user.id})),
+        Err(e) => problem(&e),
+    }
+}
+
+pub async fn get_user(_: Admin, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    match state.core.user(&path).await {
+        Ok(user) => HttpResponse::Ok().json(user_json(&user)),
+        Err(e) => problem(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    offset: u32,
+}
+
+pub async fn list_users(_: Admin, page: web::Query<Page>, state: web::Data<AppState>) -> HttpResponse {
+    match state.core.users(page.limit, page.offset).await {
+        Ok(users) => HttpResponse::Ok().json(users.iter().map(user_json).collect::<Vec<_>>()),
+        Err(e) => problem(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateClient {
+    client_id: String,
+    client_secret: Password,
+    name: Option<String>,
+}
+
+pub async fn create_client(_: Admin, req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let input: CreateClient = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let client_id = input.client_id.clone();
+    match state.core.create_client(input.client_id, input.client_secret, input.name, &meta(&req, "admin")).await {
+        Ok(()) => HttpResponse::Created().json(json!({"client_id": client_id})),
+        Err(e) => problem(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApp {
+    key: SecretToken,
+    name: Option<String>,
+}
+
+pub async fn create_app(_: Admin, req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let input: CreateApp = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match state.core.create_app(input.key, input.name.clone(), &meta(&req, "admin")).await {
+        Ok(()) => HttpResponse::Created().json(json!({"name": input.name})),
+        Err(e) => problem(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuditParams {
+    user_id: Option<String>,
+    #[serde(default)]
+    limit: u32,
+}
+
+pub async fn audit(_: Admin, params: web::Query<AuditParams>, state: web::Data<AppState>) -> HttpResponse {
+    let query = AuditQuery { user_id: params.user_id.clone().filter(|s| !s.is_empty()), limit: params.limit };
+    match state.core.audit(&query).await {
+        Ok(records) => HttpResponse::Ok().json(records),
+        Err(e) => problem(&e),
+    }
+}

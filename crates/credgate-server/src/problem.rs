@@ -1,0 +1,55 @@
+//! The native API's error format: RFC 9457 problem details, one stable `type` per canonical
+//! error. This table is the native "dialect"'s error mapping, in one place.
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use credgate_core::Error;
+use serde_json::json;
+
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::MalformedRequest(_) | Error::InvalidRequest { .. } | Error::PolicyViolation { .. } => StatusCode::BAD_REQUEST,
+        Error::ResetTokenInvalid | Error::InvalidCredentials => StatusCode::BAD_REQUEST,
+        Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::InvalidClient | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Error::Forbidden | Error::ExternallyManaged | Error::UnknownApp | Error::CsrfRejected => StatusCode::FORBIDDEN,
+        Error::NotFound => StatusCode::NOT_FOUND,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `application/problem+json` for a canonical error.
+pub fn problem(error: &Error) -> HttpResponse {
+    let status = status_of(error);
+    let mut body = json!({
+        "type": format!("urn:credgate:error:{}", error.kind()),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": error.to_string(),
+    });
+    match error {
+        Error::InvalidRequest { problems } => body["errors"] = json!(problems),
+        Error::PolicyViolation { rules } => {
+            body["rules"] = json!(rules.iter().map(|r| json!({"rule": r.name(), "message": r.message()})).collect::<Vec<_>>())
+        }
+        _ => {}
+    }
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/problem+json").insert_header(("Cache-Control", "no-store"));
+    match error {
+        Error::Unauthenticated => {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        Error::RateLimited { retry_after } => {
+            response.insert_header(("Retry-After", retry_after.to_string()));
+        }
+        Error::Unavailable => {
+            response.insert_header(("Retry-After", "5"));
+        }
+        _ => {}
+    }
+    response.json(body)
+}

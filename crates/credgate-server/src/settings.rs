@@ -1,0 +1,190 @@
+//! Configuration: defaults <- `config.toml` <- `CREDGATE_*` environment variables (figment).
+//! Unknown keys in the file are refused, so a typo is a start-up error naming the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use credgate_core::{CoreConfig, PolicyConfig, SecretToken};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    /// Bearer token of the admin API; none configured turns the admin API off.
+    pub admin_token: Option<SecretToken>,
+    pub bcrypt_cost: u32,
+    /// bcrypt threads; 0 means one per CPU.
+    pub hash_threads: usize,
+    /// HTTP worker threads; 0 means one per CPU.
+    pub workers: usize,
+    pub token_ttl_secs: u64,
+    pub client_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// How long a token lookup may be served from memory (revocations from other instances
+    /// are seen within this bound).
+    pub token_cache_secs: u64,
+    pub max_body_bytes: usize,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `credgate=debug,info`.
+    pub log_level: String,
+    pub policy: PolicyConfig,
+    pub store: StoreSettings,
+    pub dialects: DialectSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialectSettings {
+    /// Folders holding more dialects (`<dir>/<name>/dialect.toml`); a folder dialect with the
+    /// name of a shipped one replaces it.
+    pub dirs: Vec<PathBuf>,
+    pub disabled: Vec<String>,
+    /// Per-dialect template variables, e.g. `[dialects.vars.akana] fed_member_id = "acme"`.
+    pub vars: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per-dialect CSRF switch for cookie dialects (on by default).
+    pub csrf: BTreeMap<String, bool>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self { max_connections: 8, busy_timeout_ms: 5_000, auto_migrate: true }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "./data/credgate.db".into(),
+            admin_token: None,
+            bcrypt_cost: 12,
+            hash_threads: 0,
+            workers: 0,
+            token_ttl_secs: 3600,
+            client_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            token_cache_secs: 5,
+            max_body_bytes: 64 * 1024,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            policy: PolicyConfig::default(),
+            store: StoreSettings::default(),
+            dialects: DialectSettings::default(),
+        }
+    }
+}
+
+/// Top-level keys the environment may set; other `CREDGATE_*` variables (test harness
+/// settings, say) are not configuration.
+const ENV_KEYS: &[&str] = &[
+    "listen", "database_url", "admin_token", "bcrypt_cost", "hash_threads", "workers", "token_ttl_secs",
+    "client_token_ttl_secs", "refresh_token_ttl_secs", "token_cache_secs", "max_body_bytes", "log_format",
+    "log_level", "policy", "store", "dialects",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Reads `path` (when given, it must exist; otherwise `./config.toml` when present) and
+    /// the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match path {
+            Some(p) if !p.is_file() => return Err(ConfigError(format!("config file {} not found", p.display()))),
+            Some(p) => figment = figment.merge(Toml::file(p)),
+            None if Path::new("config.toml").is_file() => figment = figment.merge(Toml::file("config.toml")),
+            None => {}
+        }
+        let env = Env::prefixed("CREDGATE_")
+            .split("__")
+            .filter(|k| ENV_KEYS.iter().any(|known| k.as_str() == *known || k.as_str().starts_with(&format!("{known}."))));
+        Self::from_figment(figment.merge(env))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.into()));
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return bad("bcrypt_cost must be between 4 and 31");
+        }
+        if !["text", "json"].contains(&self.log_format.as_str()) {
+            return bad("log_format must be \"text\" or \"json\"");
+        }
+        if self.max_body_bytes == 0 {
+            return bad("max_body_bytes must be positive");
+        }
+        if self.token_ttl_secs == 0 || self.client_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
+            return bad("token_ttl_secs, client_token_ttl_secs and refresh_token_ttl_secs must be positive");
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return bad("admin_token must be at least 16 characters");
+        }
+        self.policy.validate().map_err(ConfigError)
+    }
+
+    pub fn core_config(&self) -> CoreConfig {
+        CoreConfig {
+            bcrypt_cost: self.bcrypt_cost,
+            hash_threads: self.hash_threads,
+            user_token_ttl: Duration::from_secs(self.token_ttl_secs),
+            client_token_ttl: Duration::from_secs(self.client_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
+            token_cache_ttl: Duration::from_secs(self.token_cache_secs),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn file_then_env_and_errors_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "bcrypt_cost = 10\n[policy]\nmin_length = 10\n")?;
+            jail.set_env("CREDGATE_BCRYPT_COST", "11");
+            jail.set_env("CREDGATE_POLICY__HISTORY", "3");
+            jail.set_env("CREDGATE_TEST_POSTGRES_URL", "postgres://ignored");
+            let s = Settings::load(None).unwrap();
+            assert_eq!((s.bcrypt_cost, s.policy.min_length, s.policy.history), (11, 10, 3));
+
+            jail.create_file("bad.toml", "bcrypt_cots = 10\n")?;
+            let e = Settings::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            assert!(e.contains("bcrypt_cots"), "{e}");
+            jail.set_env("CREDGATE_BCRYPT_COST", "eleven");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("bcrypt_cost"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_redacts_the_admin_token() {
+        let s = Settings { admin_token: Some(SecretToken::new("super-secret-admin-token")), ..Settings::default() };
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+}

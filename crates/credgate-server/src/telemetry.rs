@@ -1,0 +1,57 @@
+//! Logging and request ids. Log lines carry method, path, status and latency; never the query
+//! string, headers or bodies, where tokens and passwords travel.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone)]
+struct RequestId(String);
+
+/// The id of the request being served (taken from `X-Request-Id` or generated).
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
+}
+
+/// Accepts a caller's id only when it is short and printable, so it cannot forge log lines.
+fn usable(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub async fn request_ids(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| usable(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let (method, path, started) = (req.method().to_string(), req.path().to_owned(), Instant::now());
+    let mut res = next.call(req).await?;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    // A web server's name and version tell an attacker what to try.
+    res.headers_mut().remove("server");
+    tracing::info!(
+        request_id = %id, %method, %path, status = res.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64, "request"
+    );
+    Ok(res)
+}
+
+/// Installs the global subscriber: readable text by default, JSON lines with `json`.
+pub fn init_logging(format: &str, level: &str) {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}

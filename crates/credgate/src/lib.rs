@@ -1,0 +1,4 @@
+//! The `credgate` binary's library side: the contract runner shared by the test suite and
+//! (later) `credgate replay`.
+
+pub mod contract;
