@@ -4,3 +4,5 @@ mod common;
 mod contracts;
 mod foundation;
 mod extra_dialect;
+mod binary;
+mod core_service;

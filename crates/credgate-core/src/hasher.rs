@@ -18,6 +18,7 @@ pub const BCRYPT_MAX_BYTES: usize = 72;
 pub struct HashPool {
     jobs: crossbeam_channel::Sender<Job>,
     queued: Arc<AtomicUsize>,
+    completed: Arc<AtomicUsize>,
     threads: usize,
     cost: u32,
     /// Verified against when a user does not exist, so that path costs one verify too.
@@ -49,6 +50,7 @@ impl HashPool {
         Ok(Self {
             jobs,
             queued: Arc::new(AtomicUsize::new(0)),
+            completed: Arc::new(AtomicUsize::new(0)),
             threads,
             cost,
             dummy_hash,
@@ -63,6 +65,11 @@ impl HashPool {
         self.threads
     }
 
+    /// bcrypt runs finished since start.
+    pub fn completed(&self) -> usize {
+        self.completed.load(Ordering::Relaxed)
+    }
+
     /// Jobs submitted and not yet finished (running or waiting).
     pub fn queue_depth(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
@@ -73,11 +80,12 @@ impl HashPool {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        let queued = Arc::clone(&self.queued);
+        let (queued, completed) = (Arc::clone(&self.queued), Arc::clone(&self.completed));
         queued.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move || {
             let out = f();
             queued.fetch_sub(1, Ordering::Relaxed);
+            completed.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(out);
         });
         self.jobs.send(job).map_err(|_| Error::Internal)?;

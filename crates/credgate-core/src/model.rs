@@ -201,7 +201,7 @@ pub struct AuditQuery {
 }
 
 /// A new user with its first hash, written together with its audit record.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub user: User,
     pub credential_hash: String,
@@ -209,7 +209,7 @@ pub struct NewUser {
 
 /// A password change to commit atomically: compare-and-swap on `expected_version`, push the old
 /// hash into the history, revoke the user's tokens except `keep_token`, and append `audit`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PasswordUpdate {
     pub user_id: String,
     pub expected_version: i64,
@@ -218,4 +218,22 @@ pub struct PasswordUpdate {
     pub history_limit: usize,
     pub now: Timestamp,
     pub audit: Vec<AuditEvent>,
+}
+
+// Hashes are what an offline attack needs: keep them out of every log line that prints these.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser").field("user", &self.user).field("credential_hash", &"[redacted]").finish()
+    }
+}
+
+impl std::fmt::Debug for PasswordUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordUpdate")
+            .field("user_id", &self.user_id)
+            .field("expected_version", &self.expected_version)
+            .field("new_hash", &"[redacted]")
+            .field("history_limit", &self.history_limit)
+            .finish_non_exhaustive()
+    }
 }

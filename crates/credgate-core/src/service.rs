@@ -269,8 +269,10 @@ impl CredentialService {
                     return Err(Error::InvalidCredentials);
                 }
                 let user = old.user.clone().ok_or(Error::InvalidCredentials)?;
-                // Refresh tokens rotate: the one presented is spent.
-                self.revoke(&old.token, meta).await?;
+                // Refresh tokens rotate: the one presented is spent, once, even under a race.
+                if !self.revoke(&old.token, meta).await? {
+                    return Err(Error::InvalidCredentials);
+                }
                 self.issue(TokenKind::User, Some(user), client_id, true, meta, vec![])
                     .await
             }
@@ -391,17 +393,13 @@ impl CredentialService {
         })
     }
 
-    async fn revoke(&self, token: &TokenRecord, meta: &RequestMeta) -> Result<(), Error> {
+    /// Deletes a token; returns whether this call was the one that deleted it.
+    async fn revoke(&self, token: &TokenRecord, meta: &RequestMeta) -> Result<bool, Error> {
         let detail = json!({"kind": token.kind.as_str()});
-        let audit = self.event(
-            AuditKind::TokenRevoked,
-            token.user_id.as_deref(),
-            meta,
-            detail,
-        );
-        self.store.delete_token(&token.digest, &[audit]).await?;
+        let audit = self.event(AuditKind::TokenRevoked, token.user_id.as_deref(), meta, detail);
+        let existed = self.store.delete_token(&token.digest, &[audit]).await?;
         self.tokens.invalidate(&token.digest).await;
-        Ok(())
+        Ok(existed)
     }
 
     // ----- users ----------------------------------------------------------------------------

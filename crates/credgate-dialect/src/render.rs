@@ -202,10 +202,12 @@ fn header_safe(name: &str, value: String) -> Result<String, minijinja::Error> {
     Ok(value)
 }
 
-/// Percent-encodes anything outside RFC 6265's cookie-octet set.
+/// Percent-encodes anything outside RFC 6265's cookie-octet set. `%` is a cookie octet and is
+/// kept, so a value the template already URL-encoded (Akana's `TokenID%3D..%2C..`) is sent as is
+/// instead of being encoded twice.
 fn cookie_safe(value: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-    const NOT_COOKIE_OCTET: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\').add(b'%');
+    const NOT_COOKIE_OCTET: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\');
     utf8_percent_encode(value, NOT_COOKIE_OCTET).to_string()
 }
 

@@ -113,7 +113,10 @@ impl Settings {
         }
         let env = Env::prefixed("CREDGATE_")
             .split("__")
-            .filter(|k| ENV_KEYS.iter().any(|known| k.as_str() == *known || k.as_str().starts_with(&format!("{known}."))));
+            .filter(|k| {
+                let key = k.as_str().to_ascii_lowercase();
+                ENV_KEYS.iter().any(|known| key == *known || key.starts_with(&format!("{known}.")))
+            });
         Self::from_figment(figment.merge(env))
     }
 
@@ -177,7 +180,7 @@ mod tests {
             assert!(e.contains("bcrypt_cots"), "{e}");
             jail.set_env("CREDGATE_BCRYPT_COST", "eleven");
             let e = Settings::load(None).unwrap_err().to_string();
-            assert!(e.contains("bcrypt_cost"), "{e}");
+            assert!(e.to_lowercase().contains("bcrypt_cost"), "{e}");
             Ok(())
         });
     }

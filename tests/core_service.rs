@@ -1,0 +1,134 @@
+//! The core service over a real SQLite file: timing-safe lookups, hash upgrades, history.
+
+use std::sync::Arc;
+
+use credgate_core::{
+    Access, ChangePassword, Command, CoreConfig, CredentialService, Error, Grant, ManualClock, NewUserSpec, Outcome,
+    Password, PolicyRule, Request, RequestMeta, Subject, TokenKind, TokenRequest,
+};
+use credgate_store::StoreOptions;
+
+async fn service(dir: &tempfile::TempDir, cost: u32) -> CredentialService {
+    let url = dir.path().join("core.db").display().to_string();
+    let store = credgate_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let config = CoreConfig { bcrypt_cost: cost, hash_threads: 1, ..CoreConfig::default() };
+    CredentialService::new(store, Arc::new(ManualClock::new(1_700_000_000)), config).unwrap()
+}
+
+fn meta() -> RequestMeta {
+    RequestMeta { dialect: "test".into(), request_id: "r1".into(), client_addr: None }
+}
+
+fn login(username: &str, password: &str) -> Request {
+    Request {
+        meta: meta(),
+        app_key: None,
+        access: Access::Public,
+        command: Command::IssueToken(TokenRequest {
+            client: None,
+            client_required: false,
+            grant: Grant::Password { username: username.into(), password: Password::new(password) },
+            with_refresh: false,
+        }),
+    }
+}
+
+async fn token(core: &CredentialService, username: &str, password: &str) -> credgate_core::SecretToken {
+    match core.execute(login(username, password)).await.unwrap() {
+        Outcome::Token(t) => t.access,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn change(token: &credgate_core::SecretToken, current: &str, new: &str) -> Request {
+    Request {
+        meta: meta(),
+        app_key: None,
+        access: Access::Token { token: Some(token.clone()), kind: TokenKind::User },
+        command: Command::ChangePassword(ChangePassword {
+            subject: Subject::Caller,
+            current: Password::new(current),
+            new: Password::new(new),
+            confirm: None,
+        }),
+    }
+}
+
+async fn add_user(core: &CredentialService, username: &str, password: &str) {
+    let spec = NewUserSpec { username: username.into(), password: Password::new(password), ..NewUserSpec::default() };
+    core.create_user(spec, &meta()).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_users_cost_one_verify_against_the_dummy_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = service(&dir, 4).await;
+    add_user(&core, "known", "Correct-Horse-7").await;
+    let before = core.hasher().completed();
+    let unknown = core.execute(login("nobody", "Whatever-123")).await.unwrap_err();
+    assert_eq!(core.hasher().completed() - before, 1, "one verify for an unknown user");
+    let before = core.hasher().completed();
+    let wrong = core.execute(login("known", "Whatever-123")).await.unwrap_err();
+    assert_eq!(core.hasher().completed() - before, 1, "one verify for a wrong password");
+    assert_eq!((unknown, wrong), (Error::InvalidCredentials, Error::InvalidCredentials));
+}
+
+#[tokio::test]
+async fn a_weaker_hash_is_upgraded_on_the_next_successful_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = service(&dir, 4).await;
+    add_user(&weak, "upgrader", "Correct-Horse-7").await;
+    let id = weak.users(10, 0).await.unwrap()[0].id.clone();
+    drop(weak);
+    let strong = service(&dir, 5).await;
+    let cost = |h: &str| credgate_core::hasher::hash_cost(h).unwrap();
+    let before = strong.store().credential(&id).await.unwrap().unwrap();
+    assert_eq!(cost(&before.hash), 4);
+    token(&strong, "upgrader", "Correct-Horse-7").await;
+    let after = strong.store().credential(&id).await.unwrap().unwrap();
+    assert_eq!((cost(&after.hash), after.version), (5, before.version), "re-hashed, same version");
+    token(&strong, "upgrader", "Correct-Horse-7").await;
+}
+
+#[tokio::test]
+async fn the_last_five_passwords_cannot_be_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = service(&dir, 4).await;
+    add_user(&core, "hist", "Password-Zero-0").await;
+    let t = token(&core, "hist", "Password-Zero-0").await;
+    let history = |e: Error| matches!(e, Error::PolicyViolation { rules } if rules == [PolicyRule::History { last: 5 }]);
+    assert!(history(core.execute(change(&t, "Password-Zero-0", "Password-Zero-0")).await.unwrap_err()));
+    let names = ["Password-One-1", "Password-Two-2", "Password-Three-3", "Password-Four-4", "Password-Five-5"];
+    let mut current = "Password-Zero-0";
+    for next in names {
+        core.execute(change(&t, current, next)).await.unwrap();
+        current = next;
+    }
+    // The current and the four before it are refused; the sixth-last is allowed again.
+    for old in &names[1..] {
+        assert!(history(core.execute(change(&t, current, old)).await.unwrap_err()), "{old}");
+    }
+    core.execute(change(&t, current, "Password-Zero-0")).await.unwrap();
+}
+
+#[tokio::test]
+async fn confirmation_and_externally_managed_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = service(&dir, 4).await;
+    let spec = NewUserSpec {
+        username: "ext".into(),
+        password: Password::new("Correct-Horse-7"),
+        externally_managed: true,
+        ..NewUserSpec::default()
+    };
+    core.create_user(spec, &meta()).await.unwrap();
+    let t = token(&core, "ext", "Correct-Horse-7").await;
+    assert_eq!(core.execute(change(&t, "Correct-Horse-7", "Another-Horse-8")).await.unwrap_err(), Error::ExternallyManaged);
+    add_user(&core, "conf", "Correct-Horse-7").await;
+    let t = token(&core, "conf", "Correct-Horse-7").await;
+    let mut req = change(&t, "Correct-Horse-7", "Another-Horse-8");
+    if let Command::ChangePassword(c) = &mut req.command {
+        c.confirm = Some(Password::new("Another-Horse-9"));
+    }
+    assert!(matches!(core.execute(req).await.unwrap_err(), Error::InvalidRequest { .. }));
+}
