@@ -19,25 +19,67 @@ fn credgate(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 #[test]
 fn cli_manages_users_clients_and_apps() {
     let dir = tempfile::tempdir().unwrap();
-    let out = credgate(dir.path(), &["user", "add", "--username", "frank", "--alias", "akana=f1.acme", "--password-stdin"], "Orchid-Secret-Pass-9\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = credgate(dir.path(), &["user", "add", "--username", "gina", "--password-stdin"], "password\n");
+    let out = credgate(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "frank",
+            "--alias",
+            "akana=f1.acme",
+            "--password-stdin",
+        ],
+        "Orchid-Secret-Pass-9\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = credgate(
+        dir.path(),
+        &["user", "add", "--username", "gina", "--password-stdin"],
+        "password\n",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Password is too common"));
     let out = credgate(dir.path(), &["user", "list"], "");
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains("frank") && listing.contains("akana=f1.acme"), "{listing}");
+    assert!(
+        listing.contains("frank") && listing.contains("akana=f1.acme"),
+        "{listing}"
+    );
     assert!(!listing.contains("Orchid-Secret"));
-    assert!(credgate(dir.path(), &["client", "add", "--client-id", "c1", "--secret-stdin"], "client-secret-1\n").status.success());
-    assert!(credgate(dir.path(), &["app", "add", "--key-stdin"], "app-key-1\n").status.success());
-    let out = credgate(dir.path(), &["--config", "missing.toml", "user", "list"], "");
+    assert!(credgate(
+        dir.path(),
+        &["client", "add", "--client-id", "c1", "--secret-stdin"],
+        "client-secret-1\n"
+    )
+    .status
+    .success());
+    assert!(
+        credgate(dir.path(), &["app", "add", "--key-stdin"], "app-key-1\n")
+            .status
+            .success()
+    );
+    let out = credgate(
+        dir.path(),
+        &["--config", "missing.toml", "user", "list"],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
     std::fs::write(dir.path().join("bad.toml"), "bcrypt_cots = 4\n").unwrap();
     let out = credgate(dir.path(), &["--config", "bad.toml", "serve"], "");
@@ -47,7 +89,11 @@ fn cli_manages_users_clients_and_apps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_or_token_reaches_trace_logs_or_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let log = std::fs::File::create(dir.path().join("trace.log")).unwrap();
     let admin = "binary-admin-token-0123456789";
     let server = Command::new(BIN)
@@ -67,7 +113,12 @@ async fn no_password_or_token_reaches_trace_logs_or_the_database() {
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..200 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             ready = true;
             break;
         }
@@ -76,18 +127,52 @@ async fn no_password_or_token_reaches_trace_logs_or_the_database() {
     assert!(ready, "gateway did not become ready");
 
     let (old, new) = ("Hunter-Two-Old-Secret", "Hunter-Two-New-Secret");
-    let res = http.post(format!("{base}/admin/users")).bearer_auth(admin)
-        .json(&json!({"username": "henry", "password": old})).send().await.unwrap();
-    let id = res.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let res = http.post(format!("{base}/v1/token")).form(&[("grant_type", "password"), ("username", "henry"), ("password", old)]).send().await.unwrap();
-    let token = res.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let res = http
+        .post(format!("{base}/admin/users"))
+        .bearer_auth(admin)
+        .json(&json!({"username": "henry", "password": old}))
+        .send()
+        .await
+        .unwrap();
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(format!("{base}/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "henry"),
+            ("password", old),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // A failed change and a malformed body, whose traces must not echo the body either.
-    http.put(format!("{base}/v1/users/{id}/password")).bearer_auth(&token)
-        .json(&json!({"current_password": "Wrong-Guess-Secret", "new_password": new})).send().await.unwrap();
-    http.put(format!("{base}/v1/users/{id}/password")).bearer_auth(&token)
-        .header("content-type", "application/json").body(format!("{{\"current_password\":\"{old}\"")).send().await.unwrap();
-    let res = http.put(format!("{base}/v1/users/{id}/password")).bearer_auth(&token)
-        .json(&json!({"current_password": old, "new_password": new})).send().await.unwrap();
+    http.put(format!("{base}/v1/users/{id}/password"))
+        .bearer_auth(&token)
+        .json(&json!({"current_password": "Wrong-Guess-Secret", "new_password": new}))
+        .send()
+        .await
+        .unwrap();
+    http.put(format!("{base}/v1/users/{id}/password"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(format!("{{\"current_password\":\"{old}\""))
+        .send()
+        .await
+        .unwrap();
+    let res = http
+        .put(format!("{base}/v1/users/{id}/password"))
+        .bearer_auth(&token)
+        .json(&json!({"current_password": old, "new_password": new}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     let _ = server.0.kill();
     let _ = server.0.wait();
@@ -97,7 +182,12 @@ async fn no_password_or_token_reaches_trace_logs_or_the_database() {
     let mut stored = Vec::new();
     for f in std::fs::read_dir(dir.path()).unwrap() {
         let path = f.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("gw.db") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("gw.db")
+        {
             stored.extend(std::fs::read(&path).unwrap());
         }
     }

@@ -17,10 +17,24 @@ async fn every_vendor_example_replays() {
         let gw = common::start().await;
         let target = Target::new(gw.url.clone(), Some(ADMIN_TOKEN.to_owned()));
         if let Err(diffs) = replay(&target, example).await {
-            failures.push(format!("{dialect}: {} ({})\n    {}", file.display(), example.description, diffs.join("\n    ")));
+            failures.push(format!(
+                "{dialect}: {} ({})\n    {}",
+                file.display(),
+                example.description,
+                diffs.join("\n    ")
+            ));
         }
     }
     let passed = examples.len() - failures.len();
-    println!("contract examples: {passed} passed, {} failed", failures.len());
-    assert!(failures.is_empty(), "{} of {} examples failed:\n{}", failures.len(), examples.len(), failures.join("\n"));
+    println!(
+        "contract examples: {passed} passed, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} examples failed:\n{}",
+        failures.len(),
+        examples.len(),
+        failures.join("\n")
+    );
 }

@@ -3,20 +3,31 @@
 use std::sync::Arc;
 
 use credgate_core::{
-    Access, ChangePassword, Command, CoreConfig, CredentialService, Error, Grant, ManualClock, NewUserSpec, Outcome,
-    Password, PolicyRule, Request, RequestMeta, Subject, TokenKind, TokenRequest,
+    Access, ChangePassword, Command, CoreConfig, CredentialService, Error, Grant, ManualClock,
+    NewUserSpec, Outcome, Password, PolicyRule, Request, RequestMeta, Subject, TokenKind,
+    TokenRequest,
 };
 use credgate_store::StoreOptions;
 
 async fn service(dir: &tempfile::TempDir, cost: u32) -> CredentialService {
     let url = dir.path().join("core.db").display().to_string();
-    let store = credgate_store::open(&url, &StoreOptions::default()).await.unwrap();
-    let config = CoreConfig { bcrypt_cost: cost, hash_threads: 1, ..CoreConfig::default() };
+    let store = credgate_store::open(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let config = CoreConfig {
+        bcrypt_cost: cost,
+        hash_threads: 1,
+        ..CoreConfig::default()
+    };
     CredentialService::new(store, Arc::new(ManualClock::new(1_700_000_000)), config).unwrap()
 }
 
 fn meta() -> RequestMeta {
-    RequestMeta { dialect: "test".into(), request_id: "r1".into(), client_addr: None }
+    RequestMeta {
+        dialect: "test".into(),
+        request_id: "r1".into(),
+        client_addr: None,
+    }
 }
 
 fn login(username: &str, password: &str) -> Request {
@@ -27,13 +38,20 @@ fn login(username: &str, password: &str) -> Request {
         command: Command::IssueToken(TokenRequest {
             client: None,
             client_required: false,
-            grant: Grant::Password { username: username.into(), password: Password::new(password) },
+            grant: Grant::Password {
+                username: username.into(),
+                password: Password::new(password),
+            },
             with_refresh: false,
         }),
     }
 }
 
-async fn token(core: &CredentialService, username: &str, password: &str) -> credgate_core::SecretToken {
+async fn token(
+    core: &CredentialService,
+    username: &str,
+    password: &str,
+) -> credgate_core::SecretToken {
     match core.execute(login(username, password)).await.unwrap() {
         Outcome::Token(t) => t.access,
         other => panic!("{other:?}"),
@@ -44,7 +62,10 @@ fn change(token: &credgate_core::SecretToken, current: &str, new: &str) -> Reque
     Request {
         meta: meta(),
         app_key: None,
-        access: Access::Token { token: Some(token.clone()), kind: TokenKind::User },
+        access: Access::Token {
+            token: Some(token.clone()),
+            kind: TokenKind::User,
+        },
         command: Command::ChangePassword(ChangePassword {
             subject: Subject::Caller,
             current: Password::new(current),
@@ -55,7 +76,11 @@ fn change(token: &credgate_core::SecretToken, current: &str, new: &str) -> Reque
 }
 
 async fn add_user(core: &CredentialService, username: &str, password: &str) {
-    let spec = NewUserSpec { username: username.into(), password: Password::new(password), ..NewUserSpec::default() };
+    let spec = NewUserSpec {
+        username: username.into(),
+        password: Password::new(password),
+        ..NewUserSpec::default()
+    };
     core.create_user(spec, &meta()).await.unwrap();
 }
 
@@ -65,12 +90,29 @@ async fn unknown_users_cost_one_verify_against_the_dummy_hash() {
     let core = service(&dir, 4).await;
     add_user(&core, "known", "Correct-Horse-7").await;
     let before = core.hasher().completed();
-    let unknown = core.execute(login("nobody", "Whatever-123")).await.unwrap_err();
-    assert_eq!(core.hasher().completed() - before, 1, "one verify for an unknown user");
+    let unknown = core
+        .execute(login("nobody", "Whatever-123"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        core.hasher().completed() - before,
+        1,
+        "one verify for an unknown user"
+    );
     let before = core.hasher().completed();
-    let wrong = core.execute(login("known", "Whatever-123")).await.unwrap_err();
-    assert_eq!(core.hasher().completed() - before, 1, "one verify for a wrong password");
-    assert_eq!((unknown, wrong), (Error::InvalidCredentials, Error::InvalidCredentials));
+    let wrong = core
+        .execute(login("known", "Whatever-123"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        core.hasher().completed() - before,
+        1,
+        "one verify for a wrong password"
+    );
+    assert_eq!(
+        (unknown, wrong),
+        (Error::InvalidCredentials, Error::InvalidCredentials)
+    );
 }
 
 #[tokio::test]
@@ -86,7 +128,11 @@ async fn a_weaker_hash_is_upgraded_on_the_next_successful_login() {
     assert_eq!(cost(&before.hash), 4);
     token(&strong, "upgrader", "Correct-Horse-7").await;
     let after = strong.store().credential(&id).await.unwrap().unwrap();
-    assert_eq!((cost(&after.hash), after.version), (5, before.version), "re-hashed, same version");
+    assert_eq!(
+        (cost(&after.hash), after.version),
+        (5, before.version),
+        "re-hashed, same version"
+    );
     token(&strong, "upgrader", "Correct-Horse-7").await;
 }
 
@@ -97,8 +143,18 @@ async fn the_last_five_passwords_cannot_be_reused() {
     add_user(&core, "hist", "Password-Zero-0").await;
     let t = token(&core, "hist", "Password-Zero-0").await;
     let history = |e: Error| matches!(e, Error::PolicyViolation { rules } if rules == [PolicyRule::History { last: 5 }]);
-    assert!(history(core.execute(change(&t, "Password-Zero-0", "Password-Zero-0")).await.unwrap_err()));
-    let names = ["Password-One-1", "Password-Two-2", "Password-Three-3", "Password-Four-4", "Password-Five-5"];
+    assert!(history(
+        core.execute(change(&t, "Password-Zero-0", "Password-Zero-0"))
+            .await
+            .unwrap_err()
+    ));
+    let names = [
+        "Password-One-1",
+        "Password-Two-2",
+        "Password-Three-3",
+        "Password-Four-4",
+        "Password-Five-5",
+    ];
     let mut current = "Password-Zero-0";
     for next in names {
         core.execute(change(&t, current, next)).await.unwrap();
@@ -106,9 +162,14 @@ async fn the_last_five_passwords_cannot_be_reused() {
     }
     // The current and the four before it are refused; the sixth-last is allowed again.
     for old in &names[1..] {
-        assert!(history(core.execute(change(&t, current, old)).await.unwrap_err()), "{old}");
+        assert!(
+            history(core.execute(change(&t, current, old)).await.unwrap_err()),
+            "{old}"
+        );
     }
-    core.execute(change(&t, current, "Password-Zero-0")).await.unwrap();
+    core.execute(change(&t, current, "Password-Zero-0"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -123,12 +184,20 @@ async fn confirmation_and_externally_managed_users() {
     };
     core.create_user(spec, &meta()).await.unwrap();
     let t = token(&core, "ext", "Correct-Horse-7").await;
-    assert_eq!(core.execute(change(&t, "Correct-Horse-7", "Another-Horse-8")).await.unwrap_err(), Error::ExternallyManaged);
+    assert_eq!(
+        core.execute(change(&t, "Correct-Horse-7", "Another-Horse-8"))
+            .await
+            .unwrap_err(),
+        Error::ExternallyManaged
+    );
     add_user(&core, "conf", "Correct-Horse-7").await;
     let t = token(&core, "conf", "Correct-Horse-7").await;
     let mut req = change(&t, "Correct-Horse-7", "Another-Horse-8");
     if let Command::ChangePassword(c) = &mut req.command {
         c.confirm = Some(Password::new("Another-Horse-9"));
     }
-    assert!(matches!(core.execute(req).await.unwrap_err(), Error::InvalidRequest { .. }));
+    assert!(matches!(
+        core.execute(req).await.unwrap_err(),
+        Error::InvalidRequest { .. }
+    ));
 }

@@ -53,16 +53,41 @@ async fn a_sixth_dialect_from_a_configured_folder() {
     gw.user("ivan", "Ivory-Tower-77").await;
     let token = gw.token("ivan", "Ivory-Tower-77").await;
     let url = gw.at("/sixth/users/ivan/secret");
-    let res = gw.http.post(&url).bearer_auth(&token).form(&[("was", "Ivory-Tower-77")]).send().await.unwrap();
+    let res = gw
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .form(&[("was", "Ivory-Tower-77")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422);
     assert_eq!(res.text().await.unwrap(), "<missing>now</missing>");
-    let res = gw.http.post(&url).bearer_auth(&token).form(&[("was", "Ivory-Tower-77"), ("now", "Ebony-Tower-88")]).send().await.unwrap();
+    let res = gw
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .form(&[("was", "Ivory-Tower-77"), ("now", "Ebony-Tower-88")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     assert_eq!(res.headers()["content-type"], "application/xml");
     assert_eq!(res.text().await.unwrap(), "<ok user=ivan/>");
     assert_eq!(gw.login("ivan", "Ebony-Tower-88").await.status(), 200);
     // The audit trail names the dialect that acted.
-    let id = gw.audit("").await.iter().find(|r| r["kind"] == "password_changed").unwrap()["user_id"].clone();
+    let id = gw
+        .audit("")
+        .await
+        .iter()
+        .find(|r| r["kind"] == "password_changed")
+        .unwrap()["user_id"]
+        .clone();
     let rows = gw.audit(id.as_str().unwrap()).await;
-    assert_eq!(rows.iter().find(|r| r["kind"] == "password_changed").unwrap()["dialect"], json!("sixth"));
+    assert_eq!(
+        rows.iter()
+            .find(|r| r["kind"] == "password_changed")
+            .unwrap()["dialect"],
+        json!("sixth")
+    );
 }

@@ -1,8 +1,8 @@
 //! The black-box suite: the real server on loopback ports, real SQLite files, real HTTP.
 
+mod binary;
 mod common;
 mod contracts;
-mod foundation;
-mod extra_dialect;
-mod binary;
 mod core_service;
+mod extra_dialect;
+mod foundation;

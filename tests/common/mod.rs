@@ -2,7 +2,6 @@
 //! clock, bcrypt cost 4, and an admin token; built by the same code as `credgate serve`.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use credgate_core::ManualClock;
@@ -14,9 +13,9 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub struct Gateway {
     pub url: String,
     pub clock: ManualClock,
-    pub db: PathBuf,
     pub http: reqwest::Client,
-    pub dir: tempfile::TempDir,
+    /// Holds the database file; removed when the gateway is dropped.
+    _dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -31,13 +30,14 @@ impl Drop for Gateway {
 }
 
 pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
-    let mut s = Settings::default();
-    s.database_url = dir.path().join("credgate.db").display().to_string();
-    s.admin_token = Some(credgate_core::SecretToken::new(ADMIN_TOKEN));
-    s.bcrypt_cost = 4;
-    s.hash_threads = 2;
-    s.workers = 2;
-    s
+    Settings {
+        database_url: dir.path().join("credgate.db").display().to_string(),
+        admin_token: Some(credgate_core::SecretToken::new(ADMIN_TOKEN)),
+        bcrypt_cost: 4,
+        hash_threads: 2,
+        workers: 2,
+        ..Settings::default()
+    }
 }
 
 pub async fn start() -> Gateway {
@@ -49,14 +49,25 @@ pub async fn start_with(configure: impl FnOnce(&mut Settings, &std::path::Path))
     let mut settings = test_settings(&dir);
     configure(&mut settings, dir.path());
     let clock = ManualClock::new(1_700_000_000);
-    let state = credgate_server::build_state(&settings, Arc::new(clock.clone())).await.unwrap();
+    let state = credgate_server::build_state(&settings, Arc::new(clock.clone()))
+        .await
+        .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = credgate_server::serve(listener, state, &settings).unwrap();
     let handle = server.handle();
     tokio::spawn(server);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Gateway { url, clock, db: dir.path().join("credgate.db"), http, dir, handle }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Gateway {
+        url,
+        clock,
+        http,
+        _dir: dir,
+        handle,
+    }
 }
 
 impl Gateway {
@@ -65,21 +76,39 @@ impl Gateway {
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http.post(self.at(path)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap()
+        self.http
+            .post(self.at(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates a user through the admin API and returns its id.
     pub async fn user(&self, username: &str, password: &str) -> String {
-        let res = self.admin_post("/admin/users", json!({"username": username, "password": password})).await;
+        let res = self
+            .admin_post(
+                "/admin/users",
+                json!({"username": username, "password": password}),
+            )
+            .await;
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-        res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// A native password-grant token.
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         self.http
             .post(self.at("/v1/token"))
-            .form(&[("grant_type", "password"), ("username", username), ("password", password)])
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ])
             .send()
             .await
             .unwrap()
@@ -88,10 +117,19 @@ impl Gateway {
     pub async fn token(&self, username: &str, password: &str) -> String {
         let res = self.login(username, password).await;
         assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
-    pub async fn change(&self, token: &str, id: &str, current: &str, new: &str) -> reqwest::Response {
+    pub async fn change(
+        &self,
+        token: &str,
+        id: &str,
+        current: &str,
+        new: &str,
+    ) -> reqwest::Response {
         self.http
             .put(self.at(&format!("/v1/users/{id}/password")))
             .bearer_auth(token)
@@ -102,7 +140,13 @@ impl Gateway {
     }
 
     pub async fn audit(&self, user_id: &str) -> Vec<Value> {
-        let res = self.http.get(self.at(&format!("/admin/audit?user_id={user_id}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        let res = self
+            .http
+            .get(self.at(&format!("/admin/audit?user_id={user_id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
         res.json().await.unwrap()
     }
 }

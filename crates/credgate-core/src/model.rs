@@ -223,7 +223,10 @@ pub struct PasswordUpdate {
 // Hashes are what an offline attack needs: keep them out of every log line that prints these.
 impl std::fmt::Debug for NewUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewUser").field("user", &self.user).field("credential_hash", &"[redacted]").finish()
+        f.debug_struct("NewUser")
+            .field("user", &self.user)
+            .field("credential_hash", &"[redacted]")
+            .finish()
     }
 }
 

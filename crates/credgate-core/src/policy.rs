@@ -110,6 +110,7 @@ fn is_password_list(d: &zxcvbn::matching::patterns::DictionaryPattern) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

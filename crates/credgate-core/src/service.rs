@@ -396,7 +396,12 @@ impl CredentialService {
     /// Deletes a token; returns whether this call was the one that deleted it.
     async fn revoke(&self, token: &TokenRecord, meta: &RequestMeta) -> Result<bool, Error> {
         let detail = json!({"kind": token.kind.as_str()});
-        let audit = self.event(AuditKind::TokenRevoked, token.user_id.as_deref(), meta, detail);
+        let audit = self.event(
+            AuditKind::TokenRevoked,
+            token.user_id.as_deref(),
+            meta,
+            detail,
+        );
         let existed = self.store.delete_token(&token.digest, &[audit]).await?;
         self.tokens.invalidate(&token.digest).await;
         Ok(existed)

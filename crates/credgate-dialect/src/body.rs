@@ -9,12 +9,17 @@ use serde_json::{Map, Value};
 /// A top-level JSON object. Repeated keys are refused: which one a vendor's binder would take
 /// differs, and an attacker could exploit the difference.
 pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
-    let text = std::str::from_utf8(bytes).map_err(|_| Error::MalformedRequest("body is not UTF-8".into()))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::MalformedRequest("body is not UTF-8".into()))?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let map = de
-        .deserialize_any(ObjectVisitor)
-        .map_err(|e| Error::MalformedRequest(format!("body is not a JSON object: {}", e.classify_message())))?;
-    de.end().map_err(|_| Error::MalformedRequest("trailing characters after the JSON body".into()))?;
+    let map = de.deserialize_any(ObjectVisitor).map_err(|e| {
+        Error::MalformedRequest(format!(
+            "body is not a JSON object: {}",
+            e.classify_message()
+        ))
+    })?;
+    de.end()
+        .map_err(|_| Error::MalformedRequest("trailing characters after the JSON body".into()))?;
     Ok(map)
 }
 
@@ -25,7 +30,11 @@ trait Classify {
 impl Classify for serde_json::Error {
     /// Line and column only: the message must not echo body content (it may hold a password).
     fn classify_message(&self) -> String {
-        format!("invalid JSON at line {} column {}", self.line(), self.column())
+        format!(
+            "invalid JSON at line {} column {}",
+            self.line(),
+            self.column()
+        )
     }
 }
 
@@ -51,8 +60,8 @@ impl<'de> Visitor<'de> for ObjectVisitor {
 }
 
 pub fn parse_form(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(bytes).map_err(|_| Error::MalformedRequest("body is not a valid form".into()))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|_| Error::MalformedRequest("body is not a valid form".into()))?;
     let mut map = Map::new();
     for (k, v) in pairs {
         if map.insert(k, Value::String(v)).is_some() {
@@ -76,7 +85,9 @@ mod tests {
         assert!(parse_json_object(b"{\"a\":\"\xff\"}").is_err());
         let deep = "[".repeat(10_000);
         assert!(parse_json_object(format!("{{\"a\":{deep}}}").as_bytes()).is_err());
-        let err = parse_json_object(br#"{"password":"hunter2""#).unwrap_err().to_string();
+        let err = parse_json_object(br#"{"password":"hunter2""#)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"));
     }
 

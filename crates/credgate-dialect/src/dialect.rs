@@ -27,7 +27,10 @@ pub struct Dialect {
 
 impl std::fmt::Debug for Dialect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialect").field("name", &self.name).field("origin", &self.origin).finish()
+        f.debug_struct("Dialect")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .finish()
     }
 }
 
@@ -68,8 +71,11 @@ pub struct DialectSet {
 
 impl DialectSet {
     pub(crate) fn new(dialects: Vec<Arc<Dialect>>) -> Self {
-        let mut order: Vec<(usize, usize)> =
-            dialects.iter().enumerate().flat_map(|(d, dl)| (0..dl.routes.len()).map(move |r| (d, r))).collect();
+        let mut order: Vec<(usize, usize)> = dialects
+            .iter()
+            .enumerate()
+            .flat_map(|(d, dl)| (0..dl.routes.len()).map(move |r| (d, r)))
+            .collect();
         order.sort_by_key(|&(d, r)| std::cmp::Reverse(dialects[d].routes[r].path.specificity));
         Self { dialects, order }
     }
@@ -88,7 +94,11 @@ impl DialectSet {
             let route = &self.dialects[d].routes[r];
             if let Some(params) = route.path.matches(path) {
                 if route.spec.method.eq_ignore_ascii_case(method) {
-                    return Lookup::Found(RouteMatch { dialect: Arc::clone(&self.dialects[d]), route: r, params });
+                    return Lookup::Found(RouteMatch {
+                        dialect: Arc::clone(&self.dialects[d]),
+                        route: r,
+                        params,
+                    });
                 }
                 allowed.push(route.spec.method.clone());
             }

@@ -114,14 +114,19 @@ impl Example {
 /// Every example of every dialect folder below `dir`, sorted: (dialect, file, example).
 pub fn load_dir(dir: &Path) -> Result<Vec<(String, PathBuf, Example)>, String> {
     let mut out = Vec::new();
-    let mut dialects: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?
+    let mut dialects: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("examples").is_dir())
         .collect();
     dialects.sort();
     for d in dialects {
-        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(d.join("examples")).map_err(|e| e.to_string())?
+        let name = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(d.join("examples"))
+            .map_err(|e| e.to_string())?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
@@ -164,7 +169,10 @@ fn diff_at(at: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
             }
         }
         _ if expected == actual => {}
-        _ => out.push(format!("{}: expected {expected}, got {actual}", if at.is_empty() { "/" } else { at })),
+        _ => out.push(format!(
+            "{}: expected {expected}, got {actual}",
+            if at.is_empty() { "/" } else { at }
+        )),
     }
 }
 
@@ -178,7 +186,13 @@ mod tests {
     fn wildcards_and_pointers() {
         let e = json!({"a": "<string>", "b": {"c": 1}, "d": "<number>"});
         assert!(json_diff(&e, &json!({"a": "x", "b": {"c": 1}, "d": 5})).is_empty());
-        assert_eq!(json_diff(&e, &json!({"a": "x", "b": {"c": 2}, "d": 5})), vec!["/b/c: expected 1, got 2"]);
-        assert_eq!(json_diff(&json!(true), &json!(false)), vec!["/: expected true, got false"]);
+        assert_eq!(
+            json_diff(&e, &json!({"a": "x", "b": {"c": 2}, "d": 5})),
+            vec!["/b/c: expected 1, got 2"]
+        );
+        assert_eq!(
+            json_diff(&json!(true), &json!(false)),
+            vec!["/: expected true, got false"]
+        );
     }
 }

@@ -3,16 +3,18 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use credgate_core::{
-    Access, AppKey, ChangePassword, ClientCredentials, Command, Error, FieldProblem, FieldReason, Grant, Password,
-    Request, RequestMeta, SecretToken, Subject, TokenKind, TokenRequest,
+    Access, AppKey, ChangePassword, ClientCredentials, Command, Error, FieldProblem, FieldReason,
+    Grant, Password, Request, RequestMeta, SecretToken, Subject, TokenKind, TokenRequest,
 };
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
-use crate::body::{parse_json_object, parse_form};
+use crate::body::{parse_form, parse_json_object};
 use crate::dialect::{Dialect, RouteMatch};
 use crate::http::HttpRequest;
-use crate::spec::{AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, Sources, TokenRequirement};
+use crate::spec::{
+    AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, Sources, TokenRequirement,
+};
 
 /// A translated request, and what of it templates may show (never a secret).
 #[derive(Debug)]
@@ -46,12 +48,17 @@ struct Input<'a> {
 
 impl Input<'_> {
     fn get(&self, source: &str) -> Field {
-        let Some((place, name)) = source.split_once('.') else { return Field::Absent };
+        let Some((place, name)) = source.split_once('.') else {
+            return Field::Absent;
+        };
         let text = |v: Option<&str>| v.map_or(Field::Absent, |s| Field::Text(s.to_owned()));
         match place {
             "body" => {
                 let found = if self.case_insensitive {
-                    self.body.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+                    self.body
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v)
                 } else {
                     self.body.get(name)
                 };
@@ -61,8 +68,18 @@ impl Input<'_> {
                     Some(_) => Field::WrongType,
                 }
             }
-            "path" => text(self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())),
-            "query" => text(self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())),
+            "path" => text(
+                self.params
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str()),
+            ),
+            "query" => text(
+                self.query
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str()),
+            ),
             "header" => text(self.req.header(name)),
             "cookie" => text(self.req.cookie(name)),
             "basic" => match (&self.basic, name) {
@@ -94,9 +111,52 @@ pub(crate) fn vendor_name(sources: &Sources) -> String {
 
 impl Dialect {
     /// Translates a matched request into a canonical one.
-    pub fn extract(&self, m: &RouteMatch, req: &HttpRequest, meta: RequestMeta) -> Result<Extracted, Error> {
+    pub fn extract(
+        &self,
+        m: &RouteMatch,
+        req: &HttpRequest,
+        meta: RequestMeta,
+    ) -> Result<Extracted, Error> {
         let route = &m.route().spec;
-        let mut view = RequestView { path: m.params.iter().cloned().collect(), ..RequestView::default() };
+        let mut view = RequestView {
+            path: m.params.iter().cloned().collect(),
+            ..RequestView::default()
+        };
+
+        // Authentication comes first, as the vendors' servers check it before binding the body:
+        // a request without its session or app key is refused as such, whatever its body.
+        let app_key = match (&self.spec.auth.app_key, route.no_app_key) {
+            (Some(spec), false) => {
+                let presented = req
+                    .header(&spec.header)
+                    .filter(|k| !k.is_empty())
+                    .map(SecretToken::new);
+                if presented.is_none() {
+                    return Err(Error::UnknownApp);
+                }
+                Some(AppKey { presented })
+            }
+            _ => None,
+        };
+        let access = match route.token {
+            TokenRequirement::None => Access::Public,
+            TokenRequirement::User | TokenRequirement::Client => {
+                let token = self
+                    .presented_token(req)
+                    .filter(|t| !t.is_empty())
+                    .ok_or(Error::Unauthenticated)?;
+                self.check_csrf(route.method.as_str(), req, &token)?;
+                let kind = if route.token == TokenRequirement::Client {
+                    TokenKind::Client
+                } else {
+                    TokenKind::User
+                };
+                Access::Token {
+                    token: Some(token),
+                    kind,
+                }
+            }
+        };
 
         let body = match route.body {
             BodyFormat::None => Map::new(),
@@ -119,7 +179,8 @@ impl Dialect {
                 }
             }
         };
-        let query = serde_urlencoded::from_str::<Vec<(String, String)>>(&req.query).unwrap_or_default();
+        let query =
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&req.query).unwrap_or_default();
         let input = Input {
             req,
             params: &m.params,
@@ -167,7 +228,10 @@ impl Dialect {
                 Command::IssueToken(TokenRequest {
                     client: None,
                     client_required: false,
-                    grant: Grant::Password { username: username.unwrap_or_default(), password: Password::new(password.unwrap_or_default()) },
+                    grant: Grant::Password {
+                        username: username.unwrap_or_default(),
+                        password: Password::new(password.unwrap_or_default()),
+                    },
                     with_refresh: false,
                 })
             }
@@ -182,7 +246,10 @@ impl Dialect {
                 let client_secret = field("client_secret");
                 let client = match (route.client_auth, client_id) {
                     (ClientAuth::None, _) | (_, None) => None,
-                    (_, Some(id)) => Some(ClientCredentials { client_id: id, secret: Password::new(client_secret.unwrap_or_default()) }),
+                    (_, Some(id)) => Some(ClientCredentials {
+                        client_id: id,
+                        secret: Password::new(client_secret.unwrap_or_default()),
+                    }),
                 };
                 let grant = match canonical {
                     Some("password") => {
@@ -194,18 +261,27 @@ impl Dialect {
                             problems.push(FieldProblem::new("password", FieldReason::Missing));
                         }
                         view.username = username.clone();
-                        Grant::Password { username: username.unwrap_or_default(), password: Password::new(password.unwrap_or_default()) }
+                        Grant::Password {
+                            username: username.unwrap_or_default(),
+                            password: Password::new(password.unwrap_or_default()),
+                        }
                     }
                     Some("client_credentials") => Grant::ClientCredentials,
                     Some(_) => match field("refresh_token") {
-                        Some(t) => Grant::Refresh { refresh_token: SecretToken::new(t) },
+                        Some(t) => Grant::Refresh {
+                            refresh_token: SecretToken::new(t),
+                        },
                         None => {
                             problems.push(FieldProblem::new("refresh_token", FieldReason::Missing));
                             Grant::ClientCredentials
                         }
                     },
                     None => {
-                        let reason = if grant_type.is_some() { FieldReason::Unsupported } else { FieldReason::Missing };
+                        let reason = if grant_type.is_some() {
+                            FieldReason::Unsupported
+                        } else {
+                            FieldReason::Missing
+                        };
                         problems.push(FieldProblem::new("grant_type", reason));
                         Grant::ClientCredentials
                     }
@@ -222,7 +298,8 @@ impl Dialect {
                 if let (Some(check), Some(raw)) = (&route.subject_check, &subject_raw) {
                     if let Field::Text(given) = input.first(check) {
                         if &given != raw {
-                            problems.push(FieldProblem::new("subject_check", FieldReason::Mismatch));
+                            problems
+                                .push(FieldProblem::new("subject_check", FieldReason::Mismatch));
                         }
                     }
                 }
@@ -244,22 +321,15 @@ impl Dialect {
             return Err(Error::InvalidRequest { problems });
         }
 
-        let access = match route.token {
-            TokenRequirement::None => Access::Public,
-            TokenRequirement::User | TokenRequirement::Client => {
-                let token = self.presented_token(req);
-                if let Some(token) = &token {
-                    self.check_csrf(route.method.as_str(), req, token)?;
-                }
-                let kind = if route.token == TokenRequirement::Client { TokenKind::Client } else { TokenKind::User };
-                Access::Token { token, kind }
-            }
-        };
-        let app_key = match (&self.spec.auth.app_key, route.no_app_key) {
-            (Some(spec), false) => Some(AppKey { presented: req.header(&spec.header).map(SecretToken::new) }),
-            _ => None,
-        };
-        Ok(Extracted { request: Request { meta, app_key, access, command }, view })
+        Ok(Extracted {
+            request: Request {
+                meta,
+                app_key,
+                access,
+                command,
+            },
+            view,
+        })
     }
 
     /// The session token as the dialect's auth scheme carries it.
@@ -268,7 +338,9 @@ impl Dialect {
             AuthScheme::Bearer => {
                 let value = req.header("authorization")?;
                 let (scheme, token) = value.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| SecretToken::new(token.trim()))
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| SecretToken::new(token.trim()))
             }
             AuthScheme::Cookie => {
                 let raw = req.cookie(self.cookie_name.as_deref()?)?;
@@ -282,27 +354,49 @@ impl Dialect {
         }
     }
 
-    fn check_csrf(&self, method: &str, req: &HttpRequest, token: &SecretToken) -> Result<(), Error> {
-        let Some(csrf) = self.spec.auth.csrf.as_ref().filter(|c| c.enabled) else { return Ok(()) };
+    fn check_csrf(
+        &self,
+        method: &str,
+        req: &HttpRequest,
+        token: &SecretToken,
+    ) -> Result<(), Error> {
+        let Some(csrf) = self.spec.auth.csrf.as_ref().filter(|c| c.enabled) else {
+            return Ok(());
+        };
         if !csrf.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
             return Ok(());
         }
-        let header = self.csrf_header.as_deref().and_then(|h| req.header(h)).unwrap_or_default();
+        let header = self
+            .csrf_header
+            .as_deref()
+            .and_then(|h| req.header(h))
+            .unwrap_or_default();
         let ok = match csrf.style {
             CsrfStyle::DoubleSubmit => {
-                let cookie = self.csrf_cookie.as_deref().and_then(|c| req.cookie(c)).unwrap_or_default();
+                let cookie = self
+                    .csrf_cookie
+                    .as_deref()
+                    .and_then(|c| req.cookie(c))
+                    .unwrap_or_default();
                 !header.is_empty() && constant_time_eq(header.as_bytes(), cookie.as_bytes())
             }
             CsrfStyle::Session => {
                 let decoded = percent_decode_str(header).decode_utf8_lossy();
                 let value = match &self.csrf_pattern {
-                    Some(re) => re.captures(&decoded).and_then(|c| c.get(1)).map(|m| m.as_str().to_owned()),
+                    Some(re) => re
+                        .captures(&decoded)
+                        .and_then(|c| c.get(1))
+                        .map(|m| m.as_str().to_owned()),
                     None => Some(decoded.into_owned()),
                 };
                 value.is_some_and(|v| constant_time_eq(v.as_bytes(), csrf_value(token).as_bytes()))
             }
         };
-        if ok { Ok(()) } else { Err(Error::CsrfRejected) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::CsrfRejected)
+        }
     }
 }
 
@@ -310,7 +404,10 @@ impl Dialect {
 /// can compute and which reveals nothing of the token.
 pub fn csrf_value(token: &SecretToken) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(b"credgate-csrf:").chain_update(token.expose().as_bytes()).finalize();
+    let digest = Sha256::new()
+        .chain_update(b"credgate-csrf:")
+        .chain_update(token.expose().as_bytes())
+        .finalize();
     hex::encode(&digest[..16])
 }
 
@@ -327,6 +424,11 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (user, pass) = decoded.split_once(':')?;
     // RFC 6749 2.3.1: client id and secret are form-encoded before Basic encoding.
-    let unform = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned()).ok();
+    let unform = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .ok()
+    };
     Some((unform(user)?, unform(pass)?))
 }

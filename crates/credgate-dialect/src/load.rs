@@ -15,11 +15,26 @@ use crate::spec::{DialectSpec, ResponseSpec, Sources};
 
 /// The five seed dialects, compiled into the binary so it serves them with no files around.
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("dialects/akana/dialect.toml", include_str!("../../../dialects/akana/dialect.toml")),
-    ("dialects/crafter/dialect.toml", include_str!("../../../dialects/crafter/dialect.toml")),
-    ("dialects/crayon/dialect.toml", include_str!("../../../dialects/crayon/dialect.toml")),
-    ("dialects/etapp/dialect.toml", include_str!("../../../dialects/etapp/dialect.toml")),
-    ("dialects/oauth-style/dialect.toml", include_str!("../../../dialects/oauth-style/dialect.toml")),
+    (
+        "dialects/akana/dialect.toml",
+        include_str!("../../../dialects/akana/dialect.toml"),
+    ),
+    (
+        "dialects/crafter/dialect.toml",
+        include_str!("../../../dialects/crafter/dialect.toml"),
+    ),
+    (
+        "dialects/crayon/dialect.toml",
+        include_str!("../../../dialects/crayon/dialect.toml"),
+    ),
+    (
+        "dialects/etapp/dialect.toml",
+        include_str!("../../../dialects/etapp/dialect.toml"),
+    ),
+    (
+        "dialects/oauth-style/dialect.toml",
+        include_str!("../../../dialects/oauth-style/dialect.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -39,18 +54,31 @@ pub struct DialectSource {
 
 impl DialectSource {
     pub fn embedded() -> Vec<Self> {
-        EMBEDDED.iter().map(|(origin, text)| Self { origin: format!("{origin} (embedded)"), text: (*text).into() }).collect()
+        EMBEDDED
+            .iter()
+            .map(|(origin, text)| Self {
+                origin: format!("{origin} (embedded)"),
+                text: (*text).into(),
+            })
+            .collect()
     }
 
     /// Every `*/dialect.toml` directly below `dir`, in name order.
     pub fn from_dir(dir: &Path) -> Result<Vec<Self>, LoadError> {
-        let fail = |e: std::io::Error| LoadError { origin: dir.display().to_string(), line: None, message: e.to_string() };
+        let fail = |e: std::io::Error| LoadError {
+            origin: dir.display().to_string(),
+            line: None,
+            message: e.to_string(),
+        };
         let mut found = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(fail)? {
             let file = entry.map_err(fail)?.path().join("dialect.toml");
             if file.is_file() {
                 let text = std::fs::read_to_string(&file).map_err(fail)?;
-                found.push(Self { origin: file.display().to_string(), text });
+                found.push(Self {
+                    origin: file.display().to_string(),
+                    text,
+                });
             }
         }
         found.sort_by(|a, b| a.origin.cmp(&b.origin));
@@ -108,20 +136,43 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
     let origin = source.origin.clone();
     let spec: DialectSpec = toml::from_str(&source.text).map_err(|e| LoadError {
         origin: origin.clone(),
-        line: e.span().map(|s| source.text[..s.start].matches('\n').count() + 1),
+        line: e
+            .span()
+            .map(|s| source.text[..s.start].matches('\n').count() + 1),
         message: e.message().to_owned(),
     })?;
-    let err = |needle: &str, message: String| LoadError { origin: origin.clone(), line: line_of(&source.text, needle), message };
-    if spec.name.is_empty() || !spec.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(err("name", format!("dialect name `{}` must be letters, digits, - or _", spec.name)));
+    let err = |needle: &str, message: String| LoadError {
+        origin: origin.clone(),
+        line: line_of(&source.text, needle),
+        message,
+    };
+    if spec.name.is_empty()
+        || !spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(err(
+            "name",
+            format!(
+                "dialect name `{}` must be letters, digits, - or _",
+                spec.name
+            ),
+        ));
     }
     for kind in CoreError::KINDS {
         if !spec.errors.contains_key(*kind) {
-            return Err(err("[errors]", format!("the error table does not map canonical error `{kind}`")));
+            return Err(err(
+                "[errors]",
+                format!("the error table does not map canonical error `{kind}`"),
+            ));
         }
     }
     let check_kinds = |table: &BTreeMap<String, ResponseSpec>, what: &str| {
-        table.keys().find(|k| !CoreError::KINDS.contains(&k.as_str())).map(|k| err(k, format!("{what}: `{k}` is not a canonical error")))
+        table
+            .keys()
+            .find(|k| !CoreError::KINDS.contains(&k.as_str()))
+            .map(|k| err(k, format!("{what}: `{k}` is not a canonical error")))
     };
     if let Some(e) = check_kinds(&spec.errors, "[errors]") {
         return Err(e);
@@ -138,29 +189,40 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
 
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
-    env.set_auto_escape_callback(|name| if name.ends_with(".json") { AutoEscape::Json } else { AutoEscape::None });
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".json") {
+            AutoEscape::Json
+        } else {
+            AutoEscape::None
+        }
+    });
     let mut add = |name: String, text: &str, needle: &str| {
         env.add_template_owned(name.clone(), text.to_owned())
             .map_err(|e| err(needle, format!("template {name}: {e}")))
     };
 
     let is_json = |ct: &str| ct.contains("json");
-    let mut add_response = |prefix: &str, r: &ResponseSpec, needle: &str| -> Result<(), LoadError> {
-        let ct = r.content_type.as_deref().unwrap_or(&spec.content_type);
-        let suffix = if is_json(ct) { "json" } else { "txt" };
-        add(format!("{prefix}.body.{suffix}"), &r.body, needle)?;
-        for (h, v) in &r.headers {
-            add(format!("{prefix}.header.{h}"), v, needle)?;
-        }
-        for c in &r.cookies {
-            add(format!("{prefix}.cookie.{}.name", c.name), &c.name, needle)?;
-            add(format!("{prefix}.cookie.{}.value", c.name), &c.value, needle)?;
-            if let Some(age) = &c.max_age {
-                add(format!("{prefix}.cookie.{}.max_age", c.name), age, needle)?;
+    let mut add_response =
+        |prefix: &str, r: &ResponseSpec, needle: &str| -> Result<(), LoadError> {
+            let ct = r.content_type.as_deref().unwrap_or(&spec.content_type);
+            let suffix = if is_json(ct) { "json" } else { "txt" };
+            add(format!("{prefix}.body.{suffix}"), &r.body, needle)?;
+            for (h, v) in &r.headers {
+                add(format!("{prefix}.header.{h}"), v, needle)?;
             }
-        }
-        Ok(())
-    };
+            for c in &r.cookies {
+                add(format!("{prefix}.cookie.{}.name", c.name), &c.name, needle)?;
+                add(
+                    format!("{prefix}.cookie.{}.value", c.name),
+                    &c.value,
+                    needle,
+                )?;
+                if let Some(age) = &c.max_age {
+                    add(format!("{prefix}.cookie.{}.max_age", c.name), age, needle)?;
+                }
+            }
+            Ok(())
+        };
     for (kind, r) in &spec.errors {
         add_response(&format!("errors.{kind}"), r, &format!("{kind} ="))?;
     }
@@ -191,7 +253,9 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
         }
         for name in &route.required {
             if name != "subject" && !route.fields.contains_key(name) {
-                return Err(rerr(format!("required field `{name}` has no source in `fields`")));
+                return Err(rerr(format!(
+                    "required field `{name}` has no source in `fields`"
+                )));
             }
         }
         for g in route.grants.values() {
@@ -201,13 +265,18 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
         }
         let mut spec_route = route.clone();
         spec_route.method = method;
-        routes.push(CompiledRoute { index: i, spec: spec_route, path });
+        routes.push(CompiledRoute {
+            index: i,
+            spec: spec_route,
+            path,
+        });
     }
     let cookie_name = match &spec.auth.cookie {
         Some(t) => Some(render_plain(&env, t, &vars).map_err(|m| err("cookie", m))?),
         None => None,
     };
-    let token_pattern = compile_regex(spec.auth.token_pattern.as_deref()).map_err(|m| err("token_pattern", m))?;
+    let token_pattern =
+        compile_regex(spec.auth.token_pattern.as_deref()).map_err(|m| err("token_pattern", m))?;
     let (csrf_cookie, csrf_header, csrf_pattern) = match &spec.auth.csrf {
         Some(c) => (
             Some(render_plain(&env, &c.cookie, &vars).map_err(|m| err("csrf", m))?),
@@ -241,11 +310,18 @@ fn check_source(src: &str) -> Result<(), String> {
 }
 
 fn compile_regex(pattern: Option<&str>) -> Result<Option<Regex>, String> {
-    pattern.map(|p| Regex::new(p).map_err(|e| format!("bad pattern: {e}"))).transpose()
+    pattern
+        .map(|p| Regex::new(p).map_err(|e| format!("bad pattern: {e}")))
+        .transpose()
 }
 
-fn render_plain(env: &Environment<'static>, template: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    env.render_str(template, minijinja::context! { vars => vars }).map_err(|e| e.to_string())
+fn render_plain(
+    env: &Environment<'static>,
+    template: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    env.render_str(template, minijinja::context! { vars => vars })
+        .map_err(|e| e.to_string())
 }
 
 /// The first line (1-based) containing `needle`.

@@ -61,7 +61,12 @@ impl Dialect {
     }
 
     /// The success response of the matched route.
-    pub fn render_outcome(&self, m: &RouteMatch, view: &RequestView, outcome: &Outcome) -> HttpResponse {
+    pub fn render_outcome(
+        &self,
+        m: &RouteMatch,
+        view: &RequestView,
+        outcome: &Outcome,
+    ) -> HttpResponse {
         let (user, token): (Option<&User>, Option<&IssuedToken>) = match outcome {
             Outcome::Token(t) => (t.user.as_ref(), Some(t)),
             Outcome::PasswordChanged { user } | Outcome::User { user } => (Some(user), None),
@@ -85,7 +90,12 @@ impl Dialect {
     }
 
     /// The vendor's answer to a canonical error, from the route's overrides or the dialect table.
-    pub fn render_error(&self, m: Option<&RouteMatch>, view: &RequestView, error: &Error) -> HttpResponse {
+    pub fn render_error(
+        &self,
+        m: Option<&RouteMatch>,
+        view: &RequestView,
+        error: &Error,
+    ) -> HttpResponse {
         let kind = error.kind();
         let route = m.map(|m| m.route());
         let (name, spec) = match route.and_then(|r| r.spec.errors.get(kind).map(|s| (r, s))) {
@@ -99,7 +109,8 @@ impl Dialect {
             Error::InvalidRequest { problems } => problems
                 .iter()
                 .map(|p| {
-                    let field = route.map_or_else(|| p.field.clone(), |r| self.vendor_field(&r.spec, &p.field));
+                    let field = route
+                        .map_or_else(|| p.field.clone(), |r| self.vendor_field(&r.spec, &p.field));
                     let message = match p.reason {
                         FieldReason::Missing => format!("{field} is required"),
                         FieldReason::WrongType => format!("{field} must be a string"),
@@ -107,16 +118,22 @@ impl Dialect {
                         FieldReason::Mismatch => format!("{field} does not match"),
                         FieldReason::Unsupported => format!("{field} is not supported"),
                     };
-                    ProblemView { field, canonical: p.field.clone(), reason: p.reason, message }
+                    ProblemView {
+                        field,
+                        canonical: p.field.clone(),
+                        reason: p.reason,
+                        message,
+                    }
                 })
                 .collect(),
             _ => Vec::new(),
         };
         let missing: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         let rules: Vec<Value> = match error {
-            Error::PolicyViolation { rules } => {
-                rules.iter().map(|r| context! { name => r.name(), message => r.message() }).collect()
-            }
+            Error::PolicyViolation { rules } => rules
+                .iter()
+                .map(|r| context! { name => r.name(), message => r.message() })
+                .collect(),
             _ => Vec::new(),
         };
         let retry_after = match error {
@@ -132,7 +149,10 @@ impl Dialect {
 
     /// The vendor's name of a canonical field on a route, for error messages.
     fn vendor_field(&self, route: &crate::spec::RouteSpec, canonical: &str) -> String {
-        let subject = route.subject.as_ref().and_then(|s| s.id.as_ref().or(s.username.as_ref()));
+        let subject = route
+            .subject
+            .as_ref()
+            .and_then(|s| s.id.as_ref().or(s.username.as_ref()));
         let sources = match canonical {
             "subject" => subject,
             "subject_check" => route.subject_check.as_ref(),
@@ -146,7 +166,12 @@ impl Dialect {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(dialect = %self.name, template = name, error = %e, "response template failed");
-                match self.spec.errors.get("internal").filter(|_| !name.starts_with("errors.internal")) {
+                match self
+                    .spec
+                    .errors
+                    .get("internal")
+                    .filter(|_| !name.starts_with("errors.internal"))
+                {
                     Some(internal) => self.render_spec("errors.internal", internal, ctx),
                     None => plain_500(),
                 }
@@ -154,24 +179,51 @@ impl Dialect {
         }
     }
 
-    fn try_render(&self, name: &str, spec: &ResponseSpec, ctx: &Value) -> Result<HttpResponse, minijinja::Error> {
-        let content_type = spec.content_type.as_deref().unwrap_or(&self.spec.content_type);
-        let suffix = if content_type.contains("json") { "json" } else { "txt" };
-        let body = self.env.get_template(&format!("{name}.body.{suffix}"))?.render(ctx)?;
+    fn try_render(
+        &self,
+        name: &str,
+        spec: &ResponseSpec,
+        ctx: &Value,
+    ) -> Result<HttpResponse, minijinja::Error> {
+        let content_type = spec
+            .content_type
+            .as_deref()
+            .unwrap_or(&self.spec.content_type);
+        let suffix = if content_type.contains("json") {
+            "json"
+        } else {
+            "txt"
+        };
+        let body = self
+            .env
+            .get_template(&format!("{name}.body.{suffix}"))?
+            .render(ctx)?;
         let mut headers = Vec::new();
         if !body.is_empty() {
             headers.push(("Content-Type".to_owned(), content_type.to_owned()));
         }
         for h in spec.headers.keys() {
-            let value = self.env.get_template(&format!("{name}.header.{h}"))?.render(ctx)?;
+            let value = self
+                .env
+                .get_template(&format!("{name}.header.{h}"))?
+                .render(ctx)?;
             headers.push((h.clone(), header_safe(h, value)?));
         }
         for c in &spec.cookies {
-            let cookie_name = self.env.get_template(&format!("{name}.cookie.{}.name", c.name))?.render(ctx)?;
-            let value = self.env.get_template(&format!("{name}.cookie.{}.value", c.name))?.render(ctx)?;
+            let cookie_name = self
+                .env
+                .get_template(&format!("{name}.cookie.{}.name", c.name))?
+                .render(ctx)?;
+            let value = self
+                .env
+                .get_template(&format!("{name}.cookie.{}.value", c.name))?
+                .render(ctx)?;
             let mut cookie = format!("{cookie_name}={}; Path={}", cookie_safe(&value), c.path);
             if let Some(_age) = &c.max_age {
-                let age = self.env.get_template(&format!("{name}.cookie.{}.max_age", c.name))?.render(ctx)?;
+                let age = self
+                    .env
+                    .get_template(&format!("{name}.cookie.{}.max_age", c.name))?
+                    .render(ctx)?;
                 cookie.push_str(&format!("; Max-Age={}", age.trim()));
             }
             if c.http_only {
@@ -185,19 +237,29 @@ impl Dialect {
         }
         for c in &spec.clear_cookies {
             let cookie_name = self.env.render_str(c, ctx)?;
-            headers.push(("Set-Cookie".into(), header_safe("Set-Cookie", format!("{cookie_name}=; Path=/; Max-Age=0"))?));
+            headers.push((
+                "Set-Cookie".into(),
+                header_safe("Set-Cookie", format!("{cookie_name}=; Path=/; Max-Age=0"))?,
+            ));
         }
         // Credential answers must never be cached by a proxy or a browser.
         headers.push(("Cache-Control".into(), "no-store".into()));
         headers.push(("Pragma".into(), "no-cache".into()));
-        Ok(HttpResponse { status: spec.status, headers, body: body.into_bytes() })
+        Ok(HttpResponse {
+            status: spec.status,
+            headers,
+            body: body.into_bytes(),
+        })
     }
 }
 
 /// Refuses header values that could split the response; templates must encode what they embed.
 fn header_safe(name: &str, value: String) -> Result<String, minijinja::Error> {
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("header {name} would contain a control character")));
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("header {name} would contain a control character"),
+        ));
     }
     Ok(value)
 }
@@ -207,10 +269,15 @@ fn header_safe(name: &str, value: String) -> Result<String, minijinja::Error> {
 /// instead of being encoded twice.
 fn cookie_safe(value: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-    const NOT_COOKIE_OCTET: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\');
+    const NOT_COOKIE_OCTET: &AsciiSet =
+        &CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\');
     utf8_percent_encode(value, NOT_COOKIE_OCTET).to_string()
 }
 
 fn plain_500() -> HttpResponse {
-    HttpResponse { status: 500, headers: vec![("Content-Type".into(), "text/plain".into())], body: b"Internal Server Error".to_vec() }
+    HttpResponse {
+        status: 500,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: b"Internal Server Error".to_vec(),
+    }
 }

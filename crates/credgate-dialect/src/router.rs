@@ -18,10 +18,14 @@ impl PathTemplate {
         if !template.starts_with('/') {
             return Err(format!("path `{template}` must start with /"));
         }
-        let (mut pattern, mut shape, mut names, mut specificity) = (String::from("^"), String::new(), Vec::new(), 0);
+        let (mut pattern, mut shape, mut names, mut specificity) =
+            (String::from("^"), String::new(), Vec::new(), 0);
         let mut rest = template;
         while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').map(|i| open + i).ok_or(format!("unclosed {{ in `{template}`"))?;
+            let close = rest[open..]
+                .find('}')
+                .map(|i| open + i)
+                .ok_or(format!("unclosed {{ in `{template}`"))?;
             let name = &rest[open + 1..close];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("bad parameter name `{name}` in `{template}`"));
@@ -37,9 +41,18 @@ impl PathTemplate {
         pattern.push_str(&regex::escape(rest.trim_end_matches('/')));
         shape.push_str(rest.trim_end_matches('/'));
         specificity += rest.len();
-        pattern.push_str(if trailing_slash || rest.ends_with('/') { "/?$" } else { "$" });
+        pattern.push_str(if trailing_slash || rest.ends_with('/') {
+            "/?$"
+        } else {
+            "$"
+        });
         let regex = Regex::new(&pattern).map_err(|e| e.to_string())?;
-        Ok(Self { regex, names, shape, specificity })
+        Ok(Self {
+            regex,
+            names,
+            shape,
+            specificity,
+        })
     }
 
     /// The decoded parameters when `path` matches; `None` also for undecodable segments.
@@ -64,10 +77,14 @@ mod tests {
 
     #[test]
     fn params_literals_and_slashes() {
-        let t = PathTemplate::compile("/api/v{version}/users/{userID}/password/change", false).unwrap();
+        let t =
+            PathTemplate::compile("/api/v{version}/users/{userID}/password/change", false).unwrap();
         assert_eq!(
             t.matches("/api/v1.0/users/%40me/password/change").unwrap(),
-            vec![("version".into(), "1.0".into()), ("userID".into(), "@me".into())]
+            vec![
+                ("version".into(), "1.0".into()),
+                ("userID".into(), "@me".into())
+            ]
         );
         assert!(t.matches("/api/v1.0/users/a/b/password/change").is_none());
         assert!(t.matches("/api/v1.0/users/x/password/change/").is_none());

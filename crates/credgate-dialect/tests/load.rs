@@ -4,7 +4,10 @@ use credgate_dialect::{DialectSet, DialectSource, LoadOptions, Lookup};
 
 fn load(extra: &[(&str, &str)]) -> Result<DialectSet, String> {
     let mut sources = DialectSource::embedded();
-    sources.extend(extra.iter().map(|(o, t)| DialectSource { origin: (*o).into(), text: (*t).into() }));
+    sources.extend(extra.iter().map(|(o, t)| DialectSource {
+        origin: (*o).into(),
+        text: (*t).into(),
+    }));
     DialectSet::load(&sources, &LoadOptions::default()).map_err(|e| e.to_string())
 }
 
@@ -12,10 +15,21 @@ fn load(extra: &[(&str, &str)]) -> Result<DialectSet, String> {
 fn the_five_seed_dialects_load_and_route() {
     let set = load(&[]).unwrap();
     let names: Vec<_> = set.dialects().iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["akana", "crafter", "crayon", "etapp", "oauth-style"]);
+    assert_eq!(
+        names,
+        ["akana", "crafter", "crayon", "etapp", "oauth-style"]
+    );
     for (method, path, dialect) in [
-        ("PUT", "/api/users/eceffbe3-3386-495b-80d3-7526f0eb0edc.acmepaymentscorp/password", "akana"),
-        ("POST", "/studio/api/1/services/api/1/user/change-password.json", "crafter"),
+        (
+            "PUT",
+            "/api/users/eceffbe3-3386-495b-80d3-7526f0eb0edc.acmepaymentscorp/password",
+            "akana",
+        ),
+        (
+            "POST",
+            "/studio/api/1/services/api/1/user/change-password.json",
+            "crafter",
+        ),
         ("PUT", "/api/v1/users/e758d6be/changepassword/", "crayon"),
         ("PUT", "/api/v1.0/users/@me/password/change", "etapp"),
         ("POST", "/auth/password/change", "oauth-style"),
@@ -25,7 +39,10 @@ fn the_five_seed_dialects_load_and_route() {
             _ => panic!("{method} {path} not routed"),
         }
     }
-    assert!(matches!(set.lookup("GET", "/auth/password/change"), Lookup::MethodNotAllowed(_)));
+    assert!(matches!(
+        set.lookup("GET", "/auth/password/change"),
+        Lookup::MethodNotAllowed(_)
+    ));
     assert!(matches!(set.lookup("GET", "/nowhere"), Lookup::NotFound));
 }
 
@@ -41,12 +58,18 @@ ok = { status = 204 }
 "#;
 
 fn all_errors() -> String {
-    credgate_core::Error::KINDS.iter().map(|k| format!("{k} = {{ status = 400 }}\n")).collect()
+    credgate_core::Error::KINDS
+        .iter()
+        .map(|k| format!("{k} = {{ status = 400 }}\n"))
+        .collect()
 }
 
 #[test]
 fn an_unmapped_error_names_file_and_variant() {
-    let text = format!("{MINIMAL}[errors]\n{}", all_errors().replace("conflict = { status = 400 }\n", ""));
+    let text = format!(
+        "{MINIMAL}[errors]\n{}",
+        all_errors().replace("conflict = { status = 400 }\n", "")
+    );
     let err = load(&[("extra/mini/dialect.toml", &text)]).unwrap_err();
     assert!(err.starts_with("extra/mini/dialect.toml:"), "{err}");
     assert!(err.contains("`conflict`"), "{err}");
@@ -64,16 +87,25 @@ fn unknown_keys_are_refused_with_their_line() {
 fn a_route_clash_names_both_files() {
     let text = format!(
         "{}[errors]\n{}",
-        MINIMAL.replace("/mini\"", "/auth\"").replace("/change\"", "/password/change\""),
+        MINIMAL
+            .replace("/mini\"", "/auth\"")
+            .replace("/change\"", "/password/change\""),
         all_errors()
     );
     let err = load(&[("extra/mini/dialect.toml", &text)]).unwrap_err();
-    assert!(err.contains("extra/mini/dialect.toml") && err.contains("dialects/oauth-style/dialect.toml"), "{err}");
+    assert!(
+        err.contains("extra/mini/dialect.toml")
+            && err.contains("dialects/oauth-style/dialect.toml"),
+        "{err}"
+    );
 }
 
 #[test]
 fn template_errors_are_load_errors() {
-    let text = format!("{MINIMAL}[errors]\n{}", all_errors()).replace("internal = { status = 400 }", "internal = { status = 500, body = \"{{ oops(\" }");
+    let text = format!("{MINIMAL}[errors]\n{}", all_errors()).replace(
+        "internal = { status = 400 }",
+        "internal = { status = 500, body = \"{{ oops(\" }",
+    );
     let err = load(&[("extra/mini/dialect.toml", &text)]).unwrap_err();
     assert!(err.contains("template errors.internal"), "{err}");
 }

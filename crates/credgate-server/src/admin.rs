@@ -29,7 +29,8 @@ pub enum AdminRefused {
 impl ResponseError for AdminRefused {
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Disabled => HttpResponse::NotFound().json(json!({"type": "about:blank", "title": "Not Found", "status": 404})),
+            Self::Disabled => HttpResponse::NotFound()
+                .json(json!({"type": "about:blank", "title": "Not Found", "status": 404})),
             Self::BadToken => problem(&Error::Unauthenticated),
         }
     }
@@ -40,10 +41,16 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_token.clone());
+        let expected = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|s| s.admin_token.clone());
         ready(match (expected, bearer(req)) {
             (None, _) => Err(AdminRefused::Disabled),
-            (Some(want), Some(got)) if constant_time_eq(want.expose().as_bytes(), got.expose().as_bytes()) => Ok(Admin),
+            (Some(want), Some(got))
+                if constant_time_eq(want.expose().as_bytes(), got.expose().as_bytes()) =>
+            {
+                Ok(Admin)
+            }
             _ => Err(AdminRefused::BadToken),
         })
     }
@@ -54,6 +61,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Parses a JSON body, answering a clear 400 problem when it does not fit.
+#[allow(clippy::result_large_err)] // the error is the response itself, built once
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
     serde_json::from_slice(body).map_err(|e| {
         // serde's message names the field and the expected type, never the value.
@@ -87,7 +95,12 @@ struct CreateUser {
     profile: BTreeMap<String, String>,
 }
 
-pub async fn create_user(_: Admin, req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn create_user(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let input: CreateUser = match parse(&body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -107,7 +120,11 @@ pub async fn create_user(_: Admin, req: HttpRequest, body: web::Bytes, state: we
     }
 }
 
-pub async fn get_user(_: Admin, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub async fn get_user(
+    _: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     match state.core.user(&path).await {
         Ok(user) => HttpResponse::Ok().json(user_json(&user)),
         Err(e) => problem(&e),
@@ -122,7 +139,11 @@ pub struct Page {
     offset: u32,
 }
 
-pub async fn list_users(_: Admin, page: web::Query<Page>, state: web::Data<AppState>) -> HttpResponse {
+pub async fn list_users(
+    _: Admin,
+    page: web::Query<Page>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     match state.core.users(page.limit, page.offset).await {
         Ok(users) => HttpResponse::Ok().json(users.iter().map(user_json).collect::<Vec<_>>()),
         Err(e) => problem(&e),
@@ -137,13 +158,27 @@ struct CreateClient {
     name: Option<String>,
 }
 
-pub async fn create_client(_: Admin, req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn create_client(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let input: CreateClient = match parse(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
     let client_id = input.client_id.clone();
-    match state.core.create_client(input.client_id, input.client_secret, input.name, &meta(&req, "admin")).await {
+    match state
+        .core
+        .create_client(
+            input.client_id,
+            input.client_secret,
+            input.name,
+            &meta(&req, "admin"),
+        )
+        .await
+    {
         Ok(()) => HttpResponse::Created().json(json!({"client_id": client_id})),
         Err(e) => problem(&e),
     }
@@ -156,12 +191,21 @@ struct CreateApp {
     name: Option<String>,
 }
 
-pub async fn create_app(_: Admin, req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn create_app(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let input: CreateApp = match parse(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    match state.core.create_app(input.key, input.name.clone(), &meta(&req, "admin")).await {
+    match state
+        .core
+        .create_app(input.key, input.name.clone(), &meta(&req, "admin"))
+        .await
+    {
         Ok(()) => HttpResponse::Created().json(json!({"name": input.name})),
         Err(e) => problem(&e),
     }
@@ -174,8 +218,15 @@ pub struct AuditParams {
     limit: u32,
 }
 
-pub async fn audit(_: Admin, params: web::Query<AuditParams>, state: web::Data<AppState>) -> HttpResponse {
-    let query = AuditQuery { user_id: params.user_id.clone().filter(|s| !s.is_empty()), limit: params.limit };
+pub async fn audit(
+    _: Admin,
+    params: web::Query<AuditParams>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let query = AuditQuery {
+        user_id: params.user_id.clone().filter(|s| !s.is_empty()),
+        limit: params.limit,
+    };
     match state.core.audit(&query).await {
         Ok(records) => HttpResponse::Ok().json(records),
         Err(e) => problem(&e),

@@ -63,15 +63,29 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
 }
 
 /// Opens the store and builds the core, as `serve` and the CLI commands do.
-pub async fn build_core(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Arc<CredentialService>, StartError> {
+pub async fn build_core(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<CredentialService>, StartError> {
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
-    Ok(Arc::new(CredentialService::new(store, clock, settings.core_config())?))
+    Ok(Arc::new(CredentialService::new(
+        store,
+        clock,
+        settings.core_config(),
+    )?))
 }
 
-pub async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<web::Data<AppState>, StartError> {
+pub async fn build_state(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<web::Data<AppState>, StartError> {
     let dialects = Arc::new(load_dialects(settings)?);
     let core = build_core(settings, clock).await?;
-    Ok(web::Data::new(AppState { core, dialects, admin_token: settings.admin_token.clone() }))
+    Ok(web::Data::new(AppState {
+        core,
+        dialects,
+        admin_token: settings.admin_token.clone(),
+    }))
 }
 
 /// Routes and middleware, shared by the binary and the tests.
@@ -83,7 +97,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         .service(
             web::scope("/v1")
                 .route("/token", web::post().to(native::token))
-                .route("/users/{id}/password", web::put().to(native::change_password)),
+                .route(
+                    "/users/{id}/password",
+                    web::put().to(native::change_password),
+                ),
         )
         .service(
             web::scope("/admin")
@@ -110,10 +127,16 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Starts serving on an already bound listener; the returned server runs until stopped and
 /// finishes in-flight requests on SIGTERM/SIGINT.
-pub fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings) -> Result<Server, StartError> {
+pub fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    settings: &Settings,
+) -> Result<Server, StartError> {
     let max_body = settings.max_body_bytes;
     let workers = match settings.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     };
     let server = HttpServer::new(move || {

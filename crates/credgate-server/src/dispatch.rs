@@ -4,13 +4,19 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use credgate_core::RequestMeta;
-use credgate_dialect::{HttpRequest as EngineRequest, HttpResponse as EngineResponse, Lookup, RequestView};
+use credgate_dialect::{
+    HttpRequest as EngineRequest, HttpResponse as EngineResponse, Lookup, RequestView,
+};
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::telemetry::request_id;
 
-pub async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn dispatch(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let dialects = state.dialects();
     let m = match dialects.lookup(req.method().as_str(), req.path()) {
         Lookup::Found(m) => m,
@@ -20,7 +26,8 @@ pub async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppSt
                 .json(json!({"type": "about:blank", "title": "Method Not Allowed", "status": 405}))
         }
         Lookup::NotFound => {
-            return HttpResponse::NotFound().json(json!({"type": "about:blank", "title": "Not Found", "status": 404}))
+            return HttpResponse::NotFound()
+                .json(json!({"type": "about:blank", "title": "Not Found", "status": 404}))
         }
     };
     let engine_req = EngineRequest {
@@ -30,7 +37,11 @@ pub async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppSt
         headers: req
             .headers()
             .iter()
-            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+            .filter_map(|(n, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (n.as_str().to_owned(), v.to_owned()))
+            })
             .collect(),
         body: body.to_vec(),
     };
@@ -46,7 +57,10 @@ pub async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppSt
             Err(error) => dialect.render_error(Some(&m), &extracted.view, &error),
         },
         Err(error) => {
-            let view = RequestView { path: m.params.iter().cloned().collect(), ..RequestView::default() };
+            let view = RequestView {
+                path: m.params.iter().cloned().collect(),
+                ..RequestView::default()
+            };
             dialect.render_error(Some(&m), &view, &error)
         }
     };
@@ -58,7 +72,10 @@ fn to_actix(r: EngineResponse) -> HttpResponse {
     let mut response = HttpResponse::build(status).body(r.body);
     let headers = response.headers_mut();
     for (name, value) in r.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
             headers.append(n, v);
         }
     }

@@ -4,8 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use credgate_core::{
-    Access, ChangePassword, ClientCredentials, Command, Error, FieldReason, Grant, Outcome, Password, Request,
-    RequestMeta, SecretToken, Subject, TokenKind, TokenRequest,
+    Access, ChangePassword, ClientCredentials, Command, Error, FieldReason, Grant, Outcome,
+    Password, Request, RequestMeta, SecretToken, Subject, TokenKind, TokenRequest,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -34,7 +34,8 @@ struct TokenForm {
 
 /// An RFC 6749 section 5.2 error.
 fn oauth_error(status: u16, code: &str) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
     HttpResponse::build(status)
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({ "error": code }))
@@ -42,13 +43,19 @@ fn oauth_error(status: u16, code: &str) -> HttpResponse {
 
 /// `POST /v1/token`: password, client_credentials and refresh_token grants, form or JSON.
 pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let is_json = req.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    let is_json = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
     let parsed: Result<TokenForm, ()> = if is_json {
         serde_json::from_slice(&body).map_err(|_| ())
     } else {
         serde_urlencoded::from_bytes(&body).map_err(|_| ())
     };
-    let Ok(mut form) = parsed else { return oauth_error(400, "invalid_request") };
+    let Ok(mut form) = parsed else {
+        return oauth_error(400, "invalid_request");
+    };
     if let Some((id, secret)) = basic_auth(&req) {
         form.client_id = Some(id);
         form.client_secret = Some(secret);
@@ -66,12 +73,20 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Some(_) => return oauth_error(400, "unsupported_grant_type"),
         None => return oauth_error(400, "invalid_request"),
     };
-    let client = form.client_id.map(|client_id| ClientCredentials { client_id, secret: form.client_secret.unwrap_or_default() });
+    let client = form.client_id.map(|client_id| ClientCredentials {
+        client_id,
+        secret: form.client_secret.unwrap_or_default(),
+    });
     let request = Request {
         meta: meta(&req, "native"),
         app_key: None,
         access: Access::Public,
-        command: Command::IssueToken(TokenRequest { client, client_required: false, grant, with_refresh: true }),
+        command: Command::IssueToken(TokenRequest {
+            client,
+            client_required: false,
+            grant,
+            with_refresh: true,
+        }),
     };
     match state.core.execute(request).await {
         Ok(Outcome::Token(t)) => {
@@ -79,12 +94,16 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             if let Some(refresh) = &t.refresh {
                 body["refresh_token"] = json!(refresh.expose());
             }
-            HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body)
+            HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(body)
         }
         Ok(_) => problem(&Error::Internal),
         Err(Error::InvalidCredentials) => oauth_error(400, "invalid_grant"),
         Err(Error::InvalidClient) => oauth_error(401, "invalid_client"),
-        Err(Error::InvalidRequest { .. } | Error::MalformedRequest(_)) => oauth_error(400, "invalid_request"),
+        Err(Error::InvalidRequest { .. } | Error::MalformedRequest(_)) => {
+            oauth_error(400, "invalid_request")
+        }
         Err(e) => problem(&e),
     }
 }
@@ -96,27 +115,55 @@ struct PasswordChange {
 }
 
 /// `PUT /v1/users/{id}/password` with a Bearer user token -> 204. `{id}` may be `me`.
-pub async fn change_password(req: HttpRequest, path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn change_password(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let change: PasswordChange = match serde_json::from_slice(&body) {
         Ok(c) => c,
-        Err(e) => return problem(&Error::MalformedRequest(format!("invalid JSON at line {} column {}", e.line(), e.column()))),
+        Err(e) => {
+            return problem(&Error::MalformedRequest(format!(
+                "invalid JSON at line {} column {}",
+                e.line(),
+                e.column()
+            )))
+        }
     };
     let mut missing = Vec::new();
-    if change.current_password.as_ref().is_none_or(|p| p.is_empty()) {
-        missing.push(credgate_core::FieldProblem::new("current_password", FieldReason::Missing));
+    if change
+        .current_password
+        .as_ref()
+        .is_none_or(|p| p.is_empty())
+    {
+        missing.push(credgate_core::FieldProblem::new(
+            "current_password",
+            FieldReason::Missing,
+        ));
     }
     if change.new_password.as_ref().is_none_or(|p| p.is_empty()) {
-        missing.push(credgate_core::FieldProblem::new("new_password", FieldReason::Missing));
+        missing.push(credgate_core::FieldProblem::new(
+            "new_password",
+            FieldReason::Missing,
+        ));
     }
     if !missing.is_empty() {
         return problem(&Error::InvalidRequest { problems: missing });
     }
     let id = path.into_inner();
-    let subject = if id == "me" { Subject::Caller } else { Subject::Id(id) };
+    let subject = if id == "me" {
+        Subject::Caller
+    } else {
+        Subject::Id(id)
+    };
     let request = Request {
         meta: meta(&req, "native"),
         app_key: None,
-        access: Access::Token { token: bearer(&req), kind: TokenKind::User },
+        access: Access::Token {
+            token: bearer(&req),
+            kind: TokenKind::User,
+        },
         command: Command::ChangePassword(ChangePassword {
             subject,
             current: change.current_password.unwrap_or_default(),
@@ -125,7 +172,9 @@ pub async fn change_password(req: HttpRequest, path: web::Path<String>, body: we
         }),
     };
     match state.core.execute(request).await {
-        Ok(_) => HttpResponse::NoContent().insert_header(("Cache-Control", "no-store")).finish(),
+        Ok(_) => HttpResponse::NoContent()
+            .insert_header(("Cache-Control", "no-store"))
+            .finish(),
         Err(e) => problem(&e),
     }
 }
@@ -133,7 +182,9 @@ pub async fn change_password(req: HttpRequest, path: web::Path<String>, body: we
 pub fn bearer(req: &HttpRequest) -> Option<SecretToken> {
     let value = req.headers().get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| SecretToken::new(token.trim()))
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| SecretToken::new(token.trim()))
 }
 
 fn basic_auth(req: &HttpRequest) -> Option<(String, Password)> {

@@ -8,11 +8,15 @@ use serde_json::json;
 
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
-        Error::MalformedRequest(_) | Error::InvalidRequest { .. } | Error::PolicyViolation { .. } => StatusCode::BAD_REQUEST,
+        Error::MalformedRequest(_)
+        | Error::InvalidRequest { .. }
+        | Error::PolicyViolation { .. } => StatusCode::BAD_REQUEST,
         Error::ResetTokenInvalid | Error::InvalidCredentials => StatusCode::BAD_REQUEST,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::InvalidClient | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Error::Forbidden | Error::ExternallyManaged | Error::UnknownApp | Error::CsrfRejected => StatusCode::FORBIDDEN,
+        Error::Forbidden | Error::ExternallyManaged | Error::UnknownApp | Error::CsrfRejected => {
+            StatusCode::FORBIDDEN
+        }
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Conflict(_) => StatusCode::CONFLICT,
@@ -33,12 +37,17 @@ pub fn problem(error: &Error) -> HttpResponse {
     match error {
         Error::InvalidRequest { problems } => body["errors"] = json!(problems),
         Error::PolicyViolation { rules } => {
-            body["rules"] = json!(rules.iter().map(|r| json!({"rule": r.name(), "message": r.message()})).collect::<Vec<_>>())
+            body["rules"] = json!(rules
+                .iter()
+                .map(|r| json!({"rule": r.name(), "message": r.message()}))
+                .collect::<Vec<_>>())
         }
         _ => {}
     }
     let mut response = HttpResponse::build(status);
-    response.content_type("application/problem+json").insert_header(("Cache-Control", "no-store"));
+    response
+        .content_type("application/problem+json")
+        .insert_header(("Cache-Control", "no-store"));
     match error {
         Error::Unauthenticated => {
             response.insert_header(("WWW-Authenticate", "Bearer"));

@@ -61,7 +61,11 @@ pub struct DialectSettings {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        Self { max_connections: 8, busy_timeout_ms: 5_000, auto_migrate: true }
+        Self {
+            max_connections: 8,
+            busy_timeout_ms: 5_000,
+            auto_migrate: true,
+        }
     }
 }
 
@@ -91,9 +95,22 @@ impl Default for Settings {
 /// Top-level keys the environment may set; other `CREDGATE_*` variables (test harness
 /// settings, say) are not configuration.
 const ENV_KEYS: &[&str] = &[
-    "listen", "database_url", "admin_token", "bcrypt_cost", "hash_threads", "workers", "token_ttl_secs",
-    "client_token_ttl_secs", "refresh_token_ttl_secs", "token_cache_secs", "max_body_bytes", "log_format",
-    "log_level", "policy", "store", "dialects",
+    "listen",
+    "database_url",
+    "admin_token",
+    "bcrypt_cost",
+    "hash_threads",
+    "workers",
+    "token_ttl_secs",
+    "client_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "token_cache_secs",
+    "max_body_bytes",
+    "log_format",
+    "log_level",
+    "policy",
+    "store",
+    "dialects",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -106,17 +123,24 @@ impl Settings {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         match path {
-            Some(p) if !p.is_file() => return Err(ConfigError(format!("config file {} not found", p.display()))),
+            Some(p) if !p.is_file() => {
+                return Err(ConfigError(format!(
+                    "config file {} not found",
+                    p.display()
+                )))
+            }
             Some(p) => figment = figment.merge(Toml::file(p)),
-            None if Path::new("config.toml").is_file() => figment = figment.merge(Toml::file("config.toml")),
+            None if Path::new("config.toml").is_file() => {
+                figment = figment.merge(Toml::file("config.toml"))
+            }
             None => {}
         }
-        let env = Env::prefixed("CREDGATE_")
-            .split("__")
-            .filter(|k| {
-                let key = k.as_str().to_ascii_lowercase();
-                ENV_KEYS.iter().any(|known| key == *known || key.starts_with(&format!("{known}.")))
-            });
+        let env = Env::prefixed("CREDGATE_").split("__").filter(|k| {
+            let key = k.as_str().to_ascii_lowercase();
+            ENV_KEYS
+                .iter()
+                .any(|known| key == *known || key.starts_with(&format!("{known}.")))
+        });
         Self::from_figment(figment.merge(env))
     }
 
@@ -137,10 +161,19 @@ impl Settings {
         if self.max_body_bytes == 0 {
             return bad("max_body_bytes must be positive");
         }
-        if self.token_ttl_secs == 0 || self.client_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
-            return bad("token_ttl_secs, client_token_ttl_secs and refresh_token_ttl_secs must be positive");
+        if self.token_ttl_secs == 0
+            || self.client_token_ttl_secs == 0
+            || self.refresh_token_ttl_secs == 0
+        {
+            return bad(
+                "token_ttl_secs, client_token_ttl_secs and refresh_token_ttl_secs must be positive",
+            );
         }
-        if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
             return bad("admin_token must be at least 16 characters");
         }
         self.policy.validate().map_err(ConfigError)
@@ -166,17 +199,26 @@ mod tests {
     use figment::Jail;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is figment's
     fn file_then_env_and_errors_name_the_key() {
         Jail::expect_with(|jail| {
-            jail.create_file("config.toml", "bcrypt_cost = 10\n[policy]\nmin_length = 10\n")?;
+            jail.create_file(
+                "config.toml",
+                "bcrypt_cost = 10\n[policy]\nmin_length = 10\n",
+            )?;
             jail.set_env("CREDGATE_BCRYPT_COST", "11");
             jail.set_env("CREDGATE_POLICY__HISTORY", "3");
             jail.set_env("CREDGATE_TEST_POSTGRES_URL", "postgres://ignored");
             let s = Settings::load(None).unwrap();
-            assert_eq!((s.bcrypt_cost, s.policy.min_length, s.policy.history), (11, 10, 3));
+            assert_eq!(
+                (s.bcrypt_cost, s.policy.min_length, s.policy.history),
+                (11, 10, 3)
+            );
 
             jail.create_file("bad.toml", "bcrypt_cots = 10\n")?;
-            let e = Settings::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            let e = Settings::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("bcrypt_cots"), "{e}");
             jail.set_env("CREDGATE_BCRYPT_COST", "eleven");
             let e = Settings::load(None).unwrap_err().to_string();
@@ -187,7 +229,10 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_the_admin_token() {
-        let s = Settings { admin_token: Some(SecretToken::new("super-secret-admin-token")), ..Settings::default() };
+        let s = Settings {
+            admin_token: Some(SecretToken::new("super-secret-admin-token")),
+            ..Settings::default()
+        };
         assert!(!format!("{s:?}").contains("super-secret"));
     }
 }

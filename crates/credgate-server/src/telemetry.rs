@@ -15,7 +15,10 @@ struct RequestId(String);
 
 /// The id of the request being served (taken from `X-Request-Id` or generated).
 pub fn request_id(req: &HttpRequest) -> String {
-    req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
 }
 
 /// Accepts a caller's id only when it is short and printable, so it cannot forge log lines.
@@ -35,10 +38,15 @@ pub async fn request_ids(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let (method, path, started) = (req.method().to_string(), req.path().to_owned(), Instant::now());
+    let (method, path, started) = (
+        req.method().to_string(),
+        req.path().to_owned(),
+        Instant::now(),
+    );
     let mut res = next.call(req).await?;
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
     }
     // A web server's name and version tell an attacker what to try.
     res.headers_mut().remove("server");
@@ -52,6 +60,12 @@ pub async fn request_ids(
 /// Installs the global subscriber: readable text by default, JSON lines with `json`.
 pub fn init_logging(format: &str, level: &str) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -19,7 +19,11 @@ impl Target {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { base_url: base_url.into(), admin_token, client }
+        Self {
+            base_url: base_url.into(),
+            admin_token,
+            client,
+        }
     }
 }
 
@@ -33,22 +37,34 @@ pub struct Answer {
 
 impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Runs `example`; returns every mismatch as a readable line (empty: it passed).
 pub async fn replay(target: &Target, example: &Example) -> Result<(), Vec<String>> {
-    setup(target, example).await.map_err(|e| vec![format!("setup: {e}")])?;
+    setup(target, example)
+        .await
+        .map_err(|e| vec![format!("setup: {e}")])?;
     let mut captures: BTreeMap<String, String> = BTreeMap::new();
     for (i, step) in example.before.iter().enumerate() {
-        run_step(target, step, &mut captures).await.map_err(|e| vec![format!("before[{i}]: {e}")])?;
+        run_step(target, step, &mut captures)
+            .await
+            .map_err(|e| vec![format!("before[{i}]: {e}")])?;
     }
-    let answer = send(target, &example.request, &captures).await.map_err(|e| vec![format!("request: {e}")])?;
+    let answer = send(target, &example.request, &captures)
+        .await
+        .map_err(|e| vec![format!("request: {e}")])?;
     let mut diffs = Vec::new();
     let expected = &example.response;
     if answer.status != expected.status {
-        diffs.push(format!("status: expected {}, got {} (body: {})", expected.status, answer.status, answer.body));
+        diffs.push(format!(
+            "status: expected {}, got {} (body: {})",
+            expected.status, answer.status, answer.body
+        ));
     }
     for (name, want) in &expected.headers {
         match answer.header(name) {
@@ -62,10 +78,17 @@ pub async fn replay(target: &Target, example: &Example) -> Result<(), Vec<String
         }
     }
     if let Some(want) = &expected.json {
-        match (serde_json::from_str::<Value>(want), serde_json::from_str::<Value>(&answer.body)) {
+        match (
+            serde_json::from_str::<Value>(want),
+            serde_json::from_str::<Value>(&answer.body),
+        ) {
             (Err(e), _) => diffs.push(format!("the example's json does not parse: {e}")),
             (_, Err(_)) => diffs.push(format!("body: expected JSON, got {:?}", answer.body)),
-            (Ok(want), Ok(got)) => diffs.extend(json_diff(&want, &got).into_iter().map(|d| format!("body {d}"))),
+            (Ok(want), Ok(got)) => diffs.extend(
+                json_diff(&want, &got)
+                    .into_iter()
+                    .map(|d| format!("body {d}")),
+            ),
         }
     }
     if diffs.is_empty() {
@@ -75,7 +98,11 @@ pub async fn replay(target: &Target, example: &Example) -> Result<(), Vec<String
             }
         }
     }
-    if diffs.is_empty() { Ok(()) } else { Err(diffs) }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(diffs)
+    }
 }
 
 async fn setup(target: &Target, example: &Example) -> Result<(), String> {
@@ -83,30 +110,53 @@ async fn setup(target: &Target, example: &Example) -> Result<(), String> {
     if s.users.is_empty() && s.clients.is_empty() && s.apps.is_empty() {
         return Ok(());
     }
-    let token = target.admin_token.as_deref().ok_or("this example needs setup: give an admin token")?;
-    let calls = s.users.iter().map(|u| ("/admin/users", json!(u)))
+    let token = target
+        .admin_token
+        .as_deref()
+        .ok_or("this example needs setup: give an admin token")?;
+    let calls = s
+        .users
+        .iter()
+        .map(|u| ("/admin/users", json!(u)))
         .chain(s.clients.iter().map(|c| ("/admin/clients", json!(c))))
         .chain(s.apps.iter().map(|a| ("/admin/apps", json!(a))));
     for (path, body) in calls {
-        let res = target.client.post(format!("{}{path}", target.base_url)).bearer_auth(token).json(&body).send().await
+        let res = target
+            .client
+            .post(format!("{}{path}", target.base_url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
             .map_err(|e| e.to_string())?;
         if !res.status().is_success() {
             let status = res.status();
-            return Err(format!("POST {path} answered {status}: {}", res.text().await.unwrap_or_default()));
+            return Err(format!(
+                "POST {path} answered {status}: {}",
+                res.text().await.unwrap_or_default()
+            ));
         }
     }
     Ok(())
 }
 
-async fn run_step(target: &Target, step: &Step, captures: &mut BTreeMap<String, String>) -> Result<(), String> {
+async fn run_step(
+    target: &Target,
+    step: &Step,
+    captures: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
     let answer = send(target, &step.call, captures).await?;
     if let Some(want) = step.expect_status {
         if answer.status != want {
-            return Err(format!("{} {}: expected status {want}, got {} (body: {})", step.call.method, step.call.path, answer.status, answer.body));
+            return Err(format!(
+                "{} {}: expected status {want}, got {} (body: {})",
+                step.call.method, step.call.path, answer.status, answer.body
+            ));
         }
     }
     for (name, from) in &step.capture {
-        let value = capture(&answer, from).ok_or_else(|| format!("could not capture `{name}` from {from}"))?;
+        let value = capture(&answer, from)
+            .ok_or_else(|| format!("could not capture `{name}` from {from}"))?;
         captures.insert(name.clone(), value);
     }
     Ok(())
@@ -115,7 +165,10 @@ async fn run_step(target: &Target, step: &Step, captures: &mut BTreeMap<String, 
 fn capture(answer: &Answer, from: &str) -> Option<String> {
     let (kind, arg) = from.split_once(':').unwrap_or((from, ""));
     match kind {
-        "json" => match serde_json::from_str::<Value>(&answer.body).ok()?.pointer(arg)? {
+        "json" => match serde_json::from_str::<Value>(&answer.body)
+            .ok()?
+            .pointer(arg)?
+        {
             Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         },
@@ -134,11 +187,16 @@ fn capture(answer: &Answer, from: &str) -> Option<String> {
 
 fn render(template: &str, captures: &BTreeMap<String, String>) -> Result<String, String> {
     let env = minijinja::Environment::new();
-    env.render_str(template, captures).map_err(|e| format!("template {template:?}: {e}"))
+    env.render_str(template, captures)
+        .map_err(|e| format!("template {template:?}: {e}"))
 }
 
 /// Sends one call with its templates filled in.
-pub async fn send(target: &Target, call: &HttpCall, captures: &BTreeMap<String, String>) -> Result<Answer, String> {
+pub async fn send(
+    target: &Target,
+    call: &HttpCall,
+    captures: &BTreeMap<String, String>,
+) -> Result<Answer, String> {
     let method = reqwest::Method::from_bytes(call.method.as_bytes()).map_err(|e| e.to_string())?;
     let url = format!("{}{}", target.base_url, render(&call.path, captures)?);
     let mut req = target.client.request(method, url);
@@ -154,8 +212,17 @@ pub async fn send(target: &Target, call: &HttpCall, captures: &BTreeMap<String, 
     let headers = res
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = res.text().await.map_err(|e| e.to_string())?;
-    Ok(Answer { status, headers, body })
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
 }

@@ -10,7 +10,11 @@ use credgate_core::{NewUserSpec, Password, RequestMeta, SecretToken, SystemClock
 use credgate_server::{build_core, Settings};
 
 #[derive(Parser)]
-#[command(name = "credgate", version, about = "A multi-dialect API compatibility gateway for credential APIs")]
+#[command(
+    name = "credgate",
+    version,
+    about = "A multi-dialect API compatibility gateway for credential APIs"
+)]
 struct Cli {
     /// Configuration file (default: ./config.toml when present).
     #[arg(long, global = true, env = "CREDGATE_CONFIG")]
@@ -86,14 +90,18 @@ enum AppCmd {
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
 }
 
 /// A secret from stdin (first line) or typed at a prompt without echo.
 fn read_secret(from_stdin: bool, prompt: &str) -> Result<String, String> {
     if from_stdin || !std::io::stdin().is_terminal() {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| e.to_string())?;
         return Ok(s.lines().next().unwrap_or_default().to_owned());
     }
     rpassword::prompt_password(prompt).map_err(|e| e.to_string())
@@ -109,7 +117,10 @@ fn main() -> ExitCode {
         }
     };
     credgate_server::telemetry::init_logging(&settings.log_format, &settings.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("credgate: {e}");
@@ -126,17 +137,35 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
-    let cli_meta = RequestMeta { dialect: "cli".into(), request_id: uuid_like(), client_addr: None };
+    let cli_meta = RequestMeta {
+        dialect: "cli".into(),
+        request_id: uuid_like(),
+        client_addr: None,
+    };
     match command {
-        Cmd::Serve => credgate_server::run(settings).await.map_err(|e| e.to_string()),
+        Cmd::Serve => credgate_server::run(settings)
+            .await
+            .map_err(|e| e.to_string()),
         Cmd::Migrate => {
-            credgate_store::migrate(&settings.database_url).await.map_err(|e| e.to_string())?;
+            credgate_store::migrate(&settings.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("migrations applied to {}", settings.database_url);
             Ok(())
         }
-        Cmd::User(UserCmd::Add { username, id, admin, externally_managed, aliases, profile, password_stdin }) => {
+        Cmd::User(UserCmd::Add {
+            username,
+            id,
+            admin,
+            externally_managed,
+            aliases,
+            profile,
+            password_stdin,
+        }) => {
             let password = Password::new(read_secret(password_stdin, "Password: ")?);
-            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
             let spec = NewUserSpec {
                 username,
                 password,
@@ -146,31 +175,65 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
                 aliases: aliases.into_iter().collect(),
                 profile: profile.into_iter().collect(),
             };
-            let user = core.create_user(spec, &cli_meta).await.map_err(|e| describe(&e))?;
+            let user = core
+                .create_user(spec, &cli_meta)
+                .await
+                .map_err(|e| describe(&e))?;
             println!("{}", user.id);
             Ok(())
         }
         Cmd::User(UserCmd::List { limit }) => {
-            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
             for user in core.users(limit, 0).await.map_err(|e| describe(&e))? {
-                let aliases: Vec<String> = user.aliases.iter().map(|(d, id)| format!("{d}={id}")).collect();
-                let flags = [(user.admin, "admin"), (user.externally_managed, "externally-managed")]
-                    .iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect::<Vec<_>>().join(",");
-                println!("{}\t{}\t{}\t{}", user.id, user.username, flags, aliases.join(","));
+                let aliases: Vec<String> = user
+                    .aliases
+                    .iter()
+                    .map(|(d, id)| format!("{d}={id}"))
+                    .collect();
+                let flags = [
+                    (user.admin, "admin"),
+                    (user.externally_managed, "externally-managed"),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| *f)
+                .collect::<Vec<_>>()
+                .join(",");
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    user.id,
+                    user.username,
+                    flags,
+                    aliases.join(",")
+                );
             }
             Ok(())
         }
-        Cmd::Client(ClientCmd::Add { client_id, name, secret_stdin }) => {
+        Cmd::Client(ClientCmd::Add {
+            client_id,
+            name,
+            secret_stdin,
+        }) => {
             let secret = Password::new(read_secret(secret_stdin, "Client secret: ")?);
-            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
-            core.create_client(client_id.clone(), secret, name, &cli_meta).await.map_err(|e| describe(&e))?;
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            core.create_client(client_id.clone(), secret, name, &cli_meta)
+                .await
+                .map_err(|e| describe(&e))?;
             println!("{client_id}");
             Ok(())
         }
         Cmd::App(AppCmd::Add { name, key_stdin }) => {
             let key = SecretToken::new(read_secret(key_stdin, "Application key: ")?);
-            let core = build_core(&settings, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
-            core.create_app(key, name, &cli_meta).await.map_err(|e| describe(&e))?;
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            core.create_app(key, name, &cli_meta)
+                .await
+                .map_err(|e| describe(&e))?;
             println!("application key registered");
             Ok(())
         }
@@ -180,9 +243,11 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
 /// A readable sentence for a canonical error, naming broken policy rules.
 fn describe(e: &credgate_core::Error) -> String {
     match e {
-        credgate_core::Error::PolicyViolation { rules } => {
-            rules.iter().map(|r| r.message()).collect::<Vec<_>>().join("; ")
-        }
+        credgate_core::Error::PolicyViolation { rules } => rules
+            .iter()
+            .map(|r| r.message())
+            .collect::<Vec<_>>()
+            .join("; "),
         other => other.to_string(),
     }
 }
