@@ -378,7 +378,8 @@ impl Dialect {
                     .as_deref()
                     .and_then(|c| req.cookie(c))
                     .unwrap_or_default();
-                !header.is_empty() && constant_time_eq(header.as_bytes(), cookie.as_bytes())
+                !header.is_empty()
+                    && credgate_core::token::constant_time_eq(header.as_bytes(), cookie.as_bytes())
             }
             CsrfStyle::Session => {
                 let decoded = percent_decode_str(header).decode_utf8_lossy();
@@ -389,7 +390,12 @@ impl Dialect {
                         .map(|m| m.as_str().to_owned()),
                     None => Some(decoded.into_owned()),
                 };
-                value.is_some_and(|v| constant_time_eq(v.as_bytes(), csrf_value(token).as_bytes()))
+                value.is_some_and(|v| {
+                    credgate_core::token::constant_time_eq(
+                        v.as_bytes(),
+                        csrf_value(token).as_bytes(),
+                    )
+                })
             }
         };
         if ok {
@@ -409,10 +415,6 @@ pub fn csrf_value(token: &SecretToken) -> String {
         .chain_update(token.expose().as_bytes())
         .finalize();
     hex::encode(&digest[..16])
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {

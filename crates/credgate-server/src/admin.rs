@@ -47,17 +47,16 @@ impl FromRequest for Admin {
         ready(match (expected, bearer(req)) {
             (None, _) => Err(AdminRefused::Disabled),
             (Some(want), Some(got))
-                if constant_time_eq(want.expose().as_bytes(), got.expose().as_bytes()) =>
+                if credgate_core::token::constant_time_eq(
+                    want.expose().as_bytes(),
+                    got.expose().as_bytes(),
+                ) =>
             {
                 Ok(Admin)
             }
             _ => Err(AdminRefused::BadToken),
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses a JSON body, answering a clear 400 problem when it does not fit.
