@@ -19,7 +19,16 @@ async fn service(dir: &tempfile::TempDir, cost: u32) -> CredentialService {
         hash_threads: 1,
         ..CoreConfig::default()
     };
-    CredentialService::new(store, Arc::new(ManualClock::new(1_700_000_000)), config).unwrap()
+    let outbox = Arc::new(credgate_server::notify::Outbox::new(
+        dir.path().join("outbox.jsonl"),
+    ));
+    CredentialService::new(
+        store,
+        Arc::new(ManualClock::new(1_700_000_000)),
+        outbox,
+        config,
+    )
+    .unwrap()
 }
 
 fn meta() -> RequestMeta {

@@ -6,3 +6,4 @@ mod contracts;
 mod core_service;
 mod extra_dialect;
 mod foundation;
+mod reset;

@@ -15,7 +15,7 @@ pub struct Gateway {
     pub clock: ManualClock,
     pub http: reqwest::Client,
     /// Holds the database file; removed when the gateway is dropped.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -65,12 +65,17 @@ pub async fn start_with(configure: impl FnOnce(&mut Settings, &std::path::Path))
         url,
         clock,
         http,
-        _dir: dir,
+        dir,
         handle,
     }
 }
 
 impl Gateway {
+    /// A file in the gateway's temporary folder.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }

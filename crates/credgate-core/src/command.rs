@@ -94,6 +94,31 @@ pub enum Command {
     ShowUser {
         subject: Subject,
     },
+    /// Starts a reset: a token is delivered to the user. Answers the same for unknown users.
+    RequestReset {
+        username: String,
+    },
+    /// Checks a reset token without using it. `username`, when given, must be its owner's.
+    ValidateReset {
+        username: Option<String>,
+        token: SecretToken,
+    },
+    /// Sets a new password with a reset token, which is then spent.
+    ResetPassword {
+        username: Option<String>,
+        token: SecretToken,
+        new: Password,
+        confirm: Option<Password>,
+    },
+    /// Starts a reset by security answer: a short one-time code is delivered (Et-App step one).
+    RequestResetCode {
+        username: String,
+        answer: Password,
+    },
+    /// Exchanges a delivered code for a reset token (Et-App step two).
+    ExchangeResetCode {
+        code: SecretToken,
+    },
 }
 
 /// A token just issued. `access` is shown to the client once and never stored.
@@ -117,9 +142,23 @@ impl IssuedToken {
 #[derive(Debug)]
 pub enum Outcome {
     Token(IssuedToken),
-    PasswordChanged { user: User },
+    PasswordChanged {
+        user: User,
+    },
     LoggedOut,
-    User { user: User },
+    User {
+        user: User,
+    },
+    /// A reset (or code) was requested; nothing tells whether the user exists.
+    ResetRequested,
+    ResetValid,
+    PasswordReset {
+        user: User,
+    },
+    /// A reset token handed to the client in exchange for a code.
+    ResetIssued {
+        token: SecretToken,
+    },
 }
 
 /// What an admin gives to create a user.

@@ -7,7 +7,9 @@ pub mod command;
 pub mod error;
 pub mod hasher;
 pub mod model;
+pub mod notify;
 pub mod policy;
+mod reset;
 pub mod secret;
 pub mod service;
 pub mod store;
@@ -19,7 +21,8 @@ pub use command::{
     Outcome, Request, Subject, TokenRequest,
 };
 pub use error::{Error, FieldProblem, FieldReason, PolicyRule};
-pub use model::{RequestMeta, TokenKind, User};
+pub use model::{RequestMeta, ResetKind, TokenKind, User};
+pub use notify::{Notifier, ResetNotice};
 pub use policy::PolicyConfig;
 pub use secret::{Password, SecretToken};
 pub use service::{CoreConfig, CredentialService};

@@ -141,6 +141,12 @@ pub enum AuditKind {
     TokenRevoked,
     SessionsRevoked,
     HashUpgraded,
+    PasswordResetRequested,
+    PasswordReset,
+    PasswordResetFailed,
+    ResetCodeExchanged,
+    ResetDeliveryFailed,
+    SecurityAnswerSet,
 }
 
 impl AuditKind {
@@ -157,6 +163,12 @@ impl AuditKind {
             Self::TokenRevoked => "token_revoked",
             Self::SessionsRevoked => "sessions_revoked",
             Self::HashUpgraded => "hash_upgraded",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::PasswordResetFailed => "password_reset_failed",
+            Self::ResetCodeExchanged => "reset_code_exchanged",
+            Self::ResetDeliveryFailed => "reset_delivery_failed",
+            Self::SecurityAnswerSet => "security_answer_set",
         }
     }
 }
@@ -238,5 +250,58 @@ impl std::fmt::Debug for PasswordUpdate {
             .field("new_hash", &"[redacted]")
             .field("history_limit", &self.history_limit)
             .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetKind {
+    /// A 256-bit reset token, delivered to the user or returned by a code exchange.
+    Token,
+    /// A short one-time code delivered to the user, exchanged for a reset token (Et-App).
+    Code,
+}
+
+impl ResetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Code => "code",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "token" => Some(Self::Token),
+            "code" => Some(Self::Code),
+            _ => None,
+        }
+    }
+}
+
+/// An outstanding password reset: only the SHA-256 digest of its secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetRecord {
+    pub digest: String,
+    pub user_id: String,
+    pub kind: ResetKind,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+/// A user's security question and the bcrypt hash of its answer (Et-App's reset step one).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecurityAnswer {
+    pub question: String,
+    pub answer_hash: String,
+}
+
+impl std::fmt::Debug for SecurityAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityAnswer")
+            .field("question", &self.question)
+            .field("answer_hash", &"[redacted]")
+            .finish()
     }
 }

@@ -17,6 +17,7 @@ use crate::model::{
     App, AuditEvent, AuditKind, AuditQuery, AuditRecord, Client, NewUser, PasswordUpdate,
     RequestMeta, TokenKind, TokenRecord, User, UserKey,
 };
+use crate::notify::Notifier;
 use crate::policy::PolicyConfig;
 use crate::secret::{Password, SecretToken};
 use crate::store::{Store, StoreError};
@@ -35,6 +36,10 @@ pub struct CoreConfig {
     /// revocation is seen here; revocations made here are seen at once.
     pub token_cache_ttl: Duration,
     pub policy: PolicyConfig,
+    pub reset_token_ttl: Duration,
+    pub reset_code_ttl: Duration,
+    /// A new reset request invalidates the user's older outstanding ones.
+    pub reset_replaces_outstanding: bool,
 }
 
 impl Default for CoreConfig {
@@ -47,8 +52,17 @@ impl Default for CoreConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             token_cache_ttl: Duration::from_secs(5),
             policy: PolicyConfig::default(),
+            reset_token_ttl: Duration::from_secs(30 * 60),
+            reset_code_ttl: Duration::from_secs(10 * 60),
+            reset_replaces_outstanding: true,
         }
     }
+}
+
+/// What is known of the current password when checking reuse.
+pub(crate) enum Current<'a> {
+    Plain(&'a Password),
+    Hash(&'a str),
 }
 
 /// An authenticated caller.
@@ -59,11 +73,12 @@ struct Principal {
 }
 
 pub struct CredentialService {
-    store: Arc<dyn Store>,
-    hasher: HashPool,
-    clock: Arc<dyn Clock>,
-    config: CoreConfig,
-    tokens: moka::future::Cache<String, TokenRecord>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) hasher: HashPool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) config: CoreConfig,
+    pub(crate) tokens: moka::future::Cache<String, TokenRecord>,
 }
 
 impl From<StoreError> for Error {
@@ -90,6 +105,7 @@ impl CredentialService {
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
+        notifier: Arc<dyn Notifier>,
         config: CoreConfig,
     ) -> Result<Self, Error> {
         let threads = match config.hash_threads {
@@ -108,6 +124,7 @@ impl CredentialService {
             store,
             hasher,
             clock,
+            notifier,
             config,
             tokens,
         })
@@ -159,6 +176,24 @@ impl CredentialService {
                     .await
                     .map(Outcome::Token)
             }
+            Command::RequestReset { username } => self.request_reset(&username, &meta).await,
+            Command::ValidateReset { username, token } => {
+                self.valid_reset(username.as_deref(), &token).await?;
+                Ok(Outcome::ResetValid)
+            }
+            Command::ResetPassword {
+                username,
+                token,
+                new,
+                confirm,
+            } => {
+                self.reset_password(username.as_deref(), &token, new, confirm, &meta)
+                    .await
+            }
+            Command::RequestResetCode { username, answer } => {
+                self.request_reset_code(&username, &answer, &meta).await
+            }
+            Command::ExchangeResetCode { code } => self.exchange_reset_code(&code, &meta).await,
             Command::ShowUser { subject } => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
                 let user = self.subject_user(&caller, &subject, &meta).await?;
@@ -486,7 +521,11 @@ impl CredentialService {
                 .await?;
             return Err(Error::InvalidCredentials);
         }
-        if broken.is_empty() && self.reuses_recent(&user.id, &change).await? {
+        if broken.is_empty()
+            && self
+                .reuses_recent(&user.id, &change.new, Current::Plain(&change.current))
+                .await?
+        {
             broken.push(PolicyRule::History {
                 last: self.config.policy.history,
             });
@@ -550,22 +589,31 @@ impl CredentialService {
         Ok(Outcome::PasswordChanged { user })
     }
 
-    /// Whether the new password equals the current one or one of the last `history` ones.
-    async fn reuses_recent(&self, user_id: &str, change: &ChangePassword) -> Result<bool, Error> {
+    /// Whether `new` equals the current password or one of the `history - 1` before it.
+    pub(crate) async fn reuses_recent(
+        &self,
+        user_id: &str,
+        new: &Password,
+        current: Current<'_>,
+    ) -> Result<bool, Error> {
         let last = self.config.policy.history;
         if last == 0 {
             return Ok(false);
         }
-        if change.new.normalized() == change.current.normalized() {
+        let same_as_current = match current {
+            // Verified against the current hash already: comparing is enough.
+            Current::Plain(current) => new.normalized() == current.normalized(),
+            Current::Hash(hash) => self.hasher.verify(new, hash).await?,
+        };
+        if same_as_current {
             return Ok(true);
         }
-        // `current` was verified against the current hash; older hashes make up the rest.
         for old in self
             .store
             .password_history(user_id, last.saturating_sub(1))
             .await?
         {
-            if self.hasher.verify(&change.new, &old).await? {
+            if self.hasher.verify(new, &old).await? {
                 return Ok(true);
             }
         }
@@ -690,7 +738,7 @@ impl CredentialService {
         Ok(self.store.ping().await?)
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         kind: AuditKind,
         user_id: Option<&str>,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::model::{
     App, AuditEvent, AuditQuery, AuditRecord, Client, Credential, NewUser, PasswordUpdate,
-    TokenRecord, User, UserKey,
+    ResetRecord, SecurityAnswer, TokenRecord, User, UserKey,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,8 @@ pub trait UserStore: Send + Sync {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
-    /// Commits a password change; `VersionMismatch` when another change won.
+    /// Commits a password change; `VersionMismatch` when another change won. Also deletes every
+    /// outstanding reset token and code of the user (a changed password ends all resets).
     async fn update_password(&self, update: &PasswordUpdate) -> Result<(), StoreError>;
     /// Replaces the hash of the same password by a stronger one, only if the version is still
     /// `expected_version`; the version does not move. Returns whether it was applied.
@@ -74,6 +75,41 @@ pub trait ClientStore: Send + Sync {
     async fn find_app(&self, key_digest: &str) -> Result<Option<App>, StoreError>;
 }
 
+/// Password resets: tokens and codes stored as digests, each usable once.
+#[async_trait]
+pub trait ResetStore: Send + Sync {
+    /// Inserts a reset with its audit events. With `replace_outstanding`, first deletes the
+    /// user's other unused resets of the same kind.
+    async fn insert_reset(
+        &self,
+        reset: &ResetRecord,
+        replace_outstanding: bool,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    async fn find_reset(&self, digest: &str) -> Result<Option<ResetRecord>, StoreError>;
+    /// Marks a reset used if it is unused and `expires_at > now`, atomically (a conditional
+    /// update), and returns it; `None` when it is unknown, used or expired. Under concurrent
+    /// calls exactly one gets `Some`.
+    async fn consume_reset(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ResetRecord>, StoreError>;
+    /// In ONE transaction: consume the reset as `consume_reset` does (`NotFound` when it cannot
+    /// be consumed), then apply `update` exactly as `update_password` does (compare-and-swap,
+    /// history, token revocation, deletion of the user's other resets, audit).
+    async fn complete_reset(&self, digest: &str, update: &PasswordUpdate)
+        -> Result<(), StoreError>;
+    /// Sets or replaces the user's security question and answer hash, with its audit event.
+    async fn set_security_answer(
+        &self,
+        user_id: &str,
+        answer: &SecurityAnswer,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    async fn security_answer(&self, user_id: &str) -> Result<Option<SecurityAnswer>, StoreError>;
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
@@ -88,6 +124,12 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the core needs, in one object.
-pub trait Store: UserStore + TokenStore + ClientStore + AuditLog + Health + 'static {}
+pub trait Store:
+    UserStore + TokenStore + ClientStore + ResetStore + AuditLog + Health + 'static
+{
+}
 
-impl<T: UserStore + TokenStore + ClientStore + AuditLog + Health + 'static> Store for T {}
+impl<T: UserStore + TokenStore + ClientStore + ResetStore + AuditLog + Health + 'static> Store
+    for T
+{
+}

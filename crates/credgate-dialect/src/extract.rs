@@ -313,6 +313,49 @@ impl Dialect {
                     }),
                 })
             }
+            CommandName::RequestReset => {
+                let username = field("username");
+                view.username = username.clone();
+                Command::RequestReset {
+                    username: username.unwrap_or_default(),
+                }
+            }
+            CommandName::ValidateReset => {
+                let (username, token) = (field("username"), field("token"));
+                view.username = username.clone();
+                Command::ValidateReset {
+                    username,
+                    token: SecretToken::new(token.unwrap_or_default()),
+                }
+            }
+            CommandName::ResetPassword => {
+                let (username, token, new, confirm) = (
+                    field("username"),
+                    field("token"),
+                    field("new"),
+                    field("confirm"),
+                );
+                view.username = username.clone();
+                Command::ResetPassword {
+                    username,
+                    token: SecretToken::new(token.unwrap_or_default()),
+                    new: Password::new(new.unwrap_or_default()),
+                    confirm: confirm
+                        .map(Password::new)
+                        .or_else(|| route.fields.contains_key("confirm").then(Password::default)),
+                }
+            }
+            CommandName::RequestResetCode => {
+                let (username, answer) = (field("username"), field("answer"));
+                view.username = username.clone();
+                Command::RequestResetCode {
+                    username: username.unwrap_or_default(),
+                    answer: Password::new(answer.unwrap_or_default()),
+                }
+            }
+            CommandName::ExchangeResetCode => Command::ExchangeResetCode {
+                code: SecretToken::new(field("code").unwrap_or_default()),
+            },
             CommandName::Logout => Command::Logout,
             CommandName::RenewSession => Command::RenewSession,
             CommandName::ShowUser => Command::ShowUser { subject },

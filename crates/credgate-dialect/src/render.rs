@@ -70,7 +70,15 @@ impl Dialect {
         let (user, token): (Option<&User>, Option<&IssuedToken>) = match outcome {
             Outcome::Token(t) => (t.user.as_ref(), Some(t)),
             Outcome::PasswordChanged { user } | Outcome::User { user } => (Some(user), None),
-            Outcome::LoggedOut => (None, None),
+            Outcome::PasswordReset { user } => (Some(user), None),
+            Outcome::LoggedOut
+            | Outcome::ResetRequested
+            | Outcome::ResetValid
+            | Outcome::ResetIssued { .. } => (None, None),
+        };
+        let reset = match outcome {
+            Outcome::ResetIssued { token } => Some(context! { token => token.expose() }),
+            _ => None,
         };
         let token = token.map(|t| TokenView {
             access: t.access.expose(),
@@ -84,7 +92,7 @@ impl Dialect {
             csrf: csrf_value(&t.access),
             client_id: t.client_id.as_deref(),
         });
-        let ctx = context! { user => user.map(|u| self.user_view(u)), token => token, ..self.base_context(view) };
+        let ctx = context! { user => user.map(|u| self.user_view(u)), token => token, reset => reset, ..self.base_context(view) };
         let route = m.route();
         self.render_spec(&format!("routes.{}.ok", route.index), &route.spec.ok, ctx)
     }

@@ -111,6 +111,16 @@ pub enum CommandName {
     Logout,
     RenewSession,
     ShowUser,
+    /// Starts a reset (`username`); the token goes to the user, never to the caller.
+    RequestReset,
+    /// Checks a reset `token` (and `username`, when the vendor sends one).
+    ValidateReset,
+    /// Sets `new` (and `confirm`) with a reset `token`.
+    ResetPassword,
+    /// Starts a reset by security `answer` for `username`: a one-time code goes to the user.
+    RequestResetCode,
+    /// Exchanges a delivered `code` for a reset token, rendered as `reset.token`.
+    ExchangeResetCode,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -231,3 +231,32 @@ pub async fn audit(
         Err(e) => problem(&e),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityAnswerBody {
+    question: String,
+    answer: Password,
+}
+
+/// `PUT /admin/users/{id}/security-answer` `{"question","answer"}` -> 204 (the answer is hashed).
+pub async fn set_security_answer(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let input: SecurityAnswerBody = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match state
+        .core
+        .set_security_answer(&path, input.question, input.answer, &meta(&req, "admin"))
+        .await
+    {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => problem(&e),
+    }
+}

@@ -68,9 +68,12 @@ pub async fn build_core(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<CredentialService>, StartError> {
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
+    let notifier = crate::notify::from_settings(&settings.reset)
+        .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
     Ok(Arc::new(CredentialService::new(
         store,
         clock,
+        notifier,
         settings.core_config(),
     )?))
 }
@@ -100,6 +103,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                 .route(
                     "/users/{id}/password",
                     web::put().to(native::change_password),
+                )
+                .route("/password-resets", web::post().to(native::request_reset))
+                .route(
+                    "/password-resets/validate",
+                    web::post().to(native::validate_reset),
+                )
+                .route(
+                    "/password-resets/complete",
+                    web::post().to(native::complete_reset),
                 ),
         )
         .service(
@@ -107,6 +119,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                 .route("/users", web::post().to(admin::create_user))
                 .route("/users", web::get().to(admin::list_users))
                 .route("/users/{id}", web::get().to(admin::get_user))
+                .route(
+                    "/users/{id}/security-answer",
+                    web::put().to(admin::set_security_answer),
+                )
                 .route("/clients", web::post().to(admin::create_client))
                 .route("/apps", web::post().to(admin::create_app))
                 .route("/audit", web::get().to(admin::audit)),

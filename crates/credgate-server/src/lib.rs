@@ -6,6 +6,7 @@ pub mod admin;
 pub mod app;
 mod dispatch;
 pub mod native;
+pub mod notify;
 pub mod problem;
 pub mod settings;
 pub mod telemetry;

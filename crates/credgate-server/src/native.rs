@@ -197,3 +197,135 @@ fn basic_auth(req: &HttpRequest) -> Option<(String, Password)> {
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_owned(), Password::new(secret)))
 }
+
+/// Parses a JSON body or answers the problem that says why not.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+    serde_json::from_slice(body).map_err(|e| {
+        problem(&Error::MalformedRequest(format!(
+            "invalid JSON at line {} column {}",
+            e.line(),
+            e.column()
+        )))
+    })
+}
+
+/// A required string field, or the problem naming it.
+fn required<T>(
+    value: Option<T>,
+    field: &str,
+    empty: impl Fn(&T) -> bool,
+) -> Result<T, HttpResponse> {
+    match value {
+        Some(v) if !empty(&v) => Ok(v),
+        _ => Err(problem(&Error::invalid(field, FieldReason::Missing))),
+    }
+}
+
+async fn run_public(
+    req: &HttpRequest,
+    state: &AppState,
+    command: Command,
+    ok: HttpResponse,
+) -> HttpResponse {
+    let request = Request {
+        meta: meta(req, "native"),
+        app_key: None,
+        access: Access::Public,
+        command,
+    };
+    match state.core.execute(request).await {
+        Ok(_) => ok,
+        Err(e) => problem(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetRequestBody {
+    username: Option<String>,
+}
+
+/// `POST /v1/password-resets` `{"username"}` -> 202, whether or not the user exists.
+pub async fn request_reset(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let input: ResetRequestBody = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let username = match required(input.username, "username", |s| s.trim().is_empty()) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ok = HttpResponse::Accepted()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish();
+    run_public(&req, &state, Command::RequestReset { username }, ok).await
+}
+
+#[derive(Deserialize)]
+struct ResetTokenBody {
+    username: Option<String>,
+    token: Option<SecretToken>,
+    new_password: Option<Password>,
+}
+
+/// `POST /v1/password-resets/validate` `{"username","token"}` -> 204 or 400.
+pub async fn validate_reset(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let input: ResetTokenBody = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let token = match required(input.token, "token", SecretToken::is_empty) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ok = HttpResponse::NoContent()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish();
+    run_public(
+        &req,
+        &state,
+        Command::ValidateReset {
+            username: input.username,
+            token,
+        },
+        ok,
+    )
+    .await
+}
+
+/// `POST /v1/password-resets/complete` `{"username","token","new_password"}` -> 204.
+pub async fn complete_reset(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let input: ResetTokenBody = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let token = match required(input.token, "token", SecretToken::is_empty) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let new = match required(input.new_password, "new_password", Password::is_empty) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let command = Command::ResetPassword {
+        username: input.username,
+        token,
+        new,
+        confirm: None,
+    };
+    let ok = HttpResponse::NoContent()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish();
+    run_public(&req, &state, command, ok).await
+}

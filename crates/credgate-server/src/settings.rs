@@ -36,6 +36,50 @@ pub struct Settings {
     pub policy: PolicyConfig,
     pub store: StoreSettings,
     pub dialects: DialectSettings,
+    pub reset: ResetSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifierKind {
+    Outbox,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResetSettings {
+    pub token_ttl_secs: u64,
+    pub code_ttl_secs: u64,
+    /// A new request invalidates the user's older outstanding resets.
+    pub replace_outstanding: bool,
+    pub notifier: NotifierKind,
+    /// With `outbox`: the JSON-lines file notices are appended to.
+    pub outbox: PathBuf,
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the `X-Credgate-Signature` header.
+    pub webhook_secret: Option<SecretToken>,
+    pub webhook_timeout_ms: u64,
+    pub webhook_attempts: u32,
+    /// First retry delay; doubles on each further retry.
+    pub webhook_backoff_ms: u64,
+}
+
+impl Default for ResetSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 30 * 60,
+            code_ttl_secs: 10 * 60,
+            replace_outstanding: true,
+            notifier: NotifierKind::Outbox,
+            outbox: PathBuf::from("./data/reset-outbox.jsonl"),
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout_ms: 5_000,
+            webhook_attempts: 3,
+            webhook_backoff_ms: 500,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +132,7 @@ impl Default for Settings {
             policy: PolicyConfig::default(),
             store: StoreSettings::default(),
             dialects: DialectSettings::default(),
+            reset: ResetSettings::default(),
         }
     }
 }
@@ -176,6 +221,14 @@ impl Settings {
         {
             return bad("admin_token must be at least 16 characters");
         }
+        if self.reset.token_ttl_secs == 0 || self.reset.code_ttl_secs == 0 {
+            return bad("reset.token_ttl_secs and reset.code_ttl_secs must be positive");
+        }
+        if self.reset.notifier == NotifierKind::Webhook
+            && (self.reset.webhook_url.is_none() || self.reset.webhook_secret.is_none())
+        {
+            return bad("reset.webhook_url and reset.webhook_secret are required with notifier = \"webhook\"");
+        }
         self.policy.validate().map_err(ConfigError)
     }
 
@@ -188,6 +241,9 @@ impl Settings {
             refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
             token_cache_ttl: Duration::from_secs(self.token_cache_secs),
             policy: self.policy.clone(),
+            reset_token_ttl: Duration::from_secs(self.reset.token_ttl_secs),
+            reset_code_ttl: Duration::from_secs(self.reset.code_ttl_secs),
+            reset_replaces_outstanding: self.reset.replace_outstanding,
         }
     }
 }

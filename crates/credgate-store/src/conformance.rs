@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use credgate_core::model::{
     App, AuditEvent, AuditKind, AuditQuery, AuditRecord, Client, NewUser, PasswordUpdate,
-    TokenKind, TokenRecord, User, UserKey,
+    ResetKind, ResetRecord, SecurityAnswer, TokenKind, TokenRecord, User, UserKey,
 };
 use credgate_core::{Store, StoreError, Timestamp};
 use serde_json::json;
@@ -74,6 +74,58 @@ pub fn password_update(user_id: &str, expected_version: i64, new_hash: &str) -> 
             event(AuditKind::PasswordChanged, Some(user_id)),
             event(AuditKind::SessionsRevoked, Some(user_id)),
         ],
+    }
+}
+
+/// An unused reset created at `T0`.
+pub fn reset(digest: &str, user_id: &str, kind: ResetKind, expires_at: Timestamp) -> ResetRecord {
+    ResetRecord {
+        digest: digest.into(),
+        user_id: user_id.into(),
+        kind,
+        created_at: T0,
+        expires_at,
+        used_at: None,
+    }
+}
+
+/// A password update as a completed reset writes it (`now` is `T0 + 60`).
+pub fn reset_update(user_id: &str, expected_version: i64, new_hash: &str) -> PasswordUpdate {
+    PasswordUpdate {
+        audit: vec![
+            event(AuditKind::PasswordReset, Some(user_id)),
+            event(AuditKind::SessionsRevoked, Some(user_id)),
+        ],
+        ..password_update(user_id, expected_version, new_hash)
+    }
+}
+
+async fn add_users(store: &dyn Store, ids: &[&str]) {
+    for id in ids {
+        store
+            .insert_user(
+                &new_user(id, &format!("name-{id}")),
+                &event(AuditKind::UserCreated, Some(id)),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn add_resets(store: &dyn Store, resets: &[ResetRecord]) {
+    for r in resets {
+        store.insert_reset(r, false, &[]).await.unwrap();
+    }
+}
+
+async fn used_at(store: &dyn Store, digest: &str) -> Option<Option<Timestamp>> {
+    store.find_reset(digest).await.unwrap().map(|r| r.used_at)
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
     }
 }
 
@@ -847,6 +899,595 @@ pub async fn audit_log_queries(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(capped.len(), 1000, "at most 1000");
+}
+
+/// Resets: insert with audit, find, duplicate digest, unknown user.
+pub async fn resets_insert_find(store: &dyn Store) {
+    add_users(store, &["u-alice", "u-bob"]).await;
+    let token = reset("r-token", "u-alice", ResetKind::Token, T0 + 600);
+    let requested = [event(AuditKind::PasswordResetRequested, Some("u-alice"))];
+    store.insert_reset(&token, false, &requested).await.unwrap();
+    assert_eq!(
+        store.find_reset("r-token").await.unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(store.find_reset("r-none").await.unwrap(), None);
+    assert_eq!(
+        kinds_for(store, "u-alice").await,
+        ["password_reset_requested", "user_created"]
+    );
+
+    let code = reset("r-code", "u-bob", ResetKind::Code, T0 + 60);
+    store.insert_reset(&code, true, &[]).await.unwrap();
+    assert_eq!(
+        store.find_reset("r-code").await.unwrap(),
+        Some(code.clone())
+    );
+    let used = ResetRecord {
+        used_at: Some(T0 + 1),
+        ..reset("r-used", "u-bob", ResetKind::Token, T0 + 60)
+    };
+    store.insert_reset(&used, false, &[]).await.unwrap();
+    assert_eq!(store.find_reset("r-used").await.unwrap(), Some(used));
+
+    // A clashing digest is refused, whoever it belongs to, and the refused insert (with
+    // replace_outstanding) deletes nothing and writes no audit.
+    let clash = reset("r-token", "u-bob", ResetKind::Code, T0 + 600);
+    assert_duplicate(
+        store
+            .insert_reset(
+                &clash,
+                true,
+                &[event(AuditKind::PasswordResetRequested, Some("x"))],
+            )
+            .await,
+        "reset",
+    );
+    assert!(audit_for(store, "x").await.is_empty());
+    assert_eq!(store.find_reset("r-token").await.unwrap(), Some(token));
+    assert_eq!(store.find_reset("r-code").await.unwrap(), Some(code));
+
+    assert_not_found(
+        store
+            .insert_reset(
+                &reset("r-ghost", "nobody", ResetKind::Token, T0 + 600),
+                false,
+                &[event(AuditKind::PasswordResetRequested, Some("nobody"))],
+            )
+            .await,
+        "a reset for an unknown user",
+    );
+    assert_eq!(store.find_reset("r-ghost").await.unwrap(), None);
+    assert!(audit_for(store, "nobody").await.is_empty());
+}
+
+/// `replace_outstanding` deletes only the same user's unused resets of the same kind.
+pub async fn resets_replace_outstanding(store: &dyn Store) {
+    add_users(store, &["u-alice", "u-bob"]).await;
+    let far = T0 + 600;
+    add_resets(
+        store,
+        &[
+            reset("a-tok-1", "u-alice", ResetKind::Token, far),
+            reset("a-tok-used", "u-alice", ResetKind::Token, far),
+            reset("a-code-1", "u-alice", ResetKind::Code, far),
+            reset("b-tok-1", "u-bob", ResetKind::Token, far),
+            reset("b-code-1", "u-bob", ResetKind::Code, far),
+        ],
+    )
+    .await;
+    assert!(store
+        .consume_reset("a-tok-used", T0)
+        .await
+        .unwrap()
+        .is_some());
+
+    let replacement = reset("a-tok-2", "u-alice", ResetKind::Token, far);
+    store.insert_reset(&replacement, true, &[]).await.unwrap();
+    assert_eq!(used_at(store, "a-tok-1").await, None, "replaced");
+    assert_eq!(
+        used_at(store, "a-tok-used").await,
+        Some(Some(T0)),
+        "used: kept"
+    );
+    assert_eq!(
+        used_at(store, "a-code-1").await,
+        Some(None),
+        "other kind: kept"
+    );
+    assert_eq!(
+        used_at(store, "b-tok-1").await,
+        Some(None),
+        "other user: kept"
+    );
+    assert_eq!(used_at(store, "a-tok-2").await, Some(None));
+
+    store
+        .insert_reset(
+            &reset("a-code-2", "u-alice", ResetKind::Code, far),
+            true,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(used_at(store, "a-code-1").await, None);
+    assert_eq!(used_at(store, "a-tok-2").await, Some(None));
+    assert_eq!(used_at(store, "b-code-1").await, Some(None));
+
+    store
+        .insert_reset(
+            &reset("a-tok-3", "u-alice", ResetKind::Token, far),
+            false,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        used_at(store, "a-tok-2").await,
+        Some(None),
+        "without replace_outstanding nothing is deleted"
+    );
+}
+
+/// A reset is consumed once: the first call gets it (marked used), later calls get `None`.
+pub async fn reset_consumed_once(store: &dyn Store) {
+    add_users(store, &["u-alice"]).await;
+    let token = reset("r-1", "u-alice", ResetKind::Token, T0 + 600);
+    let code = reset("c-1", "u-alice", ResetKind::Code, T0 + 600);
+    add_resets(store, &[token.clone(), code.clone()]).await;
+
+    let consumed = store.consume_reset("r-1", T0 + 10).await.unwrap();
+    assert_eq!(
+        consumed,
+        Some(ResetRecord {
+            used_at: Some(T0 + 10),
+            ..token
+        })
+    );
+    assert_eq!(store.consume_reset("r-1", T0 + 11).await.unwrap(), None);
+    assert_eq!(store.consume_reset("r-1", T0 + 10).await.unwrap(), None);
+    assert_eq!(
+        used_at(store, "r-1").await,
+        Some(Some(T0 + 10)),
+        "the first use stays"
+    );
+    assert_eq!(store.consume_reset("r-none", T0).await.unwrap(), None);
+
+    assert_eq!(
+        store.consume_reset("c-1", T0 + 20).await.unwrap(),
+        Some(ResetRecord {
+            used_at: Some(T0 + 20),
+            ..code
+        })
+    );
+    assert_eq!(store.consume_reset("c-1", T0 + 20).await.unwrap(), None);
+}
+
+/// A reset is usable while `expires_at > now`; an expired one is not consumed.
+pub async fn reset_expired_not_consumed(store: &dyn Store) {
+    add_users(store, &["u-alice"]).await;
+    add_resets(
+        store,
+        &[
+            reset("r-1", "u-alice", ResetKind::Token, T0 + 100),
+            reset("r-2", "u-alice", ResetKind::Token, T0 + 100),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.consume_reset("r-1", T0 + 100).await.unwrap(),
+        None,
+        "expires_at == now"
+    );
+    assert_eq!(store.consume_reset("r-1", T0 + 5000).await.unwrap(), None);
+    assert_eq!(used_at(store, "r-1").await, Some(None), "left unused");
+    assert!(store.consume_reset("r-2", T0 + 99).await.unwrap().is_some());
+}
+
+/// Many concurrent consumers of one reset: exactly one gets it, every round; likewise for
+/// concurrent completions. Tasks alternate between `a` and `b` (the same store or two stores on
+/// one database).
+pub async fn concurrent_consume_one_wins(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    const TASKS: usize = 8;
+    a.insert_user(
+        &new_user("u-race", "race"),
+        &event(AuditKind::UserCreated, Some("u-race")),
+    )
+    .await
+    .unwrap();
+    for round in 0..5 {
+        let digest = format!("r-{round}");
+        a.insert_reset(
+            &reset(&digest, "u-race", ResetKind::Token, T0 + 600),
+            false,
+            &[],
+        )
+        .await
+        .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (barrier, digest) = (barrier.clone(), digest.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.consume_reset(&digest, T0 + 10).await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(Some(record)) => {
+                    assert_eq!(record.used_at, Some(T0 + 10));
+                    winners += 1;
+                }
+                Ok(None) => {}
+                Err(err) => panic!("round {round}: consume failed: {err:?}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}: exactly one consumer wins");
+    }
+
+    for round in 0..3 {
+        let version = round + 1;
+        let digest = format!("complete-{round}");
+        a.insert_reset(
+            &reset(&digest, "u-race", ResetKind::Token, T0 + 600),
+            false,
+            &[],
+        )
+        .await
+        .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (barrier, digest) = (barrier.clone(), digest.clone());
+                tokio::spawn(async move {
+                    let update = reset_update("u-race", version, &format!("hash-{round}-{i}"));
+                    barrier.wait().await;
+                    store.complete_reset(&digest, &update).await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => winners += 1,
+                Err(StoreError::NotFound) => {}
+                Err(err) => panic!("round {round}: complete failed: {err:?}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}: exactly one completion wins");
+        for store in [&a, &b] {
+            let credential = store.credential("u-race").await.unwrap().unwrap();
+            assert_eq!(credential.version, version + 1);
+        }
+    }
+    let resets = kinds_for(&*b, "u-race")
+        .await
+        .into_iter()
+        .filter(|k| k == "password_reset")
+        .count();
+    assert_eq!(resets, 3);
+}
+
+/// Completing a reset changes the password as `update_password` does, consumes the reset and
+/// deletes the user's other resets, all at once.
+pub async fn complete_reset_commits(store: &dyn Store) {
+    add_users(store, &["u-alice", "u-bob"]).await;
+    let far = T0 + 600;
+    for t in [
+        token("alice-1", TokenKind::User, Some("u-alice"), far),
+        token("alice-refresh", TokenKind::Refresh, Some("u-alice"), far),
+        token("bob-1", TokenKind::User, Some("u-bob"), far),
+    ] {
+        store.insert_token(&t, &[]).await.unwrap();
+    }
+    add_resets(
+        store,
+        &[
+            reset("r-use", "u-alice", ResetKind::Token, far),
+            reset("r-other", "u-alice", ResetKind::Token, far),
+            reset("c-other", "u-alice", ResetKind::Code, far),
+            reset("r-bob", "u-bob", ResetKind::Token, far),
+        ],
+    )
+    .await;
+    assert!(store.consume_reset("c-other", T0).await.unwrap().is_some());
+
+    store
+        .complete_reset("r-use", &reset_update("u-alice", 1, "hash-1"))
+        .await
+        .unwrap();
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-1", 2)
+    );
+    assert_eq!(
+        store.password_history("u-alice", 10).await.unwrap(),
+        ["hash-0"]
+    );
+    assert!(store.find_token("alice-1").await.unwrap().is_none());
+    assert!(store.find_token("alice-refresh").await.unwrap().is_none());
+    assert!(store.find_token("bob-1").await.unwrap().is_some());
+    assert_eq!(
+        used_at(store, "r-use").await,
+        Some(Some(T0 + 60)),
+        "consumed"
+    );
+    assert_eq!(
+        used_at(store, "r-other").await,
+        None,
+        "other resets deleted"
+    );
+    assert_eq!(used_at(store, "c-other").await, None, "used ones too");
+    assert_eq!(
+        used_at(store, "r-bob").await,
+        Some(None),
+        "other users' resets kept"
+    );
+    assert_eq!(
+        kinds_for(store, "u-alice").await,
+        ["sessions_revoked", "password_reset", "user_created"]
+    );
+    assert_not_found(
+        store
+            .complete_reset("r-use", &reset_update("u-alice", 2, "hash-again"))
+            .await,
+        "a completed reset again",
+    );
+
+    // keep_token spares one token.
+    store
+        .insert_token(
+            &token("alice-keep", TokenKind::User, Some("u-alice"), far),
+            &[],
+        )
+        .await
+        .unwrap();
+    store
+        .insert_token(
+            &token("alice-drop", TokenKind::User, Some("u-alice"), far),
+            &[],
+        )
+        .await
+        .unwrap();
+    add_resets(store, &[reset("r-2", "u-alice", ResetKind::Token, far)]).await;
+    let mut update = reset_update("u-alice", 2, "hash-2");
+    update.keep_token = Some("alice-keep".into());
+    store.complete_reset("r-2", &update).await.unwrap();
+    assert!(store.find_token("alice-keep").await.unwrap().is_some());
+    assert!(store.find_token("alice-drop").await.unwrap().is_none());
+    assert_eq!(
+        store.credential("u-alice").await.unwrap().unwrap().version,
+        3
+    );
+    assert_eq!(
+        used_at(store, "r-use").await,
+        None,
+        "deleted by the next change"
+    );
+}
+
+/// A used, expired, unknown or another user's reset cannot complete: `NotFound`, nothing changed
+/// (the other user's reset is not consumed either).
+pub async fn complete_reset_refused(store: &dyn Store) {
+    add_users(store, &["u-alice", "u-bob"]).await;
+    let far = T0 + 600;
+    store
+        .insert_token(
+            &token("alice-1", TokenKind::User, Some("u-alice"), far),
+            &[],
+        )
+        .await
+        .unwrap();
+    add_resets(
+        store,
+        &[
+            reset("r-used", "u-alice", ResetKind::Token, far),
+            // reset_update's now is T0 + 60.
+            reset("r-expired", "u-alice", ResetKind::Token, T0 + 60),
+            reset("r-spare", "u-alice", ResetKind::Token, far),
+            reset("r-bob", "u-bob", ResetKind::Token, far),
+        ],
+    )
+    .await;
+    assert!(store.consume_reset("r-used", T0).await.unwrap().is_some());
+
+    for digest in ["r-used", "r-expired", "r-none", "r-bob"] {
+        assert_not_found(
+            store
+                .complete_reset(digest, &reset_update("u-alice", 1, "hash-x"))
+                .await,
+            digest,
+        );
+    }
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-0", 1)
+    );
+    assert!(store
+        .password_history("u-alice", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.find_token("alice-1").await.unwrap().is_some());
+    assert_eq!(used_at(store, "r-used").await, Some(Some(T0)));
+    assert_eq!(used_at(store, "r-expired").await, Some(None));
+    assert_eq!(used_at(store, "r-spare").await, Some(None));
+    assert_eq!(used_at(store, "r-bob").await, Some(None), "not consumed");
+    assert_eq!(kinds_for(store, "u-alice").await, ["user_created"]);
+    assert_eq!(kinds_for(store, "u-bob").await, ["user_created"]);
+    assert_eq!(store.credential("u-bob").await.unwrap().unwrap().version, 1);
+}
+
+/// A stale version is `VersionMismatch`, and the whole transaction rolls back: the reset stays
+/// usable.
+pub async fn complete_reset_stale_version(store: &dyn Store) {
+    add_users(store, &["u-alice"]).await;
+    let far = T0 + 600;
+    store
+        .insert_token(
+            &token("alice-1", TokenKind::User, Some("u-alice"), far),
+            &[],
+        )
+        .await
+        .unwrap();
+    add_resets(
+        store,
+        &[
+            reset("r-1", "u-alice", ResetKind::Token, far),
+            reset("r-2", "u-alice", ResetKind::Code, far),
+        ],
+    )
+    .await;
+    for stale in [0, 2] {
+        match store
+            .complete_reset("r-1", &reset_update("u-alice", stale, "hash-x"))
+            .await
+        {
+            Err(StoreError::VersionMismatch) => {}
+            other => panic!("expected VersionMismatch, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        used_at(store, "r-1").await,
+        Some(None),
+        "rolled back: not consumed"
+    );
+    assert_eq!(used_at(store, "r-2").await, Some(None));
+    let credential = store.credential("u-alice").await.unwrap().unwrap();
+    assert_eq!(
+        (credential.hash.as_str(), credential.version),
+        ("hash-0", 1)
+    );
+    assert!(store
+        .password_history("u-alice", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.find_token("alice-1").await.unwrap().is_some());
+    assert_eq!(kinds_for(store, "u-alice").await, ["user_created"]);
+
+    store
+        .complete_reset("r-1", &reset_update("u-alice", 1, "hash-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.credential("u-alice").await.unwrap().unwrap().version,
+        2
+    );
+}
+
+/// A password change deletes every reset of the user, used or not; a refused one deletes none.
+pub async fn update_password_deletes_resets(store: &dyn Store) {
+    add_users(store, &["u-alice", "u-bob"]).await;
+    let far = T0 + 600;
+    add_resets(
+        store,
+        &[
+            reset("a-tok", "u-alice", ResetKind::Token, far),
+            reset("a-code", "u-alice", ResetKind::Code, far),
+            reset("a-used", "u-alice", ResetKind::Token, far),
+            reset("b-tok", "u-bob", ResetKind::Token, far),
+        ],
+    )
+    .await;
+    assert!(store.consume_reset("a-used", T0).await.unwrap().is_some());
+
+    assert!(matches!(
+        store
+            .update_password(&password_update("u-alice", 5, "hash-x"))
+            .await,
+        Err(StoreError::VersionMismatch)
+    ));
+    assert_eq!(
+        used_at(store, "a-tok").await,
+        Some(None),
+        "a refused change deletes nothing"
+    );
+
+    store
+        .update_password(&password_update("u-alice", 1, "hash-1"))
+        .await
+        .unwrap();
+    for digest in ["a-tok", "a-code", "a-used"] {
+        assert_eq!(store.find_reset(digest).await.unwrap(), None, "{digest}");
+    }
+    assert_eq!(used_at(store, "b-tok").await, Some(None));
+    assert_eq!(store.consume_reset("a-tok", T0 + 61).await.unwrap(), None);
+}
+
+/// Security answers: none at first, set, replaced, per user; an unknown user is `NotFound`.
+pub async fn security_answer_upsert(store: &dyn Store) {
+    add_users(store, &["u-alice", "u-bob"]).await;
+    assert_eq!(store.security_answer("u-alice").await.unwrap(), None);
+    let first = SecurityAnswer {
+        question: "First pet?".into(),
+        answer_hash: "answer-hash-1".into(),
+    };
+    let set = event(AuditKind::SecurityAnswerSet, Some("u-alice"));
+    store
+        .set_security_answer("u-alice", &first, &set)
+        .await
+        .unwrap();
+    assert_eq!(store.security_answer("u-alice").await.unwrap(), Some(first));
+    assert_eq!(store.security_answer("u-bob").await.unwrap(), None);
+
+    let second = SecurityAnswer {
+        question: "Städtename \"Ünïcode\"?".into(),
+        answer_hash: "answer-hash-2".into(),
+    };
+    store
+        .set_security_answer("u-alice", &second, &set)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.security_answer("u-alice").await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        kinds_for(store, "u-alice").await,
+        ["security_answer_set", "security_answer_set", "user_created"]
+    );
+
+    let bobs = SecurityAnswer {
+        question: "Q".into(),
+        answer_hash: "bob-hash".into(),
+    };
+    store
+        .set_security_answer(
+            "u-bob",
+            &bobs,
+            &event(AuditKind::SecurityAnswerSet, Some("u-bob")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.security_answer("u-bob").await.unwrap(), Some(bobs));
+    assert_eq!(
+        store.security_answer("u-alice").await.unwrap(),
+        Some(second)
+    );
+
+    assert_not_found(
+        store
+            .set_security_answer(
+                "nobody",
+                &SecurityAnswer {
+                    question: "Q".into(),
+                    answer_hash: "h".into(),
+                },
+                &event(AuditKind::SecurityAnswerSet, Some("nobody")),
+            )
+            .await,
+        "an unknown user",
+    );
+    assert!(audit_for(store, "nobody").await.is_empty());
+    assert_eq!(store.security_answer("nobody").await.unwrap(), None);
 }
 
 /// The store answers a trivial query.

@@ -58,6 +58,15 @@ enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a user's security question; the answer comes from stdin or a prompt (stored hashed).
+    SetAnswer {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        question: String,
+        #[arg(long)]
+        answer_stdin: bool,
+    },
     /// List users (never their hashes).
     List {
         #[arg(long, default_value_t = 100)]
@@ -180,6 +189,21 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(|e| describe(&e))?;
             println!("{}", user.id);
+            Ok(())
+        }
+        Cmd::User(UserCmd::SetAnswer {
+            id,
+            question,
+            answer_stdin,
+        }) => {
+            let answer = Password::new(read_secret(answer_stdin, "Answer: ")?);
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            core.set_security_answer(&id, question, answer, &cli_meta)
+                .await
+                .map_err(|e| describe(&e))?;
+            println!("security answer set for {id}");
             Ok(())
         }
         Cmd::User(UserCmd::List { limit }) => {

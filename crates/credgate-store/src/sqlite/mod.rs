@@ -19,6 +19,7 @@ use crate::StoreOptions;
 
 mod audit;
 mod clients;
+mod resets;
 mod tokens;
 mod users;
 

@@ -64,6 +64,15 @@ conformance!(
     clients_and_apps,
     audit_log_queries,
     ping,
+    resets_insert_find,
+    resets_replace_outstanding,
+    reset_consumed_once,
+    reset_expired_not_consumed,
+    complete_reset_commits,
+    complete_reset_refused,
+    complete_reset_stale_version,
+    update_password_deletes_resets,
+    security_answer_upsert,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,6 +92,23 @@ async fn concurrent_updates_one_wins_two_stores_one_file() {
     suite::concurrent_updates_one_wins(fixture.dyn_store(), other).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_consume_one_wins_same_store() {
+    let fixture = Fixture::new().await;
+    suite::concurrent_consume_one_wins(fixture.dyn_store(), fixture.dyn_store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_consume_one_wins_two_stores_one_file() {
+    let fixture = Fixture::new().await;
+    let other: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fixture.url(), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    suite::concurrent_consume_one_wins(fixture.dyn_store(), other).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_on_in_memory_database() {
     let store = crate::open("sqlite::memory:", &StoreOptions::default())
@@ -99,6 +125,11 @@ async fn conformance_on_in_memory_database() {
         .unwrap()
         .is_none());
     suite::concurrent_updates_one_wins(other.clone(), other).await;
+    // Eight racers on the single pooled connection.
+    let third = crate::open("sqlite::memory:", &StoreOptions::default())
+        .await
+        .unwrap();
+    suite::concurrent_consume_one_wins(third.clone(), third).await;
 }
 
 #[tokio::test]

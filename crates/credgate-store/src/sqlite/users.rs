@@ -7,7 +7,7 @@ use credgate_core::model::{AuditEvent, Credential, NewUser, PasswordUpdate, User
 use credgate_core::store::UserStore;
 use credgate_core::StoreError;
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::audit::insert_events;
 use super::SqliteStore;
@@ -76,6 +76,95 @@ fn users_from_rows(rows: Vec<SqliteRow>) -> Result<Vec<User>, StoreError> {
 /// Saturating conversion for LIMIT binds.
 fn limit_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The body of a password change, inside the caller's write transaction: compare-and-swap on the
+/// version, history insert and trim, revocation of the user's tokens except `keep_token`,
+/// deletion of the user's resets except `keep_reset`, audit. `NotFound` when the user does not
+/// exist, `VersionMismatch` when its version moved on; on any error the caller must roll back.
+pub(super) async fn apply_password_update(
+    conn: &mut SqliteConnection,
+    update: &PasswordUpdate,
+    keep_reset: Option<&str>,
+) -> Result<(), StoreError> {
+    if update.history_limit > 0 {
+        // The outgoing hash, copied only while the version still matches; rolled back by the
+        // caller if the compare-and-swap fails anyway.
+        sqlx::query(
+            "INSERT INTO password_history (user_id, hash, changed_at) \
+             SELECT id, password_hash, $3 FROM users WHERE id = $1 AND credential_version = $2",
+        )
+        .bind(&update.user_id)
+        .bind(update.expected_version)
+        .bind(update.now)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::map)?;
+    }
+    let swapped = sqlx::query(
+        "UPDATE users SET password_hash = $1, credential_version = credential_version + 1 \
+         WHERE id = $2 AND credential_version = $3",
+    )
+    .bind(&update.new_hash)
+    .bind(&update.user_id)
+    .bind(update.expected_version)
+    .execute(&mut *conn)
+    .await
+    .map_err(error::map)?
+    .rows_affected();
+    if swapped == 0 {
+        let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM users WHERE id = $1")
+            .bind(&update.user_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(error::map)?
+            .is_some();
+        return Err(if exists {
+            StoreError::VersionMismatch
+        } else {
+            StoreError::NotFound
+        });
+    }
+    sqlx::query(
+        "DELETE FROM password_history WHERE user_id = $1 AND seq NOT IN \
+         (SELECT seq FROM password_history WHERE user_id = $1 ORDER BY seq DESC LIMIT $2)",
+    )
+    .bind(&update.user_id)
+    .bind(limit_i64(update.history_limit))
+    .execute(&mut *conn)
+    .await
+    .map_err(error::map)?;
+    let revoke = match &update.keep_token {
+        Some(keep) => sqlx::query("DELETE FROM tokens WHERE user_id = $1 AND digest <> $2")
+            .bind(&update.user_id)
+            .bind(keep),
+        None => sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(&update.user_id),
+    };
+    revoke.execute(&mut *conn).await.map_err(error::map)?;
+    let resets = match keep_reset {
+        Some(keep) => sqlx::query("DELETE FROM reset_tokens WHERE user_id = $1 AND digest <> $2")
+            .bind(&update.user_id)
+            .bind(keep),
+        None => sqlx::query("DELETE FROM reset_tokens WHERE user_id = $1").bind(&update.user_id),
+    };
+    resets.execute(&mut *conn).await.map_err(error::map)?;
+    insert_events(&mut *conn, &update.audit).await
+}
+
+/// Commits `tx` when `result` is `Ok`, rolls it back otherwise and returns the original error.
+pub(super) async fn finish(
+    tx: Transaction<'_, Sqlite>,
+    result: Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => tx.commit().await.map_err(error::map),
+        Err(err) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::debug!(error = %rollback, "rollback failed");
+            }
+            Err(err)
+        }
+    }
 }
 
 #[async_trait]
@@ -186,63 +275,8 @@ impl UserStore for SqliteStore {
     /// `NotFound` when the user does not exist, `VersionMismatch` when its version moved on.
     async fn update_password(&self, update: &PasswordUpdate) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        if update.history_limit > 0 {
-            // The outgoing hash, copied only while the version still matches; rolled back below
-            // if the compare-and-swap fails anyway.
-            sqlx::query(
-                "INSERT INTO password_history (user_id, hash, changed_at) \
-                 SELECT id, password_hash, $3 FROM users WHERE id = $1 AND credential_version = $2",
-            )
-            .bind(&update.user_id)
-            .bind(update.expected_version)
-            .bind(update.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(error::map)?;
-        }
-        let swapped = sqlx::query(
-            "UPDATE users SET password_hash = $1, credential_version = credential_version + 1 \
-             WHERE id = $2 AND credential_version = $3",
-        )
-        .bind(&update.new_hash)
-        .bind(&update.user_id)
-        .bind(update.expected_version)
-        .execute(&mut *tx)
-        .await
-        .map_err(error::map)?
-        .rows_affected();
-        if swapped == 0 {
-            let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM users WHERE id = $1")
-                .bind(&update.user_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(error::map)?
-                .is_some();
-            tx.rollback().await.map_err(error::map)?;
-            return Err(if exists {
-                StoreError::VersionMismatch
-            } else {
-                StoreError::NotFound
-            });
-        }
-        sqlx::query(
-            "DELETE FROM password_history WHERE user_id = $1 AND seq NOT IN \
-             (SELECT seq FROM password_history WHERE user_id = $1 ORDER BY seq DESC LIMIT $2)",
-        )
-        .bind(&update.user_id)
-        .bind(limit_i64(update.history_limit))
-        .execute(&mut *tx)
-        .await
-        .map_err(error::map)?;
-        let revoke = match &update.keep_token {
-            Some(keep) => sqlx::query("DELETE FROM tokens WHERE user_id = $1 AND digest <> $2")
-                .bind(&update.user_id)
-                .bind(keep),
-            None => sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(&update.user_id),
-        };
-        revoke.execute(&mut *tx).await.map_err(error::map)?;
-        insert_events(&mut tx, &update.audit).await?;
-        tx.commit().await.map_err(error::map)
+        let applied = apply_password_update(&mut tx, update, None).await;
+        finish(tx, applied).await
     }
 
     /// Writes `audit` only when the hash was replaced.
