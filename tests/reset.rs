@@ -268,9 +268,12 @@ async fn a_token_is_used_once_under_concurrent_use() {
     );
 }
 
+/// What the receiver saw: (signature header, body) per call.
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A webhook receiver on loopback that records what it is sent.
-async fn receiver() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let data = web::Data::new(Arc::clone(&seen));
@@ -278,9 +281,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
         App::new().app_data(data.clone()).route(
             "/hook",
             web::post().to(
-                |req: HttpRequest,
-                 body: web::Bytes,
-                 seen: web::Data<Arc<Mutex<Vec<(String, Vec<u8>)>>>>| async move {
+                |req: HttpRequest, body: web::Bytes, seen: web::Data<Seen>| async move {
                     let sig = req
                         .headers()
                         .get("x-credgate-signature")
@@ -590,4 +591,24 @@ async fn crafter_forgot_validate_set() {
         .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"message": "OK"}));
     assert_eq!(gw.login("yuri", "Zephyr-Pass-22").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_code_guesses_are_limited_per_address() {
+    let gw = outbox_gateway().await;
+    gw.admin_post("/admin/apps", json!({"key": "et-app-key"}))
+        .await;
+    let guess = |code: String| {
+        gw.http
+            .post(gw.at("/api/v1.0/users/password/reset/code"))
+            .header("Et-App-Key", "et-app-key")
+            .json(&json!({"Code": code}))
+            .send()
+    };
+    for i in 0..10 {
+        assert_eq!(guess(format!("{i:08}")).await.unwrap().status(), 400);
+    }
+    let res = guess("12345678".into()).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "600");
 }

@@ -19,6 +19,9 @@ use crate::token;
 
 /// Digits in an Et-App one-time code.
 const CODE_DIGITS: u32 = 8;
+/// Failed code exchanges one client address may make while a code lives. A code exchange names
+/// no user, so guesses are bounded per address: 10 tries at 10^8 codes is a 1 in 10^7 chance.
+const CODE_ATTEMPTS: u32 = 10;
 
 impl CredentialService {
     pub(crate) async fn request_reset(
@@ -266,13 +269,24 @@ impl CredentialService {
         code: &SecretToken,
         meta: &RequestMeta,
     ) -> Result<Outcome, Error> {
+        let address = meta.client_addr.clone().unwrap_or_default();
+        let failures = self.code_failures.get(&address).await.unwrap_or(0);
+        if failures >= CODE_ATTEMPTS {
+            let detail = json!({"reason": "too_many_code_attempts"});
+            let audit = self.event(AuditKind::PasswordResetFailed, None, meta, detail);
+            self.store.append_audit(&[audit]).await?;
+            return Err(Error::RateLimited {
+                retry_after: self.config.reset_code_ttl.as_secs(),
+            });
+        }
         let consumed = self
             .store
             .consume_reset(&token::digest(code.expose()), self.clock.now())
             .await?;
-        let record = consumed
-            .filter(|r| r.kind == ResetKind::Code)
-            .ok_or(Error::ResetTokenInvalid)?;
+        let Some(record) = consumed.filter(|r| r.kind == ResetKind::Code) else {
+            self.code_failures.insert(address, failures + 1).await;
+            return Err(Error::ResetTokenInvalid);
+        };
         let user = self
             .store
             .find_user(UserKey::Id(&record.user_id))

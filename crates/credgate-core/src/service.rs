@@ -79,6 +79,8 @@ pub struct CredentialService {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) config: CoreConfig,
     pub(crate) tokens: moka::future::Cache<String, TokenRecord>,
+    /// Failed reset-code exchanges per client address, for the life of a code.
+    pub(crate) code_failures: moka::future::Cache<String, u32>,
 }
 
 impl From<StoreError> for Error {
@@ -120,6 +122,10 @@ impl CredentialService {
             .time_to_live(config.token_cache_ttl)
             .support_invalidation_closures()
             .build();
+        let code_failures = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(config.reset_code_ttl)
+            .build();
         Ok(Self {
             store,
             hasher,
@@ -127,6 +133,7 @@ impl CredentialService {
             notifier,
             config,
             tokens,
+            code_failures,
         })
     }
 

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::native::{bearer, meta};
-use crate::problem::problem;
+use crate::problem::{json_body, problem};
 
 /// Proof that the caller presented the admin token: handlers take it as an argument.
 pub struct Admin;
@@ -59,17 +59,6 @@ impl FromRequest for Admin {
     }
 }
 
-/// Parses a JSON body, answering a clear 400 problem when it does not fit.
-#[allow(clippy::result_large_err)] // the error is the response itself, built once
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
-    serde_json::from_slice(body).map_err(|e| {
-        // serde's message names the field and the expected type, never the value.
-        let msg = e.to_string();
-        let msg = msg.split(" at line").next().unwrap_or("invalid JSON");
-        problem(&Error::MalformedRequest(msg.to_owned()))
-    })
-}
-
 pub fn user_json(user: &User) -> serde_json::Value {
     json!({
         "id": user.id, "username": user.username, "admin": user.admin,
@@ -100,7 +89,7 @@ pub async fn create_user(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let input: CreateUser = match parse(&body) {
+    let input: CreateUser = match json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -163,7 +152,7 @@ pub async fn create_client(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let input: CreateClient = match parse(&body) {
+    let input: CreateClient = match json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -196,7 +185,7 @@ pub async fn create_app(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let input: CreateApp = match parse(&body) {
+    let input: CreateApp = match json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -247,7 +236,7 @@ pub async fn set_security_answer(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let input: SecurityAnswerBody = match parse(&body) {
+    let input: SecurityAnswerBody = match json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::problem::problem;
+use crate::problem::{json_body, problem};
 use crate::telemetry::request_id;
 
 pub fn meta(req: &HttpRequest, label: &str) -> RequestMeta {
@@ -198,18 +198,8 @@ fn basic_auth(req: &HttpRequest) -> Option<(String, Password)> {
     Some((id.to_owned(), Password::new(secret)))
 }
 
-/// Parses a JSON body or answers the problem that says why not.
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
-    serde_json::from_slice(body).map_err(|e| {
-        problem(&Error::MalformedRequest(format!(
-            "invalid JSON at line {} column {}",
-            e.line(),
-            e.column()
-        )))
-    })
-}
-
 /// A required string field, or the problem naming it.
+#[allow(clippy::result_large_err)] // the error is the response itself
 fn required<T>(
     value: Option<T>,
     field: &str,

@@ -62,3 +62,21 @@ pub fn problem(error: &Error) -> HttpResponse {
     }
     response.json(body)
 }
+
+/// Parses a JSON body or answers the 400 problem saying where it broke. The message gives only
+/// line and column: serde's own text can quote a value, and a value may be a password.
+#[allow(clippy::result_large_err)] // the error is the response itself, built once
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+    serde_json::from_slice(body).map_err(|e| {
+        let what = if e.is_data() {
+            "a field is missing or has the wrong type"
+        } else {
+            "invalid JSON"
+        };
+        problem(&Error::MalformedRequest(format!(
+            "{what} at line {} column {}",
+            e.line(),
+            e.column()
+        )))
+    })
+}
