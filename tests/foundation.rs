@@ -88,8 +88,9 @@ async fn concurrent_changes_with_the_same_current_password_exactly_one_wins() {
         1,
         "{statuses:?}"
     );
+    // Losers see a conflict, the changed password, or (past five of those) the guessing limit.
     assert!(
-        statuses.iter().all(|s| [204, 400, 409].contains(s)),
+        statuses.iter().all(|s| [204, 400, 409, 429].contains(s)),
         "{statuses:?}"
     );
     assert_eq!(gw.login("racer", "Start-Password-1").await.status(), 400);
@@ -441,5 +442,64 @@ async fn authentication_is_checked_before_the_body() {
     assert_eq!(
         res.json::<Value>().await.unwrap(),
         json!({"error": "Application key is not defined or does not exist"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_is_locked_out_per_user_until_the_window_passes() {
+    let gw = common::start().await;
+    let id = gw.user("lock", "Right-Pass-Word-1").await;
+    for _ in 0..5 {
+        assert_eq!(gw.login("lock", "Wrong-Pass-Word-9").await.status(), 400);
+    }
+    let res = gw.login("lock", "Right-Pass-Word-1").await;
+    assert_eq!(
+        res.status(),
+        429,
+        "the right password is refused while locked out"
+    );
+    assert_eq!(res.headers()["retry-after"], "900");
+    // Unknown users lock out the same way.
+    for _ in 0..5 {
+        gw.login("ghost-user", "Wrong-Pass-Word-9").await;
+    }
+    assert_eq!(
+        gw.login("ghost-user", "Wrong-Pass-Word-9").await.status(),
+        429
+    );
+    assert!(gw
+        .audit(&id)
+        .await
+        .iter()
+        .any(|r| r["kind"] == "attempt_refused"));
+
+    gw.clock.advance(600);
+    assert_eq!(
+        gw.login("lock", "Right-Pass-Word-1").await.headers()["retry-after"],
+        "300"
+    );
+    gw.clock.advance(300);
+    assert_eq!(gw.login("lock", "Right-Pass-Word-1").await.status(), 200);
+    // A success forgives earlier failures.
+    for _ in 0..4 {
+        gw.login("lock", "Wrong-Pass-Word-9").await;
+    }
+    assert_eq!(gw.login("lock", "Right-Pass-Word-1").await.status(), 200);
+    for _ in 0..4 {
+        gw.login("lock", "Wrong-Pass-Word-9").await;
+    }
+    assert_eq!(gw.login("lock", "Right-Pass-Word-1").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_from_one_address_is_limited_across_users() {
+    let gw = common::start_with(|s, _| s.limits.address_failures = 8).await;
+    gw.user("victim-a", "Right-Pass-Word-1").await;
+    for i in 0..8 {
+        gw.login(&format!("someone-{i}"), "Wrong-Pass-Word-9").await;
+    }
+    assert_eq!(
+        gw.login("victim-a", "Right-Pass-Word-1").await.status(),
+        429
     );
 }

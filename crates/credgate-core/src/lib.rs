@@ -6,6 +6,7 @@ pub mod clock;
 pub mod command;
 pub mod error;
 pub mod hasher;
+pub mod limits;
 pub mod model;
 pub mod notify;
 pub mod policy;
@@ -21,6 +22,7 @@ pub use command::{
     Outcome, Request, Subject, TokenRequest,
 };
 pub use error::{Error, FieldProblem, FieldReason, PolicyRule};
+pub use limits::LimitConfig;
 pub use model::{RequestMeta, ResetKind, TokenKind, User};
 pub use notify::{Notifier, ResetNotice};
 pub use policy::PolicyConfig;

@@ -147,6 +147,7 @@ pub enum AuditKind {
     ResetCodeExchanged,
     ResetDeliveryFailed,
     SecurityAnswerSet,
+    AttemptRefused,
 }
 
 impl AuditKind {
@@ -169,6 +170,7 @@ impl AuditKind {
             Self::ResetCodeExchanged => "reset_code_exchanged",
             Self::ResetDeliveryFailed => "reset_delivery_failed",
             Self::SecurityAnswerSet => "security_answer_set",
+            Self::AttemptRefused => "attempt_refused",
         }
     }
 }

@@ -160,6 +160,9 @@ impl CredentialService {
         if user.externally_managed {
             return Err(Error::ExternallyManaged);
         }
+        if new.expose().chars().any(char::is_control) {
+            return Err(Error::invalid("new", FieldReason::Invalid));
+        }
         let credential = self
             .store
             .credential(&user.id)

@@ -13,6 +13,7 @@ use crate::command::{
 };
 use crate::error::{Error, FieldProblem, FieldReason, PolicyRule};
 use crate::hasher::HashPool;
+use crate::limits::Keys;
 use crate::model::{
     App, AuditEvent, AuditKind, AuditQuery, AuditRecord, Client, NewUser, PasswordUpdate,
     RequestMeta, TokenKind, TokenRecord, User, UserKey,
@@ -36,6 +37,7 @@ pub struct CoreConfig {
     /// revocation is seen here; revocations made here are seen at once.
     pub token_cache_ttl: Duration,
     pub policy: PolicyConfig,
+    pub limits: crate::limits::LimitConfig,
     pub reset_token_ttl: Duration,
     pub reset_code_ttl: Duration,
     /// A new reset request invalidates the user's older outstanding ones.
@@ -52,6 +54,7 @@ impl Default for CoreConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             token_cache_ttl: Duration::from_secs(5),
             policy: PolicyConfig::default(),
+            limits: crate::limits::LimitConfig::default(),
             reset_token_ttl: Duration::from_secs(30 * 60),
             reset_code_ttl: Duration::from_secs(10 * 60),
             reset_replaces_outstanding: true,
@@ -351,9 +354,13 @@ impl CredentialService {
         password: &Password,
         meta: &RequestMeta,
     ) -> Result<User, Error> {
+        let keys = Keys::new(username, meta);
         let user = self.store.find_user(UserKey::Username(username)).await?;
+        self.check_attempts(&keys, user.as_ref().map(|u| u.id.as_str()), meta)
+            .await?;
         let Some(user) = user else {
             self.hasher.verify_dummy(password).await?;
+            self.count_failure(&keys).await?;
             let detail = json!({"username": username, "reason": "unknown_user"});
             self.store
                 .append_audit(&[self.event(AuditKind::LoginFailed, None, meta, detail)])
@@ -366,12 +373,14 @@ impl CredentialService {
             .await?
             .ok_or(Error::InvalidCredentials)?;
         if !self.hasher.verify(password, &credential.hash).await? {
+            self.count_failure(&keys).await?;
             let detail = json!({"reason": "wrong_password"});
             self.store
                 .append_audit(&[self.event(AuditKind::LoginFailed, Some(&user.id), meta, detail)])
                 .await?;
             return Err(Error::InvalidCredentials);
         }
+        self.clear_user_failures(&keys).await?;
         if self.hasher.needs_upgrade(&credential.hash) {
             let stronger = self.hasher.hash(password).await?;
             let detail = json!({"cost": self.hasher.cost()});
@@ -505,6 +514,9 @@ impl CredentialService {
                 return Err(Error::invalid("confirm", FieldReason::Mismatch));
             }
         }
+        if change.new.expose().chars().any(char::is_control) {
+            return Err(Error::invalid("new", FieldReason::Invalid));
+        }
         if user.externally_managed {
             self.store
                 .append_audit(&[fail("externally_managed")])
@@ -518,16 +530,20 @@ impl CredentialService {
             .credential(&user.id)
             .await?
             .ok_or(Error::Internal)?;
+        let keys = Keys::new(&user.username, meta);
+        self.check_attempts(&keys, Some(&user.id), meta).await?;
         if !self
             .hasher
             .verify(&change.current, &credential.hash)
             .await?
         {
+            self.count_failure(&keys).await?;
             self.store
                 .append_audit(&[fail("wrong_current_password")])
                 .await?;
             return Err(Error::InvalidCredentials);
         }
+        self.clear_user_failures(&keys).await?;
         if broken.is_empty()
             && self
                 .reuses_recent(&user.id, &change.new, Current::Plain(&change.current))

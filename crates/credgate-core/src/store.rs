@@ -110,6 +110,28 @@ pub trait ResetStore: Send + Sync {
     async fn security_answer(&self, user_id: &str) -> Result<Option<SecurityAnswer>, StoreError>;
 }
 
+/// Failure counters for guessing limits, in fixed windows, shared by every gateway instance.
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// Failures counted for `key` in its current window, and when that window started; `(0, now)`
+    /// when there is none or it ended (`window_start + window <= now`).
+    async fn failures(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window: i64,
+    ) -> Result<(u32, Timestamp), StoreError>;
+    /// Counts one failure atomically (a new window starts when the old one ended) and returns
+    /// the count and the window's start.
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window: i64,
+    ) -> Result<(u32, Timestamp), StoreError>;
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
@@ -125,11 +147,18 @@ pub trait Health: Send + Sync {
 
 /// Everything the core needs, in one object.
 pub trait Store:
-    UserStore + TokenStore + ClientStore + ResetStore + AuditLog + Health + 'static
+    UserStore + TokenStore + ClientStore + ResetStore + AttemptStore + AuditLog + Health + 'static
 {
 }
 
-impl<T: UserStore + TokenStore + ClientStore + ResetStore + AuditLog + Health + 'static> Store
-    for T
+impl<T> Store for T where
+    T: UserStore
+        + TokenStore
+        + ClientStore
+        + ResetStore
+        + AttemptStore
+        + AuditLog
+        + Health
+        + 'static
 {
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use credgate_core::{CoreConfig, PolicyConfig, SecretToken};
+use credgate_core::{CoreConfig, LimitConfig, PolicyConfig, SecretToken};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
@@ -34,6 +34,8 @@ pub struct Settings {
     /// A tracing filter such as `info` or `credgate=debug,info`.
     pub log_level: String,
     pub policy: PolicyConfig,
+    /// Guessing limits on password checks.
+    pub limits: LimitConfig,
     pub store: StoreSettings,
     pub dialects: DialectSettings,
     pub reset: ResetSettings,
@@ -130,6 +132,7 @@ impl Default for Settings {
             log_format: "text".into(),
             log_level: "info".into(),
             policy: PolicyConfig::default(),
+            limits: LimitConfig::default(),
             store: StoreSettings::default(),
             dialects: DialectSettings::default(),
             reset: ResetSettings::default(),
@@ -154,8 +157,10 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "policy",
+    "limits",
     "store",
     "dialects",
+    "reset",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +226,9 @@ impl Settings {
         {
             return bad("admin_token must be at least 16 characters");
         }
+        if self.limits.window_secs == 0 {
+            return bad("limits.window_secs must be positive");
+        }
         if self.reset.token_ttl_secs == 0 || self.reset.code_ttl_secs == 0 {
             return bad("reset.token_ttl_secs and reset.code_ttl_secs must be positive");
         }
@@ -241,6 +249,7 @@ impl Settings {
             refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
             token_cache_ttl: Duration::from_secs(self.token_cache_secs),
             policy: self.policy.clone(),
+            limits: self.limits.clone(),
             reset_token_ttl: Duration::from_secs(self.reset.token_ttl_secs),
             reset_code_ttl: Duration::from_secs(self.reset.code_ttl_secs),
             reset_replaces_outstanding: self.reset.replace_outstanding,
@@ -265,10 +274,22 @@ mod tests {
             jail.set_env("CREDGATE_BCRYPT_COST", "11");
             jail.set_env("CREDGATE_POLICY__HISTORY", "3");
             jail.set_env("CREDGATE_TEST_POSTGRES_URL", "postgres://ignored");
+            jail.set_env("CREDGATE_LIMITS__USER_FAILURES", "7");
+            jail.set_env("CREDGATE_RESET__WEBHOOK_ATTEMPTS", "9");
+            jail.set_env("CREDGATE_STORE__MAX_CONNECTIONS", "3");
             let s = Settings::load(None).unwrap();
             assert_eq!(
                 (s.bcrypt_cost, s.policy.min_length, s.policy.history),
                 (11, 10, 3)
+            );
+            // Every table is reachable from the environment.
+            assert_eq!(
+                (
+                    s.limits.user_failures,
+                    s.reset.webhook_attempts,
+                    s.store.max_connections
+                ),
+                (7, 9, 3)
             );
 
             jail.create_file("bad.toml", "bcrypt_cots = 10\n")?;

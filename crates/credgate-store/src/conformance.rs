@@ -1494,3 +1494,34 @@ pub async fn security_answer_upsert(store: &dyn Store) {
 pub async fn ping(store: &dyn Store) {
     store.ping().await.unwrap();
 }
+
+/// Failure counters: count within a window, restart after it, clear on demand.
+pub async fn attempt_counters(store: &dyn Store) {
+    assert_eq!(store.failures("user:a", T0, 900).await.unwrap(), (0, T0));
+    assert_eq!(
+        store.record_failure("user:a", T0, 900).await.unwrap(),
+        (1, T0)
+    );
+    assert_eq!(
+        store.record_failure("user:a", T0 + 10, 900).await.unwrap(),
+        (2, T0)
+    );
+    assert_eq!(
+        store.failures("user:a", T0 + 899, 900).await.unwrap(),
+        (2, T0)
+    );
+    assert_eq!(
+        store.failures("user:a", T0 + 900, 900).await.unwrap(),
+        (0, T0 + 900)
+    );
+    assert_eq!(
+        store.record_failure("user:a", T0 + 900, 900).await.unwrap(),
+        (1, T0 + 900)
+    );
+    assert_eq!(store.failures("user:b", T0, 900).await.unwrap(), (0, T0));
+    store.clear_failures("user:a").await.unwrap();
+    assert_eq!(
+        store.failures("user:a", T0 + 901, 900).await.unwrap(),
+        (0, T0 + 901)
+    );
+}

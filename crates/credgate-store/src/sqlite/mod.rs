@@ -17,6 +17,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use crate::error;
 use crate::StoreOptions;
 
+mod attempts;
 mod audit;
 mod clients;
 mod resets;

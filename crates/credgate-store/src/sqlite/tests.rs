@@ -73,6 +73,7 @@ conformance!(
     complete_reset_stale_version,
     update_password_deletes_resets,
     security_answer_upsert,
+    attempt_counters,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
