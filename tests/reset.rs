@@ -30,8 +30,9 @@ async fn delivered(gw: &Gateway, username: &str, count: usize) -> Vec<Value> {
     panic!("no delivery for {username} in the outbox");
 }
 
+/// The test kit's gateways deliver resets to `outbox.jsonl` in their own folder.
 async fn outbox_gateway() -> Gateway {
-    common::start_with(|s, dir| s.reset.outbox = dir.join("outbox.jsonl")).await
+    common::start().await
 }
 
 async fn post(gw: &Gateway, path: &str, body: Value) -> reqwest::Response {

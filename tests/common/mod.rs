@@ -36,6 +36,10 @@ pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
         bcrypt_cost: 4,
         hash_threads: 2,
         workers: 2,
+        reset: credgate_server::settings::ResetSettings {
+            outbox: dir.path().join("outbox.jsonl"),
+            ..Default::default()
+        },
         ..Settings::default()
     }
 }
