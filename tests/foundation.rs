@@ -401,6 +401,7 @@ async fn admin_api_and_health() {
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
     assert!(res.headers().get("server").is_none());
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

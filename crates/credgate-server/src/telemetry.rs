@@ -50,6 +50,11 @@ pub async fn request_ids(
     }
     // A web server's name and version tell an attacker what to try.
     res.headers_mut().remove("server");
+    // Bodies are data (JSON, plain text): never let a browser sniff them into HTML.
+    res.headers_mut().insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
     tracing::info!(
         request_id = %id, %method, %path, status = res.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64, "request"
