@@ -7,3 +7,7 @@ mod core_service;
 mod extra_dialect;
 mod foundation;
 mod reset;
+mod security_attacks;
+mod security_common;
+mod security_fuzz;
+mod security_leaks;

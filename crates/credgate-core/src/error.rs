@@ -81,6 +81,9 @@ pub enum Error {
     MalformedRequest(String),
     #[error("unsupported content type")]
     UnsupportedMediaType,
+    /// The body is larger than the gateway accepts.
+    #[error("request body too large")]
+    PayloadTooLarge,
     #[error("invalid request: {problems:?}")]
     InvalidRequest { problems: Vec<FieldProblem> },
     /// Wrong username/password or wrong current password.
@@ -123,6 +126,7 @@ impl Error {
     pub const KINDS: &'static [&'static str] = &[
         "malformed_request",
         "unsupported_media_type",
+        "payload_too_large",
         "invalid_request",
         "invalid_credentials",
         "invalid_client",
@@ -145,6 +149,7 @@ impl Error {
         match self {
             Self::MalformedRequest(_) => "malformed_request",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::InvalidRequest { .. } => "invalid_request",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidClient => "invalid_client",
@@ -179,6 +184,7 @@ mod tests {
         let samples = [
             Error::MalformedRequest(String::new()),
             Error::UnsupportedMediaType,
+            Error::PayloadTooLarge,
             Error::InvalidRequest { problems: vec![] },
             Error::InvalidCredentials,
             Error::InvalidClient,

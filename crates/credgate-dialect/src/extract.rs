@@ -179,6 +179,12 @@ impl Dialect {
                 }
             }
         };
+        if self.spec.case_insensitive_fields && has_case_insensitive_duplicates(&body) {
+            // `OldPassword` and `oldpassword` together: which one a binder takes differs.
+            return Err(Error::MalformedRequest(
+                "a field is repeated in another case".into(),
+            ));
+        }
         let query =
             serde_urlencoded::from_str::<Vec<(String, String)>>(&req.query).unwrap_or_default();
         let input = Input {
@@ -458,6 +464,11 @@ pub fn csrf_value(token: &SecretToken) -> String {
         .chain_update(token.expose().as_bytes())
         .finalize();
     hex::encode(&digest[..16])
+}
+
+fn has_case_insensitive_duplicates(body: &Map<String, Value>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    body.keys().any(|k| !seen.insert(k.to_ascii_lowercase()))
 }
 
 fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {

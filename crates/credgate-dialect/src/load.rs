@@ -189,6 +189,8 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
 
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    // Stricter than minijinja's own, which keeps `/`: `../` in a username must not reach a URL.
+    env.add_filter("urlencode", urlencode_strict);
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".json") {
             AutoEscape::Json
@@ -299,6 +301,21 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
         csrf_pattern,
         spec,
     })
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn urlencode_strict(value: minijinja::Value) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    const RESERVED: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let text = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    utf8_percent_encode(&text, RESERVED).to_string()
 }
 
 fn check_source(src: &str) -> Result<(), String> {

@@ -18,6 +18,8 @@ pub struct AppState {
     pub core: Arc<CredentialService>,
     dialects: Arc<DialectSet>,
     pub admin_token: Option<SecretToken>,
+    /// Largest request body accepted.
+    pub max_body: usize,
 }
 
 impl AppState {
@@ -88,6 +90,7 @@ pub async fn build_state(
         core,
         dialects,
         admin_token: settings.admin_token.clone(),
+        max_body: settings.max_body_bytes,
     }))
 }
 

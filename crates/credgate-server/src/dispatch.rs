@@ -3,10 +3,11 @@
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use credgate_core::RequestMeta;
+use credgate_core::{Error, RequestMeta};
 use credgate_dialect::{
     HttpRequest as EngineRequest, HttpResponse as EngineResponse, Lookup, RequestView,
 };
+use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::app::AppState;
@@ -14,7 +15,7 @@ use crate::telemetry::request_id;
 
 pub async fn dispatch(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let dialects = state.dialects();
@@ -28,6 +29,18 @@ pub async fn dispatch(
         Lookup::NotFound => {
             return HttpResponse::NotFound()
                 .json(json!({"type": "about:blank", "title": "Not Found", "status": 404}))
+        }
+    };
+    // Read here, not by an extractor, so that a body over the limit is refused in the
+    // dialect's own style.
+    let body = match read_limited(&req, payload, state.max_body).await {
+        Ok(body) => body,
+        Err(error) => {
+            let view = RequestView {
+                path: m.params.iter().cloned().collect(),
+                ..RequestView::default()
+            };
+            return to_actix(m.dialect.render_error(Some(&m), &view, &error));
         }
     };
     let engine_req = EngineRequest {
@@ -65,6 +78,32 @@ pub async fn dispatch(
         }
     };
     to_actix(rendered)
+}
+
+/// The whole body, or `PayloadTooLarge` as soon as it (or its announced length) passes `max`.
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    max: usize,
+) -> Result<web::Bytes, Error> {
+    let announced = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > max) {
+        return Err(Error::PayloadTooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| Error::MalformedRequest("the body could not be read".into()))?;
+        if body.len() + chunk.len() > max {
+            return Err(Error::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn to_actix(r: EngineResponse) -> HttpResponse {

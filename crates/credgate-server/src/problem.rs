@@ -13,6 +13,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::PolicyViolation { .. } => StatusCode::BAD_REQUEST,
         Error::ResetTokenInvalid | Error::InvalidCredentials => StatusCode::BAD_REQUEST,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::InvalidClient | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
         Error::Forbidden | Error::ExternallyManaged | Error::UnknownApp | Error::CsrfRejected => {
             StatusCode::FORBIDDEN

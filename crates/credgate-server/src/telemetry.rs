@@ -3,10 +3,12 @@
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
+use actix_web::HttpResponse;
 use actix_web::{HttpMessage, HttpRequest};
 use tracing_subscriber::EnvFilter;
 
@@ -26,10 +28,25 @@ fn usable(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Total size of request header names and values accepted; more is answered 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 pub async fn request_ids(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        tracing::info!(path = %req.path(), header_bytes, "request headers too large");
+        let refusal = HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({"type": "about:blank", "title": "Request Header Fields Too Large", "status": 431}));
+        return Ok(req.into_response(refusal).map_into_right_body());
+    }
     let id = req
         .headers()
         .get("x-request-id")
@@ -59,7 +76,7 @@ pub async fn request_ids(
         request_id = %id, %method, %path, status = res.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64, "request"
     );
-    Ok(res)
+    Ok(res.map_into_left_body())
 }
 
 /// Installs the global subscriber: readable text by default, JSON lines with `json`.
