@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -88,43 +87,10 @@ fn cli_manages_users_clients_and_apps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_or_token_reaches_trace_logs_or_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("trace.log")).unwrap();
     let admin = "binary-admin-token-0123456789";
-    let server = Command::new(BIN)
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("CREDGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CREDGATE_DATABASE_URL", dir.path().join("gw.db"))
-        .env("CREDGATE_ADMIN_TOKEN", admin)
-        .env("CREDGATE_BCRYPT_COST", "4")
-        .env("CREDGATE_LOG_LEVEL", "trace")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut server = KillOnDrop(server);
-    let base = format!("http://127.0.0.1:{port}");
+    let mut server = crate::common::TracedBinary::start(admin).await;
+    let base = server.url.clone();
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "gateway did not become ready");
 
     let (old, new) = ("Hunter-Two-Old-Secret", "Hunter-Two-New-Secret");
     let res = http
@@ -174,36 +140,9 @@ async fn no_password_or_token_reaches_trace_logs_or_the_database() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let _ = server.0.kill();
-    let _ = server.0.wait();
-
-    let logs = std::fs::read_to_string(dir.path().join("trace.log")).unwrap();
-    assert!(logs.contains("request"), "logs were captured");
-    let mut stored = Vec::new();
-    for f in std::fs::read_dir(dir.path()).unwrap() {
-        let path = f.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("gw.db")
-        {
-            stored.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    let stored = String::from_utf8_lossy(&stored);
+    let (logs, stored) = server.stop_and_collect();
     for secret in [old, new, "Wrong-Guess-Secret", token.as_str(), admin] {
         assert!(!logs.contains(secret), "logs contain a secret");
         assert!(!stored.contains(secret), "database contains a secret");
-    }
-}
-
-/// Stops the spawned gateway even when an assertion fails first.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

@@ -159,3 +159,77 @@ impl Gateway {
         res.json().await.unwrap()
     }
 }
+
+/// The real `credgate` binary serving on a free loopback port with TRACE logs captured to a
+/// file, for tests that look for secrets in what it writes. Killed when dropped.
+pub struct TracedBinary {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl TracedBinary {
+    pub async fn start(admin_token: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("trace.log")).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("CREDGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CREDGATE_DATABASE_URL", dir.path().join("gw.db"))
+            .env("CREDGATE_ADMIN_TOKEN", admin_token)
+            .env("CREDGATE_BCRYPT_COST", "4")
+            .env("CREDGATE_LOG_LEVEL", "trace")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let gateway = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child,
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            let ready = http.get(format!("{}/readyz", gateway.url)).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return gateway;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the gateway binary did not become ready");
+    }
+
+    /// Stops the process and returns (its logs, the bytes of every database file), as text.
+    pub fn stop_and_collect(&mut self) -> (String, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let logs = std::fs::read_to_string(self.dir.path().join("trace.log")).unwrap();
+        let mut stored = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("gw.db")
+            {
+                stored.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        (logs, String::from_utf8_lossy(&stored).into_owned())
+    }
+}
+
+impl Drop for TracedBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

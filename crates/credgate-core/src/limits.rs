@@ -53,9 +53,15 @@ impl Keys {
 }
 
 impl CredentialService {
-    fn limited(&self) -> [(u32, bool); 2] {
+    /// The counters in force for `keys`: (key, limit, which), leaving out disabled ones.
+    fn counters<'k>(&self, keys: &'k Keys) -> impl Iterator<Item = (&'k str, u32, &'static str)> {
         let l = &self.config.limits;
-        [(l.user_failures, true), (l.address_failures, false)]
+        [
+            (Some(keys.user.as_str()), l.user_failures, "user"),
+            (keys.address.as_deref(), l.address_failures, "address"),
+        ]
+        .into_iter()
+        .filter_map(|(key, limit, which)| key.filter(|_| limit > 0).map(|k| (k, limit, which)))
     }
 
     /// Refuses, without running bcrypt, when either counter is at its limit.
@@ -66,19 +72,11 @@ impl CredentialService {
         meta: &RequestMeta,
     ) -> Result<(), Error> {
         let (now, window) = (self.clock.now(), self.config.limits.window_secs as i64);
-        for (limit, is_user) in self.limited() {
-            let key = if is_user {
-                Some(&keys.user)
-            } else {
-                keys.address.as_ref()
-            };
-            let Some(key) = key.filter(|_| limit > 0) else {
-                continue;
-            };
+        for (key, limit, which) in self.counters(keys) {
             let (count, start) = self.store.failures(key, now, window).await?;
             if count >= limit {
                 let retry_after = (start + window - now).max(1) as u64;
-                let detail = json!({"counter": if is_user { "user" } else { "address" }, "retry_after": retry_after});
+                let detail = json!({"counter": which, "retry_after": retry_after});
                 self.store
                     .append_audit(&[self.event(AuditKind::AttemptRefused, user_id, meta, detail)])
                     .await?;
@@ -90,15 +88,8 @@ impl CredentialService {
 
     pub(crate) async fn count_failure(&self, keys: &Keys) -> Result<(), Error> {
         let (now, window) = (self.clock.now(), self.config.limits.window_secs as i64);
-        for (limit, is_user) in self.limited() {
-            let key = if is_user {
-                Some(&keys.user)
-            } else {
-                keys.address.as_ref()
-            };
-            if let Some(key) = key.filter(|_| limit > 0) {
-                self.store.record_failure(key, now, window).await?;
-            }
+        for (key, _, _) in self.counters(keys) {
+            self.store.record_failure(key, now, window).await?;
         }
         Ok(())
     }

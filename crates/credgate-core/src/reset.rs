@@ -70,14 +70,7 @@ impl CredentialService {
             ResetKind::Token => self.config.reset_token_ttl,
             ResetKind::Code => self.config.reset_code_ttl,
         };
-        let record = ResetRecord {
-            digest: token::digest(secret.expose()),
-            user_id: user.id.clone(),
-            kind,
-            created_at: now,
-            expires_at: now + ttl.as_secs() as i64,
-            used_at: None,
-        };
+        let record = new_reset(&user.id, kind, &secret, now, ttl);
         let detail = json!({"kind": kind.as_str(), "outcome": "issued"});
         let audit = self.event(
             AuditKind::PasswordResetRequested,
@@ -297,14 +290,13 @@ impl CredentialService {
             .ok_or(Error::ResetTokenInvalid)?;
         let secret = token::generate();
         let now = self.clock.now();
-        let reset = ResetRecord {
-            digest: token::digest(secret.expose()),
-            user_id: user.id.clone(),
-            kind: ResetKind::Token,
-            created_at: now,
-            expires_at: now + self.config.reset_token_ttl.as_secs() as i64,
-            used_at: None,
-        };
+        let reset = new_reset(
+            &user.id,
+            ResetKind::Token,
+            &secret,
+            now,
+            self.config.reset_token_ttl,
+        );
         let audit = self.event(
             AuditKind::ResetCodeExchanged,
             Some(&user.id),
@@ -355,6 +347,24 @@ impl CredentialService {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// An unused reset of `secret`, stored by its digest.
+fn new_reset(
+    user_id: &str,
+    kind: ResetKind,
+    secret: &SecretToken,
+    now: i64,
+    ttl: std::time::Duration,
+) -> ResetRecord {
+    ResetRecord {
+        digest: token::digest(secret.expose()),
+        user_id: user_id.to_owned(),
+        kind,
+        created_at: now,
+        expires_at: now + ttl.as_secs() as i64,
+        used_at: None,
     }
 }
 
