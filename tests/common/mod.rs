@@ -170,6 +170,11 @@ pub struct TracedBinary {
 
 impl TracedBinary {
     pub async fn start(admin_token: &str) -> Self {
+        Self::start_with(admin_token, &[]).await
+    }
+
+    /// Started with extra `CREDGATE_*` variables (they win over the defaults here).
+    pub async fn start_with(admin_token: &str, env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -185,6 +190,7 @@ impl TracedBinary {
             .env("CREDGATE_ADMIN_TOKEN", admin_token)
             .env("CREDGATE_BCRYPT_COST", "4")
             .env("CREDGATE_LOG_LEVEL", "trace")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(std::process::Stdio::null())

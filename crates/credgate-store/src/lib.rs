@@ -1,9 +1,9 @@
 //! credgate-store: durable implementations of credgate-core's [`Store`], so users, tokens and the
 //! audit trail survive restarts and a password change commits as one transaction.
 //!
-//! [`open`] picks the backend from the database URL: SQLite (`sqlite:` URLs or plain file paths)
-//! today, PostgreSQL (`postgres://`) in a later release. The SQL is written portably (`$n`
-//! placeholders, no SQLite-only statements) so the PostgreSQL backend can share it.
+//! [`open`] picks the backend from the database URL: SQLite (`sqlite:` URLs or plain file paths,
+//! the embedded default) or PostgreSQL (`postgres://`, for several gateway instances). Both run
+//! the same portable SQL (`$n` placeholders, `ON CONFLICT`, `RETURNING`).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -11,11 +11,13 @@ use std::sync::Arc;
 use credgate_core::{Store, StoreError};
 
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// How a store connects; the same for every backend.
@@ -67,18 +69,12 @@ impl BackendKind {
     }
 }
 
-fn postgres_not_built() -> StoreError {
-    StoreError::Backend(
-        "postgres support is not built yet: use a sqlite: URL or a file path such as ./data/credgate.db".into(),
-    )
-}
-
 /// Opens the store a database URL names, creating (and, with `auto_migrate`, migrating) a
 /// SQLite file and its parent directory on first start.
 pub async fn open(database_url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     match BackendKind::of(database_url)? {
         BackendKind::Sqlite => Ok(Arc::new(SqliteStore::open(database_url, opts).await?)),
-        BackendKind::Postgres => Err(postgres_not_built()),
+        BackendKind::Postgres => Ok(Arc::new(PgStore::open(database_url, opts).await?)),
     }
 }
 
@@ -96,6 +92,16 @@ pub async fn migrate(database_url: &str) -> Result<(), StoreError> {
             store.close().await;
             result
         }
-        BackendKind::Postgres => Err(postgres_not_built()),
+        BackendKind::Postgres => {
+            let opts = StoreOptions {
+                max_connections: 1,
+                auto_migrate: false,
+                ..StoreOptions::default()
+            };
+            let store = PgStore::open(database_url, &opts).await?;
+            let result = store.migrate().await;
+            store.close().await;
+            result
+        }
     }
 }
