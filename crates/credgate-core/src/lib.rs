@@ -2,6 +2,7 @@
 //! It knows nothing of HTTP or SQL: requests arrive as [`Command`]s, storage is the [`Store`] trait.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 pub mod clock;
 pub mod command;
 pub mod error;
