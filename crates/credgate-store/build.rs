@@ -1,4 +1,6 @@
-// `sqlx::migrate!` embeds the migration files at compile time: rebuild when they change.
+// `sqlx::migrate!` embeds the migration files at compile time: rebuild when any of them changes
+// (Cargo scans a directory given here recursively, so new files count too).
 fn main() {
-    println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations/sqlite");
+    println!("cargo:rerun-if-changed=migrations/postgres");
 }

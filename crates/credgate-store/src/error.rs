@@ -24,7 +24,8 @@ pub(crate) fn map(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// Lock contention beyond the busy timeout, a full disk, an unopenable or failing file.
+/// Lock contention beyond the busy timeout, a full disk, an unopenable or failing file, a lost
+/// or refused PostgreSQL connection, a server shutting down.
 fn is_transient(db: &dyn DatabaseError) -> bool {
     if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
         // Extended result code; the primary code is its low byte.
@@ -37,9 +38,13 @@ fn is_transient(db: &dyn DatabaseError) -> bool {
         return matches!(code, 5 | 6 | 10 | 13 | 14);
     }
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        // Class 08 connection exception, 53 insufficient resources, 57P0x operator intervention.
+        // Class 08 connection exception, 53 insufficient resources, 57P0x operator intervention
+        // (shutdown, crash), 55P03 lock_not_available (`lock_timeout`, the busy timeout's twin).
         let code = pg.code();
-        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P0");
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57P0")
+            || code == "55P03";
     }
     false
 }

@@ -2,8 +2,9 @@
 //! audit trail survive restarts and a password change commits as one transaction.
 //!
 //! [`open`] picks the backend from the database URL: SQLite (`sqlite:` URLs or plain file paths,
-//! the embedded default) or PostgreSQL (`postgres://`, for several gateway instances). Both run
-//! the same portable SQL (`$n` placeholders, `ON CONFLICT`, `RETURNING`).
+//! the embedded default) or PostgreSQL (`postgres://` or `postgresql://`, for several gateway
+//! instances sharing one database). Both run the same portable SQL (`$n` placeholders,
+//! `ON CONFLICT`, `RETURNING`).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -25,7 +26,9 @@ pub use sqlite::SqliteStore;
 pub struct StoreOptions {
     /// Upper bound of the connection pool (at least 1 is used).
     pub max_connections: u32,
-    /// How long a statement waits for a lock held by another connection before failing.
+    /// How long a statement waits for a lock held by another connection before failing with
+    /// `Unavailable`: SQLite's busy timeout, PostgreSQL's `lock_timeout`. On PostgreSQL it also
+    /// bounds the wait for a pooled connection (at least 100 ms).
     pub busy_timeout_ms: u64,
     /// Apply pending migrations when the store opens.
     pub auto_migrate: bool,

@@ -1,5 +1,6 @@
--- credgate schema, SQLite flavour. Timestamps are seconds since the Unix epoch; JSON is text.
--- Types are spelled so the PostgreSQL twin of this file can stay close to it.
+-- credgate schema, PostgreSQL flavour: the twin of migrations/sqlite/0001_init.sql, with the
+-- same tables, constraints and indexes. Timestamps are seconds since the Unix epoch (BIGINT);
+-- JSON is text, so both backends read and write it alike.
 
 CREATE TABLE users (
     id                 TEXT    NOT NULL PRIMARY KEY,
@@ -56,7 +57,7 @@ CREATE TABLE apps (
     created_at BIGINT NOT NULL
 );
 
--- Append-only; AUTOINCREMENT so a sequence number is never reused.
+-- Append-only; an identity column, so a sequence number is never reused.
 CREATE TABLE audit (
     seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at          BIGINT NOT NULL,

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Row};
 
 use super::audit::insert_events;
 use super::users::{apply_password_update, finish};
-use super::PgStore;
+use super::{lock_user, PgStore};
 use crate::error::{self, duplicate_or_map, is_foreign_key_violation};
 
 /// Marks one usable reset used and returns it: the row only when this statement changed it.
@@ -55,6 +55,9 @@ impl ResetStore for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         if replace_outstanding {
+            // Deletes several of the user's rows: lock the user first. A missing user is the
+            // insert's foreign-key violation below.
+            lock_user(&mut tx, &reset.user_id).await?;
             sqlx::query(
                 "DELETE FROM reset_tokens WHERE user_id = $1 AND kind = $2 AND used_at IS NULL",
             )
@@ -124,11 +127,15 @@ impl ResetStore for PgStore {
         update: &PasswordUpdate,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let applied = match consume(&mut tx, digest, update.now).await {
-            Ok(Some(reset)) if reset.user_id == update.user_id => {
-                apply_password_update(&mut tx, update, Some(digest)).await
-            }
-            Ok(_) => Err(StoreError::NotFound),
+        // The user's row first, then the reset: the order every multi-row write keeps.
+        let applied = match lock_user(&mut tx, &update.user_id).await {
+            Ok(()) => match consume(&mut tx, digest, update.now).await {
+                Ok(Some(reset)) if reset.user_id == update.user_id => {
+                    apply_password_update(&mut tx, update, Some(digest)).await
+                }
+                Ok(_) => Err(StoreError::NotFound),
+                Err(err) => Err(err),
+            },
             Err(err) => Err(err),
         };
         finish(tx, applied).await

@@ -83,11 +83,17 @@ impl TokenStore for PgStore {
     }
 
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(error::map)?;
+        // Rows another transaction holds are skipped, not waited for: they are being deleted
+        // by a revocation (or stay for the next purge), and a bulk delete that waited could
+        // deadlock with a password change revoking the same user's tokens in another order.
+        let result = sqlx::query(
+            "DELETE FROM tokens WHERE digest IN \
+             (SELECT digest FROM tokens WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(error::map)?;
         Ok(result.rows_affected())
     }
 }

@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use super::audit::insert_events;
-use super::PgStore;
+use super::{lock_user, PgStore};
 use crate::error::{self, duplicate_or_map};
 
 /// A user row joined with its aliases (one row per alias, or one with NULL alias columns).
@@ -82,6 +82,7 @@ fn limit_i64(n: usize) -> i64 {
 /// version, history insert and trim, revocation of the user's tokens except `keep_token`,
 /// deletion of the user's resets except `keep_reset`, audit. `NotFound` when the user does not
 /// exist, `VersionMismatch` when its version moved on; on any error the caller must roll back.
+/// The caller has locked the user's row (`lock_user`) before anything else.
 pub(super) async fn apply_password_update(
     conn: &mut PgConnection,
     update: &PasswordUpdate,
@@ -275,7 +276,10 @@ impl UserStore for PgStore {
     /// `NotFound` when the user does not exist, `VersionMismatch` when its version moved on.
     async fn update_password(&self, update: &PasswordUpdate) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let applied = apply_password_update(&mut tx, update, None).await;
+        let applied = match lock_user(&mut tx, &update.user_id).await {
+            Ok(()) => apply_password_update(&mut tx, update, None).await,
+            Err(err) => Err(err),
+        };
         finish(tx, applied).await
     }
 
