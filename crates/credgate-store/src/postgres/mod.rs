@@ -31,6 +31,18 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+// The names the shared store code (`../shared/*.rs`) is written against.
+type Backend = PgStore;
+type Db = sqlx::Postgres;
+type DbRow = sqlx::postgres::PgRow;
+type DbConn = sqlx::PgConnection;
+
+/// Rows another transaction holds are skipped, not waited for: they are being deleted by a
+/// revocation (or stay for the next purge), and a bulk delete that waited could deadlock with a
+/// password change revoking the same user's tokens in another order.
+const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE digest IN \
+     (SELECT digest FROM tokens WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)";
+
 /// The schema, embedded at compile time. Running it takes PostgreSQL's advisory lock, so
 /// instances starting together migrate one after the other.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -109,7 +121,7 @@ async fn migrate_on(conn: &mut PgConnection) -> Result<(), StoreError> {
 /// Locks the user's row for the rest of the transaction (`FOR NO KEY UPDATE`: inserts that
 /// reference the user are not blocked); nothing is locked when there is no such user. Taken
 /// first by every transaction that locks several of the user's rows.
-pub(super) async fn lock_user(conn: &mut PgConnection, user_id: &str) -> Result<(), StoreError> {
+async fn lock_user(conn: &mut DbConn, user_id: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
         .bind(user_id)
         .execute(&mut *conn)

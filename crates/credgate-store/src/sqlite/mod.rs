@@ -27,6 +27,20 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+// The names the shared store code (`../shared/*.rs`) is written against.
+type Backend = SqliteStore;
+type Db = sqlx::Sqlite;
+type DbRow = sqlx::sqlite::SqliteRow;
+type DbConn = sqlx::SqliteConnection;
+
+/// SQLite runs one writer at a time (`BEGIN IMMEDIATE`), so there is no lock order to keep.
+async fn lock_user(_conn: &mut DbConn, _user_id: &str) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// With one writer at a time there is nothing to skip.
+const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE expires_at < $1";
+
 /// The schema, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
