@@ -1,7 +1,5 @@
 //! Request -> canonical command. Reads only what the route declares, in the vendor's names.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use credgate_core::{
     Access, AppKey, ChangePassword, ClientCredentials, Command, Error, FieldProblem, FieldReason,
     Grant, Password, Request, RequestMeta, SecretToken, Subject, TokenKind, TokenRequest,
@@ -384,13 +382,7 @@ impl Dialect {
     /// The session token as the dialect's auth scheme carries it.
     pub fn presented_token(&self, req: &HttpRequest) -> Option<SecretToken> {
         match self.spec.auth.scheme {
-            AuthScheme::Bearer => {
-                let value = req.header("authorization")?;
-                let (scheme, token) = value.trim().split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| SecretToken::new(token.trim()))
-            }
+            AuthScheme::Bearer => crate::authorization::bearer_token(req.header("authorization")?),
             AuthScheme::Cookie => {
                 let raw = req.cookie(self.cookie_name.as_deref()?)?;
                 let decoded = percent_decode_str(raw).decode_utf8().ok()?;
@@ -472,19 +464,5 @@ fn has_case_insensitive_duplicates(body: &Map<String, Value>) -> bool {
 }
 
 fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
-    let value = req.header("authorization")?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (user, pass) = decoded.split_once(':')?;
-    // RFC 6749 2.3.1: client id and secret are form-encoded before Basic encoding.
-    let unform = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .ok()
-    };
-    Some((unform(user)?, unform(pass)?))
+    crate::authorization::basic_credentials(req.header("authorization")?)
 }

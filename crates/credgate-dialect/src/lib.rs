@@ -4,6 +4,7 @@
 //! and errors in the vendor's exact conventions. It has no per-vendor code and no web server.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod authorization;
 mod body;
 pub mod dialect;
 pub mod example;

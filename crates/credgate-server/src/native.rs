@@ -1,12 +1,11 @@
 //! The native canonical API: OAuth 2.0 token endpoint and a plain password-change resource.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use credgate_core::{
     Access, ChangePassword, ClientCredentials, Command, Error, FieldReason, Grant, Outcome,
     Password, Request, RequestMeta, SecretToken, Subject, TokenKind, TokenRequest,
 };
+use credgate_dialect::authorization::{basic_credentials, bearer_token};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -180,22 +179,12 @@ pub async fn change_password(
 }
 
 pub fn bearer(req: &HttpRequest) -> Option<SecretToken> {
-    let value = req.headers().get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| SecretToken::new(token.trim()))
+    bearer_token(req.headers().get("authorization")?.to_str().ok()?)
 }
 
 fn basic_auth(req: &HttpRequest) -> Option<(String, Password)> {
-    let value = req.headers().get("authorization")?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    Some((id.to_owned(), Password::new(secret)))
+    let (id, secret) = basic_credentials(req.headers().get("authorization")?.to_str().ok()?)?;
+    Some((id, Password::new(secret)))
 }
 
 /// A required string field, or the problem naming it.
