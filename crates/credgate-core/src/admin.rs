@@ -131,6 +131,6 @@ impl CredentialService {
 }
 
 /// Identifiers: non-empty, at most 256 bytes, no control characters, not padded with spaces.
-fn is_clean_name(s: &str) -> bool {
+pub(crate) fn is_clean_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 256 && s.trim() == s && !s.chars().any(char::is_control)
 }

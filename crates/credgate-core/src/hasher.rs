@@ -79,6 +79,14 @@ impl HashPool {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
+        self.submit(f)?.await.map_err(|_| Error::Internal)
+    }
+
+    /// Queues a job now; its result arrives on the receiver. Lets a caller keep every thread busy.
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<oneshot::Receiver<T>, Error> {
         let (tx, rx) = oneshot::channel();
         let (queued, completed) = (Arc::clone(&self.queued), Arc::clone(&self.completed));
         queued.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +97,7 @@ impl HashPool {
             let _ = tx.send(out);
         });
         self.jobs.send(job).map_err(|_| Error::Internal)?;
-        rx.await.map_err(|_| Error::Internal)
+        Ok(rx)
     }
 
     /// A new bcrypt hash of the normalized password at the configured cost.
@@ -100,18 +108,44 @@ impl HashPool {
             .map_err(|_| Error::Internal)
     }
 
+    /// Hashes several passwords at once, spread over every hashing thread; results in order.
+    pub async fn hash_many(&self, passwords: Vec<Password>) -> Result<Vec<String>, Error> {
+        let cost = self.cost;
+        let pending = passwords
+            .into_iter()
+            .map(|pw| {
+                self.submit(move || bcrypt::non_truncating_hash(pw.normalized().as_bytes(), cost))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut hashes = Vec::with_capacity(pending.len());
+        for rx in pending {
+            hashes.push(
+                rx.await
+                    .map_err(|_| Error::Internal)?
+                    .map_err(|_| Error::Internal)?,
+            );
+        }
+        Ok(hashes)
+    }
+
+    /// Checks several (password, hash) pairs at once, like [`Self::verify`]; results in order.
+    pub async fn verify_many(&self, pairs: Vec<(Password, String)>) -> Result<Vec<bool>, Error> {
+        let pending = pairs
+            .into_iter()
+            .map(|(pw, hash)| self.submit(move || verify_sync(&pw, &hash)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut results = Vec::with_capacity(pending.len());
+        for rx in pending {
+            results.push(rx.await.map_err(|_| Error::Internal)?);
+        }
+        Ok(results)
+    }
+
     /// Checks a password against a `$2a$`/`$2b$`/`$2y$` hash. A malformed stored hash or an
     /// over-long password is a mismatch, never a panic or a truncated match.
     pub async fn verify(&self, password: &Password, hash: &str) -> Result<bool, Error> {
         let (pw, hash) = (password.clone(), hash.to_owned());
-        self.run(move || {
-            let normalized = pw.normalized();
-            let ok = bcrypt::non_truncating_verify(normalized.as_bytes(), &hash).unwrap_or(false);
-            // Hashes imported from legacy systems were made from the raw bytes.
-            ok || (normalized.as_str() != pw.expose()
-                && bcrypt::non_truncating_verify(pw.expose().as_bytes(), &hash).unwrap_or(false))
-        })
-        .await
+        self.run(move || verify_sync(&pw, &hash)).await
     }
 
     /// Spends one verify on a fixed hash: the cost of looking up a user who does not exist.
@@ -127,6 +161,14 @@ impl HashPool {
     }
 }
 
+fn verify_sync(pw: &Password, hash: &str) -> bool {
+    let normalized = pw.normalized();
+    let ok = bcrypt::non_truncating_verify(normalized.as_bytes(), hash).unwrap_or(false);
+    // Hashes imported from legacy systems were made from the raw bytes.
+    ok || (normalized.as_str() != pw.expose()
+        && bcrypt::non_truncating_verify(pw.expose().as_bytes(), hash).unwrap_or(false))
+}
+
 /// The cost field of a modular-crypt bcrypt hash (`$2b$12$...`).
 pub fn hash_cost(hash: &str) -> Option<u32> {
     let mut parts = hash.split('$');
@@ -135,6 +177,28 @@ pub fn hash_cost(hash: &str) -> Option<u32> {
         return None;
     }
     cost.parse().ok()
+}
+
+/// Checks that an imported hash is one this gateway verifies: `$2a$`, `$2b$` or `$2y$`, a
+/// two-digit cost from 04 to 31, then 53 characters of bcrypt's base64 (22 salt, 31 hash).
+/// The error says what is wrong without quoting the hash.
+pub fn importable_hash(hash: &str) -> Result<(), &'static str> {
+    let prefix = hash.get(..4).unwrap_or_default();
+    if !matches!(prefix, "$2a$" | "$2b$" | "$2y$") {
+        return Err("not a bcrypt hash: it must start with $2a$, $2b$ or $2y$");
+    }
+    if hash.len() != 60 {
+        return Err("not a bcrypt hash: it must be 60 characters long");
+    }
+    let cost = hash.get(4..6).and_then(|c| c.parse::<u32>().ok());
+    if hash.as_bytes()[6] != b'$' || !cost.is_some_and(|c| (4..=31).contains(&c)) {
+        return Err("not a bcrypt hash: its cost must be two digits from 04 to 31");
+    }
+    let bcrypt_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/');
+    if !hash.as_bytes()[7..].iter().all(bcrypt_base64) {
+        return Err("not a bcrypt hash: salt and digest must be bcrypt base64 (./A-Za-z0-9)");
+    }
+    Ok(())
 }
 
 /// Whether a string is a bcrypt hash this gateway can verify (for imports).
@@ -172,6 +236,31 @@ mod tests {
         let long = "a".repeat(80);
         let h = bcrypt::hash(&long[..72], 4).unwrap();
         assert!(!pool.verify(&Password::new(long), &h).await.unwrap());
+    }
+
+    #[test]
+    fn importable_hashes() {
+        let h = bcrypt::hash("x", 4).unwrap();
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            assert_eq!(importable_hash(&format!("{prefix}{}", &h[4..])), Ok(()));
+        }
+        assert!(importable_hash(&format!("$2x${}", &h[4..])).is_err());
+        assert!(importable_hash(&h[..59]).is_err());
+        assert!(importable_hash(&format!("$2b$03{}", &h[6..])).is_err());
+        assert!(importable_hash(&format!("$2b$32{}", &h[6..])).is_err());
+        assert!(importable_hash(&format!("{}!", &h[..59])).is_err());
+        assert!(importable_hash("$2b$").is_err());
+        assert!(importable_hash("é$2b$04$").is_err());
+    }
+
+    #[tokio::test]
+    async fn hash_many_keeps_order() {
+        let pool = HashPool::new(2, 4).unwrap();
+        let pws = vec![Password::new("one-pass"), Password::new("two-pass")];
+        let hashes = pool.hash_many(pws.clone()).await.unwrap();
+        assert!(pool.verify(&pws[0], &hashes[0]).await.unwrap());
+        assert!(pool.verify(&pws[1], &hashes[1]).await.unwrap());
+        assert!(!pool.verify(&pws[0], &hashes[1]).await.unwrap());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod command;
 pub mod error;
 pub mod hasher;
+pub mod import;
 pub mod limits;
 pub mod model;
 pub mod notify;

@@ -148,6 +148,8 @@ pub enum AuditKind {
     ResetDeliveryFailed,
     SecurityAnswerSet,
     AttemptRefused,
+    /// One summary of a bulk import (counts, never rows).
+    UsersImported,
 }
 
 impl AuditKind {
@@ -171,6 +173,7 @@ impl AuditKind {
             Self::ResetDeliveryFailed => "reset_delivery_failed",
             Self::SecurityAnswerSet => "security_answer_set",
             Self::AttemptRefused => "attempt_refused",
+            Self::UsersImported => "users_imported",
         }
     }
 }

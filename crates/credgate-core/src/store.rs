@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
+use crate::import::{ImportOptions, ImportOutcome, ImportUser};
 use crate::model::{
     App, AuditEvent, AuditQuery, AuditRecord, Client, Credential, NewUser, PasswordUpdate,
     ResetRecord, SecurityAnswer, TokenRecord, User, UserKey,
@@ -51,6 +52,24 @@ pub trait UserStore: Send + Sync {
         new_hash: &str,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
+    /// Bulk import of one batch in ONE transaction, with one outcome per user, in order. A user
+    /// whose username exists is `Unchanged` when every field (id when `id_given`, flags,
+    /// aliases, profile, hash) matches, else `Updated` with `options.update` (the id must still
+    /// match), else a `Conflict`. A new user whose id or alias belongs to another user, or that
+    /// clashes with an earlier user of the batch, is a `Conflict`. Conflicts write nothing.
+    /// With `options.dry_run` the outcomes are decided and everything is rolled back.
+    async fn import_users(
+        &self,
+        users: &[ImportUser],
+        options: ImportOptions,
+    ) -> Result<Vec<ImportOutcome>, StoreError>;
+    /// Users with their current hashes, ordered by username, the first `limit` after
+    /// `after_username` (from the start when `None`): pages for a streamed export.
+    async fn export_users(
+        &self,
+        after_username: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<NewUser>, StoreError>;
 }
 
 #[async_trait]

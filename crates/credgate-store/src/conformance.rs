@@ -14,6 +14,9 @@ use credgate_core::model::{
 use credgate_core::{Store, StoreError, Timestamp};
 use serde_json::json;
 
+mod import;
+pub use import::*;
+
 /// The fixed "now" of every fixture.
 pub const T0: Timestamp = 1_700_000_000;
 

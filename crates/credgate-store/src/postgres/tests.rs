@@ -128,6 +128,11 @@ conformance!(
     update_password_deletes_resets,
     security_answer_upsert,
     attempt_counters,
+    import_creates_then_unchanged,
+    import_conflicts_leave_users_untouched,
+    import_update_overwrites,
+    import_dry_run_writes_nothing,
+    import_large_batch_and_export_pages,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use credgate_core::import::{ImportOptions, ImportOutcome, ImportUser};
 use credgate_core::model::{AuditEvent, Credential, NewUser, PasswordUpdate, User, UserKey};
 use credgate_core::store::UserStore;
 use credgate_core::StoreError;
@@ -45,7 +46,7 @@ const DEFAULT_LIST_LIMIT: u32 = 100;
 const MAX_LIST_LIMIT: u32 = 1000;
 
 /// Folds joined rows into users; rows of one user must be adjacent.
-fn users_from_rows(rows: Vec<DbRow>) -> Result<Vec<User>, StoreError> {
+pub(super) fn users_from_rows(rows: Vec<DbRow>) -> Result<Vec<User>, StoreError> {
     let mut users: Vec<User> = Vec::new();
     for row in rows {
         let id: String = row.try_get("id").map_err(error::map)?;
@@ -311,5 +312,21 @@ impl UserStore for Backend {
         insert_events(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(error::map)?;
         Ok(true)
+    }
+
+    async fn import_users(
+        &self,
+        users: &[ImportUser],
+        options: ImportOptions,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        super::import::import_users(self, users, options).await
+    }
+
+    async fn export_users(
+        &self,
+        after_username: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<NewUser>, StoreError> {
+        super::import::export_users(self, after_username, limit).await
     }
 }

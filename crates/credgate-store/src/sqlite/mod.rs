@@ -20,6 +20,7 @@ use crate::StoreOptions;
 mod attempts;
 mod audit;
 mod clients;
+mod import;
 mod resets;
 mod tokens;
 mod users;

@@ -1,0 +1,3 @@
+//! Bulk import and export of users with their hashes.
+
+include!("../shared/import.rs");
