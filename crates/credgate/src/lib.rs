@@ -2,3 +2,4 @@
 //! (later) `credgate replay`.
 
 pub mod contract;
+pub mod transfer;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use credgate_core::{NewUserSpec, Password, RequestMeta, SecretToken, SystemClock};
+use credgate::transfer::{self, format::Format};
 use credgate_server::{build_core, Settings};
 
 #[derive(Parser)]
@@ -35,6 +36,27 @@ enum Cmd {
     Client(ClientCmd),
     #[command(subcommand)]
     App(AppCmd),
+    /// Import users from CSV or JSON Lines (bcrypt hashes or plain passwords); see README.
+    Import {
+        file: PathBuf,
+        /// csv or jsonl; default from the file's extension.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Check every row against the file and the database, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Overwrite existing users whose data differ from the file (default: report a conflict).
+        #[arg(long)]
+        update: bool,
+    },
+    /// Export every user with its bcrypt hash (never a password), in the import format.
+    Export {
+        /// A new file (an existing one is never overwritten).
+        file: PathBuf,
+        /// csv or jsonl; default from the file's extension.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,6 +270,32 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(|e| describe(&e))?;
             println!("{client_id}");
+            Ok(())
+        }
+        Cmd::Import {
+            file,
+            format,
+            dry_run,
+            update,
+        } => {
+            let format = format.map_or_else(|| Format::for_path(&file), Ok)?;
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            let options = credgate_core::import::ImportOptions { update, dry_run };
+            let summary = transfer::import::run(&core, &file, format, options, &cli_meta).await?;
+            match summary.failed() {
+                0 => Ok(()),
+                n => Err(format!("{n} of {} rows were not imported (listed above)", summary.rows)),
+            }
+        }
+        Cmd::Export { file, format } => {
+            let format = format.map_or_else(|| Format::for_path(&file), Ok)?;
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            let count = transfer::export::run(&core, &file, format).await?;
+            println!("exported {count} users to {}", file.display());
             Ok(())
         }
         Cmd::App(AppCmd::Add { name, key_stdin }) => {

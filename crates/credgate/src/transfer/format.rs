@@ -1,0 +1,332 @@
+//! The import/export file formats: CSV with a header row, and JSON Lines. Both carry the same
+//! fields; in CSV, aliases and profile are `key=value` pairs separated by `;` (a `\` escapes
+//! `;`, `=` and `\` inside a key or value).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use credgate_core::import::{ImportRow, ImportSecret};
+use credgate_core::model::NewUser;
+use credgate_core::Password;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl Format {
+    /// `.csv` is CSV; `.jsonl`, `.ndjson` and `.json` are JSON Lines.
+    pub fn for_path(path: &Path) -> Result<Self, String> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("csv") => Ok(Self::Csv),
+            Some("jsonl" | "ndjson" | "json") => Ok(Self::Jsonl),
+            _ => Err(format!(
+                "cannot tell the format of {} from its extension: pass --format csv or --format jsonl",
+                path.display()
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// The columns (CSV) and keys (JSON Lines) of a row.
+pub const FIELDS: [&str; 8] = [
+    "username",
+    "id",
+    "password_hash",
+    "password",
+    "admin",
+    "externally_managed",
+    "aliases",
+    "profile",
+];
+
+/// The columns an export writes: every field but `password`.
+pub const EXPORT_FIELDS: [&str; 7] = [
+    "username",
+    "id",
+    "password_hash",
+    "admin",
+    "externally_managed",
+    "aliases",
+    "profile",
+];
+
+/// One row's fields before interpretation; every message names the field, never its value.
+#[derive(Default)]
+pub struct RawRow {
+    pub username: Option<String>,
+    pub id: Option<String>,
+    pub password_hash: Option<String>,
+    pub password: Option<String>,
+    pub admin: bool,
+    pub externally_managed: bool,
+    pub aliases: BTreeMap<String, String>,
+    pub profile: BTreeMap<String, String>,
+}
+
+impl RawRow {
+    pub fn into_import_row(self) -> Result<ImportRow, String> {
+        let username = self.username.ok_or("missing username")?;
+        let secret = match (self.password_hash, self.password) {
+            (Some(hash), None) => ImportSecret::Hash(hash),
+            (None, Some(pw)) => ImportSecret::Password(Password::new(pw)),
+            (Some(_), Some(_)) => return Err("both password_hash and password are set".into()),
+            (None, None) => return Err("missing password_hash (or password)".into()),
+        };
+        Ok(ImportRow {
+            username,
+            id: self.id,
+            secret,
+            admin: self.admin,
+            externally_managed: self.externally_managed,
+            aliases: self.aliases,
+            profile: self.profile,
+        })
+    }
+}
+
+/// Interprets one CSV record under `header` (already checked to name known columns only).
+/// Empty cells are absent values.
+pub fn csv_row(header: &[usize], record: &csv::ByteRecord) -> Result<RawRow, String> {
+    let mut row = RawRow::default();
+    for (&field, bytes) in header.iter().zip(record) {
+        let name = FIELDS[field];
+        let value =
+            std::str::from_utf8(bytes).map_err(|_| format!("{name} is not valid UTF-8"))?;
+        if value.is_empty() {
+            continue;
+        }
+        let value = value.to_owned();
+        match name {
+            "username" => row.username = Some(value),
+            "id" => row.id = Some(value),
+            "password_hash" => row.password_hash = Some(value),
+            "password" => row.password = Some(value),
+            "admin" => row.admin = csv_bool(name, &value)?,
+            "externally_managed" => row.externally_managed = csv_bool(name, &value)?,
+            "aliases" => row.aliases = parse_pairs(name, &value)?,
+            _ => row.profile = parse_pairs(name, &value)?,
+        }
+    }
+    Ok(row)
+}
+
+/// The column index in [`FIELDS`] of each header cell; duplicate or unknown names are errors.
+pub fn csv_header(header: &csv::StringRecord) -> Result<Vec<usize>, String> {
+    let mut columns = Vec::new();
+    for name in header {
+        let name = name.trim();
+        let index = FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .ok_or_else(|| format!("unknown column `{name}` (known: {})", FIELDS.join(", ")))?;
+        if columns.contains(&index) {
+            return Err(format!("column `{name}` appears twice"));
+        }
+        columns.push(index);
+    }
+    if !columns.contains(&0) {
+        return Err("the header has no `username` column".into());
+    }
+    Ok(columns)
+}
+
+fn csv_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("{name} must be true or false")),
+    }
+}
+
+/// `k=v;k2=v2`, with `\;`, `\=` and `\\` as literal characters.
+fn parse_pairs(name: &str, value: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut pairs = BTreeMap::new();
+    let (mut key, mut current, mut in_value) = (String::new(), String::new(), false);
+    let mut chars = value.chars();
+    let mut finish = |key: &mut String, current: &mut String, in_value: bool| {
+        if !in_value {
+            return Err(format!("{name} must be key=value pairs separated by `;`"));
+        }
+        let k = std::mem::take(key);
+        if pairs.insert(k, std::mem::take(current)).is_some() {
+            return Err(format!("{name} names the same key twice"));
+        }
+        Ok(())
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped @ (';' | '=' | '\\')) => current.push(escaped),
+                _ => return Err(format!("{name}: `\\` must be followed by `;`, `=` or `\\`")),
+            },
+            '=' if !in_value => {
+                key = std::mem::take(&mut current);
+                in_value = true;
+            }
+            ';' => {
+                finish(&mut key, &mut current, in_value)?;
+                in_value = false;
+            }
+            c => current.push(c),
+        }
+    }
+    finish(&mut key, &mut current, in_value)?;
+    Ok(pairs)
+}
+
+/// The CSV cell for a map: the inverse of [`parse_pairs`].
+pub fn format_pairs(pairs: &BTreeMap<String, String>) -> String {
+    let escape = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace(';', "\\;")
+            .replace('=', "\\=")
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Interprets one JSON Lines line: an object with the [`FIELDS`] keys, nothing else.
+pub fn json_row(line: &str) -> Result<RawRow, String> {
+    // Syntax errors name a position, never the text.
+    let value: Value = serde_json::from_str(line).map_err(|e| {
+        format!(
+            "not valid JSON ({} at column {})",
+            json_error_kind(&e),
+            e.column()
+        )
+    })?;
+    let Value::Object(object) = value else {
+        return Err("not a JSON object".into());
+    };
+    let mut row = RawRow::default();
+    for (key, value) in object {
+        match key.as_str() {
+            "username" => row.username = json_string(&key, value)?,
+            "id" => row.id = json_string(&key, value)?,
+            "password_hash" => row.password_hash = json_string(&key, value)?,
+            "password" => row.password = json_string(&key, value)?,
+            "admin" => row.admin = json_bool(&key, value)?,
+            "externally_managed" => row.externally_managed = json_bool(&key, value)?,
+            "aliases" => row.aliases = json_map(&key, value)?,
+            "profile" => row.profile = json_map(&key, value)?,
+            other => {
+                return Err(format!(
+                    "unknown key `{}` (known: {})",
+                    other.escape_debug(),
+                    FIELDS.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(row)
+}
+
+fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end",
+        _ => "syntax error",
+    }
+}
+
+fn json_string(key: &str, value: Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(format!("{key} must be a string")),
+    }
+}
+
+fn json_bool(key: &str, value: Value) -> Result<bool, String> {
+    match value {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(b),
+        _ => Err(format!("{key} must be true or false")),
+    }
+}
+
+fn json_map(key: &str, value: Value) -> Result<BTreeMap<String, String>, String> {
+    match value {
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                _ => Err(format!("{key} values must be strings")),
+            })
+            .collect(),
+        _ => Err(format!("{key} must be an object of strings")),
+    }
+}
+
+/// One exported user as a JSON Lines line (no trailing newline).
+pub fn json_line(user: &NewUser) -> String {
+    let u = &user.user;
+    let mut object = Map::new();
+    object.insert("username".into(), json!(u.username));
+    object.insert("id".into(), json!(u.id));
+    object.insert("password_hash".into(), json!(user.credential_hash));
+    object.insert("admin".into(), json!(u.admin));
+    object.insert("externally_managed".into(), json!(u.externally_managed));
+    object.insert("aliases".into(), json!(u.aliases));
+    object.insert("profile".into(), json!(u.profile));
+    Value::Object(object).to_string()
+}
+
+/// One exported user as CSV cells, in [`EXPORT_FIELDS`] order.
+pub fn csv_cells(user: &NewUser) -> [String; 7] {
+    let u = &user.user;
+    [
+        u.username.clone(),
+        u.id.clone(),
+        user.credential_hash.clone(),
+        u.admin.to_string(),
+        u.externally_managed.to_string(),
+        format_pairs(&u.aliases),
+        format_pairs(&u.profile),
+    ]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip_with_escapes() {
+        let mut m = BTreeMap::new();
+        m.insert("akana".to_owned(), "a;b=c\\d".to_owned());
+        m.insert("crayon".to_owned(), "42".to_owned());
+        let cell = format_pairs(&m);
+        assert_eq!(parse_pairs("aliases", &cell).unwrap(), m);
+        assert!(parse_pairs("aliases", "akana").is_err());
+        assert!(parse_pairs("aliases", "a=1;a=2").is_err());
+        assert!(parse_pairs("aliases", "a=1\\x").is_err());
+        assert_eq!(parse_pairs("p", "k=").unwrap().get("k").unwrap(), "");
+    }
+
+    #[test]
+    fn json_errors_never_quote_values() {
+        let err = json_row(r#"{"username":"u","password":12345678}"#).err().unwrap();
+        assert!(!err.contains("12345678"), "{err}");
+        let err = json_row(r#"{"username":"u","password":"Secret-1"#).err().unwrap();
+        assert!(!err.contains("Secret"), "{err}");
+        assert!(json_row(r#"{"username":"u","pasword":"x"}"#).is_err());
+    }
+}

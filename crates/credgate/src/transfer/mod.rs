@@ -1,0 +1,5 @@
+//! Bulk transfer of users with their bcrypt hashes: `credgate import` and `credgate export`.
+
+pub mod export;
+pub mod format;
+pub mod import;
