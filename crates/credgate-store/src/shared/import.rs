@@ -95,14 +95,15 @@ async fn load_existing(conn: &mut DbConn, users: &[ImportUser]) -> Result<Existi
     }
     let aliases: Vec<(&String, &String)> = users.iter().flat_map(|u| &u.user.aliases).collect();
     for chunk in aliases.chunks(ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "SELECT dialect, external_id, user_id FROM user_aliases \
-             WHERE (dialect, external_id) IN (",
-        );
+        // A join, not `(dialect, external_id) IN (VALUES ...)`: SQLite scans the table for that.
+        let mut qb = QueryBuilder::<Db>::new("WITH v (d, x) AS (");
         qb.push_values(chunk, |mut b, (dialect, external_id)| {
             b.push_bind(*dialect).push_bind(*external_id);
         });
-        qb.push(")");
+        qb.push(
+            ") SELECT a.dialect, a.external_id, a.user_id FROM v \
+             JOIN user_aliases a ON a.dialect = v.d AND a.external_id = v.x",
+        );
         for row in qb.build().fetch_all(&mut *conn).await.map_err(error::map)? {
             existing.alias_owner.insert(
                 (

@@ -202,6 +202,67 @@ fn progress_bar(total_bytes: u64) -> ProgressBar {
     bar
 }
 
+/// Up to [`BATCH`] valid rows with their lines, and the bad rows met while reading them.
+#[derive(Default)]
+struct Chunk {
+    rows: Vec<ImportRow>,
+    lines: Vec<u64>,
+    bad: Vec<(u64, String)>,
+    read: u64,
+    plain_passwords: u64,
+    bytes_read: u64,
+}
+
+/// Reads and checks rows on a thread of its own, so parsing overlaps the database's work.
+fn spawn_reader(
+    mut rows: Rows,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<Chunk, String>>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let handle = std::thread::spawn(move || {
+        let mut seen = SeenInFile::new();
+        loop {
+            let mut chunk = Chunk::default();
+            let mut end = false;
+            while chunk.rows.len() < BATCH {
+                let (line, parsed) = match rows.next() {
+                    Ok(Some(next)) => next,
+                    Ok(None) => {
+                        end = true;
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                };
+                chunk.read += 1;
+                let row = parsed
+                    .and_then(format::RawRow::into_import_row)
+                    .and_then(|row| row.problem().map_or(Ok(row), Err))
+                    .and_then(|row| seen.claim(&row, line).map(|()| row));
+                match row {
+                    Ok(row) => {
+                        if matches!(row.secret, ImportSecret::Password(_)) {
+                            chunk.plain_passwords += 1;
+                        }
+                        chunk.rows.push(row);
+                        chunk.lines.push(line);
+                    }
+                    Err(why) => chunk.bad.push((line, why)),
+                }
+            }
+            chunk.bytes_read = rows.bytes_read();
+            if tx.blocking_send(Ok(chunk)).is_err() || end {
+                return;
+            }
+        }
+    });
+    (rx, handle)
+}
+
 /// Imports `path`, printing each bad or conflicting row to stderr as `FILE:LINE: why`.
 pub async fn run(
     core: &CredentialService,
@@ -210,68 +271,49 @@ pub async fn run(
     options: ImportOptions,
     meta: &RequestMeta,
 ) -> Result<ImportSummary, String> {
-    let mut rows = Rows::open(path, format)?;
+    let rows = Rows::open(path, format)?;
     let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(total);
     let name = path.display().to_string();
     let report = |line: u64, why: &str| bar.suspend(|| eprintln!("{name}:{line}: {why}"));
     let started = Instant::now();
     let mut summary = ImportSummary::default();
-    let mut seen = SeenInFile::new();
-    let mut batch: Vec<ImportRow> = Vec::with_capacity(BATCH);
-    let mut lines: Vec<u64> = Vec::with_capacity(BATCH);
-    loop {
-        let next = rows.next()?;
-        let end = next.is_none();
-        if let Some((line, parsed)) = next {
-            summary.rows += 1;
-            let row = parsed
-                .and_then(format::RawRow::into_import_row)
-                .and_then(|row| row.problem().map_or(Ok(row), Err))
-                .and_then(|row| seen.claim(&row, line).map(|()| row));
-            match row {
-                Ok(row) => {
-                    if matches!(row.secret, ImportSecret::Password(_)) {
-                        summary.plain_passwords += 1;
-                    }
-                    batch.push(row);
-                    lines.push(line);
-                }
-                Err(why) => {
-                    summary.bad += 1;
-                    report(line, &why);
-                }
-            }
+    let (mut chunks, reader) = spawn_reader(rows);
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk?;
+        summary.rows += chunk.read;
+        summary.bad += chunk.bad.len() as u64;
+        summary.plain_passwords += chunk.plain_passwords;
+        for (line, why) in &chunk.bad {
+            report(*line, why);
         }
-        if batch.len() >= BATCH || (end && !batch.is_empty()) {
-            let outcomes = core
-                .import_batch(std::mem::take(&mut batch), options)
-                .await
-                .map_err(|e| format!("import stopped after {} rows: {e}", summary.rows))?;
-            for (outcome, line) in outcomes.iter().zip(lines.drain(..)) {
-                match outcome {
-                    ImportOutcome::Created => summary.created += 1,
-                    ImportOutcome::Updated => summary.updated += 1,
-                    ImportOutcome::Unchanged => summary.unchanged += 1,
-                    ImportOutcome::Conflict(why) => {
-                        summary.conflicts += 1;
-                        let hint = if why.contains("a different") && !options.update {
-                            "; left untouched (--update overwrites)"
-                        } else {
-                            "; left untouched"
-                        };
-                        report(line, &format!("conflict: {why}{hint}"));
-                    }
+        let outcomes = core
+            .import_batch(chunk.rows, options)
+            .await
+            .map_err(|e| format!("import stopped after {} rows: {e}", summary.rows))?;
+        for (outcome, line) in outcomes.iter().zip(chunk.lines) {
+            match outcome {
+                ImportOutcome::Created => summary.created += 1,
+                ImportOutcome::Updated => summary.updated += 1,
+                ImportOutcome::Unchanged => summary.unchanged += 1,
+                ImportOutcome::Conflict(why) => {
+                    summary.conflicts += 1;
+                    let hint = if why.contains("a different") && !options.update {
+                        "; left untouched (--update overwrites)"
+                    } else {
+                        "; left untouched"
+                    };
+                    report(line, &format!("conflict: {why}{hint}"));
                 }
             }
-            bar.set_position(rows.bytes_read());
-            let rate = summary.rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!("{} rows, {rate:.0} rows/s", summary.rows));
         }
-        if end {
-            break;
-        }
+        bar.set_position(chunk.bytes_read);
+        let rate = summary.rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!("{} rows, {rate:.0} rows/s", summary.rows));
     }
+    reader
+        .join()
+        .map_err(|_| "the file reader failed".to_owned())?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     print_summary(&name, &summary, elapsed, options, core.hasher().cost());
