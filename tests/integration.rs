@@ -7,6 +7,7 @@ mod core_service;
 mod db_outage;
 mod extra_dialect;
 mod foundation;
+mod import;
 mod multi_instance;
 mod reset;
 mod security_attacks;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use credgate_core::{NewUserSpec, Password, RequestMeta, SecretToken, SystemClock};
 use credgate::transfer::{self, format::Format};
+use credgate_core::{NewUserSpec, Password, RequestMeta, SecretToken, SystemClock};
 use credgate_server::{build_core, Settings};
 
 #[derive(Parser)]
@@ -286,7 +286,10 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
             let summary = transfer::import::run(&core, &file, format, options, &cli_meta).await?;
             match summary.failed() {
                 0 => Ok(()),
-                n => Err(format!("{n} of {} rows were not imported (listed above)", summary.rows)),
+                n => Err(format!(
+                    "{n} of {} rows were not imported (listed above)",
+                    summary.rows
+                )),
             }
         }
         Cmd::Export { file, format } => {

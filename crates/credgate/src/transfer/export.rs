@@ -14,8 +14,14 @@ const PAGE: u32 = 2000;
 /// Writes every user to `path`, which must not exist yet (it holds hashes: created with mode
 /// 0600 on Unix). Returns how many users were written.
 pub async fn run(core: &CredentialService, path: &Path, format: Format) -> Result<u64, String> {
-    let file = create_private(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let written = write_all(core, std::io::BufWriter::with_capacity(1 << 16, file), format).await;
+    let file =
+        create_private(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let written = write_all(
+        core,
+        std::io::BufWriter::with_capacity(1 << 16, file),
+        format,
+    )
+    .await;
     if written.is_err() {
         // A partial export must not pass for a whole one.
         let _ = std::fs::remove_file(path);
@@ -34,7 +40,8 @@ async fn write_all(
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            w.write_record(format::EXPORT_FIELDS).map_err(|e| e.to_string())?;
+            w.write_record(format::EXPORT_FIELDS)
+                .map_err(|e| e.to_string())?;
             csv_out = Some(w);
         }
         Format::Jsonl => json_out = Some(out),
@@ -51,7 +58,8 @@ async fn write_all(
         after = Some(last.user.username.clone());
         for user in &page {
             if let Some(w) = csv_out.as_mut() {
-                w.write_record(format::csv_cells(user)).map_err(|e| e.to_string())?;
+                w.write_record(format::csv_cells(user))
+                    .map_err(|e| e.to_string())?;
             }
             if let Some(w) = json_out.as_mut() {
                 writeln!(w, "{}", format::json_line(user)).map_err(io)?;

@@ -104,8 +104,7 @@ pub fn csv_row(header: &[usize], record: &csv::ByteRecord) -> Result<RawRow, Str
     let mut row = RawRow::default();
     for (&field, bytes) in header.iter().zip(record) {
         let name = FIELDS[field];
-        let value =
-            std::str::from_utf8(bytes).map_err(|_| format!("{name} is not valid UTF-8"))?;
+        let value = std::str::from_utf8(bytes).map_err(|_| format!("{name} is not valid UTF-8"))?;
         if value.is_empty() {
             continue;
         }
@@ -323,9 +322,13 @@ mod tests {
 
     #[test]
     fn json_errors_never_quote_values() {
-        let err = json_row(r#"{"username":"u","password":12345678}"#).err().unwrap();
+        let err = json_row(r#"{"username":"u","password":12345678}"#)
+            .err()
+            .unwrap();
         assert!(!err.contains("12345678"), "{err}");
-        let err = json_row(r#"{"username":"u","password":"Secret-1"#).err().unwrap();
+        let err = json_row(r#"{"username":"u","password":"Secret-1"#)
+            .err()
+            .unwrap();
         assert!(!err.contains("Secret"), "{err}");
         assert!(json_row(r#"{"username":"u","pasword":"x"}"#).is_err());
     }

@@ -56,7 +56,10 @@ impl SeenInFile {
 
     /// Records the row's names; the first one already seen, with its line, is an error.
     fn claim(&mut self, row: &ImportRow, line: u64) -> Result<(), String> {
-        let mut keys = vec![(self.fingerprint(("u", row.username.as_str())), "username".to_owned())];
+        let mut keys = vec![(
+            self.fingerprint(("u", row.username.as_str())),
+            "username".to_owned(),
+        )];
         if let Some(id) = &row.id {
             keys.push((self.fingerprint(("i", id.as_str())), "id".to_owned()));
         }
@@ -75,6 +78,9 @@ impl SeenInFile {
         Ok(())
     }
 }
+
+/// A row's line number, and the row or why it is bad.
+type LineRow = (u64, Result<format::RawRow, String>);
 
 /// Where rows come from: each with its line number, or the reason it cannot be read.
 enum Rows {
@@ -102,8 +108,8 @@ impl Rows {
                 let header = reader
                     .headers()
                     .map_err(|e| format!("{}: cannot read the header row: {e}", path.display()))?;
-                let header = format::csv_header(header)
-                    .map_err(|e| format!("{}:1: {e}", path.display()))?;
+                let header =
+                    format::csv_header(header).map_err(|e| format!("{}:1: {e}", path.display()))?;
                 Rows::Csv {
                     reader,
                     header,
@@ -120,7 +126,7 @@ impl Rows {
     }
 
     /// The next row: `None` at the end, else its line and the row or why it is bad.
-    fn next(&mut self) -> Result<Option<(u64, Result<format::RawRow, String>)>, String> {
+    fn next(&mut self) -> Result<Option<LineRow>, String> {
         match self {
             Rows::Csv {
                 reader,
@@ -160,7 +166,9 @@ impl Rows {
                     Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                         // Not UTF-8: skip to the end of this line and report it.
                         let mut raw = Vec::new();
-                        let n = reader.read_until(b'\n', &mut raw).map_err(|e| e.to_string())?;
+                        let n = reader
+                            .read_until(b'\n', &mut raw)
+                            .map_err(|e| e.to_string())?;
                         *line += 1;
                         *bytes += n as u64;
                         return Ok(Some((*line, Err("not valid UTF-8".into()))));
