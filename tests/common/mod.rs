@@ -56,6 +56,9 @@ pub async fn start_with(configure: impl FnOnce(&mut Settings, &std::path::Path))
     let state = credgate_server::build_state(&settings, Arc::new(clock.clone()))
         .await
         .unwrap();
+    state
+        .reloader
+        .install(Arc::new(credgate::reload::ExampleReplay));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = credgate_server::serve(listener, state, &settings).unwrap();
@@ -230,6 +233,13 @@ impl TracedBinary {
             }
         }
         (logs, String::from_utf8_lossy(&stored).into_owned())
+    }
+}
+
+impl TracedBinary {
+    /// The process id, to send it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -21,6 +22,8 @@ pub struct HashPool {
     completed: Arc<AtomicUsize>,
     threads: usize,
     cost: u32,
+    /// Whether to report queue depth and wait time through the `metrics` facade.
+    record_metrics: bool,
     /// Verified against when a user does not exist, so that path costs one verify too.
     dummy_hash: String,
 }
@@ -53,8 +56,15 @@ impl HashPool {
             completed: Arc::new(AtomicUsize::new(0)),
             threads,
             cost,
+            record_metrics: true,
             dummy_hash,
         })
+    }
+
+    /// Turns metric reporting off (a scratch gateway must not count in the operator's graphs).
+    pub fn with_metrics(mut self, on: bool) -> Self {
+        self.record_metrics = on;
+        self
     }
 
     pub fn cost(&self) -> u32 {
@@ -89,14 +99,31 @@ impl HashPool {
     ) -> Result<oneshot::Receiver<T>, Error> {
         let (tx, rx) = oneshot::channel();
         let (queued, completed) = (Arc::clone(&self.queued), Arc::clone(&self.completed));
+        let (record, submitted) = (self.record_metrics, Instant::now());
         queued.fetch_add(1, Ordering::Relaxed);
+        if record {
+            metrics::gauge!("credgate_hash_queue_depth").increment(1.0);
+        }
         let job: Job = Box::new(move || {
+            if record {
+                metrics::histogram!("credgate_hash_wait_seconds")
+                    .record(submitted.elapsed().as_secs_f64());
+            }
             let out = f();
             queued.fetch_sub(1, Ordering::Relaxed);
             completed.fetch_add(1, Ordering::Relaxed);
+            if record {
+                metrics::gauge!("credgate_hash_queue_depth").decrement(1.0);
+            }
             let _ = tx.send(out);
         });
-        self.jobs.send(job).map_err(|_| Error::Internal)?;
+        if self.jobs.send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            if record {
+                metrics::gauge!("credgate_hash_queue_depth").decrement(1.0);
+            }
+            return Err(Error::Internal);
+        }
         Ok(rx)
     }
 

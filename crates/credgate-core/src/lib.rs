@@ -16,6 +16,7 @@ mod reset;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

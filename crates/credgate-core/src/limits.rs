@@ -80,6 +80,9 @@ impl CredentialService {
                 self.store
                     .append_audit(&[self.event(AuditKind::AttemptRefused, user_id, meta, detail)])
                     .await?;
+                if self.config.record_metrics {
+                    crate::telemetry::count_refusal(&meta.dialect, which);
+                }
                 return Err(Error::RateLimited { retry_after });
             }
         }

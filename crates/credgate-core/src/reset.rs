@@ -271,6 +271,9 @@ impl CredentialService {
             let detail = json!({"reason": "too_many_code_attempts"});
             let audit = self.event(AuditKind::PasswordResetFailed, None, meta, detail);
             self.store.append_audit(&[audit]).await?;
+            if self.config.record_metrics {
+                crate::telemetry::count_refusal(&meta.dialect, "code");
+            }
             return Err(Error::RateLimited {
                 retry_after: self.config.reset_code_ttl.as_secs(),
             });

@@ -41,6 +41,8 @@ pub struct CoreConfig {
     pub reset_code_ttl: Duration,
     /// A new reset request invalidates the user's older outstanding ones.
     pub reset_replaces_outstanding: bool,
+    /// Report through the `metrics` facade (off for scratch gateways that validate dialects).
+    pub record_metrics: bool,
 }
 
 impl Default for CoreConfig {
@@ -57,6 +59,7 @@ impl Default for CoreConfig {
             reset_token_ttl: Duration::from_secs(30 * 60),
             reset_code_ttl: Duration::from_secs(10 * 60),
             reset_replaces_outstanding: true,
+            record_metrics: true,
         }
     }
 }
@@ -118,7 +121,7 @@ impl CredentialService {
                 .unwrap_or(1),
             n => n,
         };
-        let hasher = HashPool::new(threads, config.bcrypt_cost)?;
+        let hasher = HashPool::new(threads, config.bcrypt_cost)?.with_metrics(config.record_metrics);
         let tokens = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(config.token_cache_ttl)
@@ -153,6 +156,18 @@ impl CredentialService {
 
     /// Executes one request: checks its evidence, then runs its command.
     pub async fn execute(&self, request: Request) -> Result<Outcome, Error> {
+        let counter = crate::telemetry::command_counter(&request.command)
+            .filter(|_| self.config.record_metrics);
+        let dialect = counter.map(|_| request.meta.dialect.clone());
+        let result = self.execute_request(request).await;
+        if let (Some(counter), Some(dialect)) = (counter, dialect) {
+            let outcome = crate::telemetry::outcome_label(&result);
+            crate::telemetry::count_command(counter, &dialect, outcome);
+        }
+        result
+    }
+
+    async fn execute_request(&self, request: Request) -> Result<Outcome, Error> {
         let Request {
             meta,
             app_key,

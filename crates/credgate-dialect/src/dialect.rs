@@ -23,6 +23,23 @@ pub struct Dialect {
     pub(crate) csrf_header: Option<String>,
     pub(crate) csrf_pattern: Option<Regex>,
     pub spec: DialectSpec,
+    /// Where it is served: its listener and path prefix.
+    pub mount: Mount,
+}
+
+/// Where a dialect is served: on the main listener unless `listener` names another, with
+/// every route path below `prefix` (empty: the vendor's own paths).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mount {
+    pub listener: Option<String>,
+    pub prefix: String,
+}
+
+impl Dialect {
+    /// The dialect file's text, as loaded (a reload compares it to tell what changed).
+    pub fn source_text(&self) -> &str {
+        &self.source
+    }
 }
 
 impl std::fmt::Debug for Dialect {
@@ -88,9 +105,19 @@ impl DialectSet {
         self.dialects.iter().find(|d| d.name == name)
     }
 
+    /// The route for a request on the main listener.
     pub fn lookup(&self, method: &str, path: &str) -> Lookup {
+        self.lookup_on(None, method, path)
+    }
+
+    /// The route for a request on `listener` (`None`: the main one); only the dialects mounted
+    /// there are considered.
+    pub fn lookup_on(&self, listener: Option<&str>, method: &str, path: &str) -> Lookup {
         let mut allowed = Vec::new();
         for &(d, r) in &self.order {
+            if self.dialects[d].mount.listener.as_deref() != listener {
+                continue;
+            }
             let route = &self.dialects[d].routes[r];
             if let Some(params) = route.path.matches(path) {
                 if route.spec.method.eq_ignore_ascii_case(method) {

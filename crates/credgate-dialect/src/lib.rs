@@ -15,7 +15,7 @@ mod render;
 pub mod router;
 pub mod spec;
 
-pub use dialect::{Dialect, DialectSet, Lookup, RouteMatch};
+pub use dialect::{Dialect, DialectSet, Lookup, Mount, RouteMatch};
 pub use extract::{csrf_value, Extracted, RequestView};
 pub use http::{HttpRequest, HttpResponse};
 pub use load::{DialectSource, LoadError, LoadOptions};

@@ -9,7 +9,7 @@ use credgate_core::Error as CoreError;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use regex::Regex;
 
-use crate::dialect::{CompiledRoute, Dialect, DialectSet};
+use crate::dialect::{CompiledRoute, Dialect, DialectSet, Mount};
 use crate::router::PathTemplate;
 use crate::spec::{DialectSpec, ResponseSpec, Sources};
 
@@ -95,6 +95,8 @@ pub struct LoadOptions {
     pub vars: BTreeMap<String, BTreeMap<String, String>>,
     /// Per-dialect switch for CSRF checks (on by default).
     pub csrf: BTreeMap<String, bool>,
+    /// Per-dialect listener and path prefix (default: the main listener, no prefix).
+    pub mounts: BTreeMap<String, Mount>,
 }
 
 impl DialectSet {
@@ -111,17 +113,26 @@ impl DialectSet {
             }
         }
         let dialects: Vec<Arc<Dialect>> = by_name.into_values().map(Arc::new).collect();
-        let mut seen: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+        // Paths only clash on one listener: a dialect on its own listener or below its own
+        // prefix may reuse another vendor's paths.
+        type Key = (Option<String>, String, String);
+        let mut seen: BTreeMap<Key, (String, String)> = BTreeMap::new();
         for d in &dialects {
             for r in &d.routes {
-                let key = (r.spec.method.clone(), r.path.shape.clone());
+                let key = (
+                    d.mount.listener.clone(),
+                    r.spec.method.clone(),
+                    r.path.shape.clone(),
+                );
                 if let Some((origin, route)) = seen.get(&key) {
+                    let listener = key.0.as_deref().unwrap_or("the main listener");
                     return Err(LoadError {
                         origin: d.origin.clone(),
                         line: line_of(&d.source, &format!("name = \"{}\"", r.spec.name)),
                         message: format!(
-                            "route `{}` ({} {}) clashes with route `{route}` of {origin}",
-                            r.spec.name, r.spec.method, key.1
+                            "route `{}` ({} {}) clashes with route `{route}` of {origin} on {listener}; \
+                             mount one of them on another listener or below a prefix ([dialects.mount.NAME])",
+                            r.spec.name, r.spec.method, key.2
                         ),
                     });
                 }
@@ -178,6 +189,18 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
         return Err(e);
     }
 
+    let mount = options.mounts.get(&spec.name).cloned().unwrap_or_default();
+    if !mount.prefix.is_empty()
+        && (!mount.prefix.starts_with('/') || mount.prefix.contains(['{', '}', '?', '#']))
+    {
+        return Err(err(
+            "name",
+            format!(
+                "mount prefix `{}` must start with / and be a literal path",
+                mount.prefix
+            ),
+        ));
+    }
     let mut vars = spec.vars.clone();
     if let Some(over) = options.vars.get(&spec.name) {
         vars.extend(over.clone());
@@ -243,7 +266,12 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
         if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
             return Err(rerr(format!("unsupported method `{}`", route.method)));
         }
-        let full = format!("{}{}", spec.base.trim_end_matches('/'), route.path);
+        let full = format!(
+            "{}{}{}",
+            mount.prefix.trim_end_matches('/'),
+            spec.base.trim_end_matches('/'),
+            route.path
+        );
         let path = PathTemplate::compile(&full, route.trailing_slash).map_err(rerr)?;
         let mut all_sources: Vec<&str> = route.fields.values().flat_map(Sources::list).collect();
         if let Some(s) = &route.subject {
@@ -300,6 +328,7 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
         csrf_header,
         csrf_pattern,
         spec,
+        mount,
     })
 }
 

@@ -6,25 +6,34 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use arc_swap::ArcSwap;
 use credgate_core::{Clock, CredentialService, SecretToken, SystemClock};
 use credgate_dialect::{DialectSet, DialectSource, LoadOptions};
 use credgate_store::StoreOptions;
 use serde_json::json;
 
 use crate::settings::Settings;
-use crate::{admin, dispatch, native, problem, telemetry};
+use crate::{admin, dispatch, listeners, metrics, native, problem, reload, telemetry};
 
 pub struct AppState {
     pub core: Arc<CredentialService>,
-    dialects: Arc<DialectSet>,
+    dialects: ArcSwap<DialectSet>,
     pub admin_token: Option<SecretToken>,
     /// Largest request body accepted.
     pub max_body: usize,
+    /// Re-reads and validates the dialect folders (SIGHUP, `POST /admin/dialects/reload`).
+    pub reloader: reload::Reloader,
 }
 
 impl AppState {
+    /// The set serving now; take it once per request.
     pub fn dialects(&self) -> Arc<DialectSet> {
-        Arc::clone(&self.dialects)
+        self.dialects.load_full()
+    }
+
+    /// Serves `set` from the next request on; requests under way finish on the set they took.
+    pub fn swap_dialects(&self, set: Arc<DialectSet>) {
+        self.dialects.store(set);
     }
 }
 
@@ -40,6 +49,12 @@ pub enum StartError {
     Core(#[from] credgate_core::Error),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{key} = \"{addr}\": cannot listen: {reason}")]
+    Listen {
+        key: String,
+        addr: String,
+        reason: String,
+    },
 }
 
 /// The shipped dialects, then those of the configured folders.
@@ -48,12 +63,29 @@ pub fn load_dialects(settings: &Settings) -> Result<DialectSet, credgate_dialect
     for dir in &settings.dialects.dirs {
         sources.extend(DialectSource::from_dir(dir)?);
     }
-    let options = LoadOptions {
+    let set = DialectSet::load(&sources, &load_options(settings))?;
+    if let Some(name) = settings
+        .dialects
+        .mount
+        .keys()
+        .find(|n| set.get(n).is_none())
+    {
+        return Err(credgate_dialect::LoadError {
+            origin: format!("configuration [dialects.mount.{name}]"),
+            line: None,
+            message: format!("no dialect named `{name}` is loaded"),
+        });
+    }
+    Ok(set)
+}
+
+pub fn load_options(settings: &Settings) -> LoadOptions {
+    LoadOptions {
         disabled: settings.dialects.disabled.clone(),
         vars: settings.dialects.vars.clone(),
         csrf: settings.dialects.csrf.clone(),
-    };
-    DialectSet::load(&sources, &options)
+        mounts: listeners::mounts(settings),
+    }
 }
 
 pub fn store_options(settings: &Settings) -> StoreOptions {
@@ -85,12 +117,22 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> Result<web::Data<AppState>, StartError> {
     let dialects = Arc::new(load_dialects(settings)?);
+    build_state_with(settings, clock, dialects).await
+}
+
+/// As [`build_state`], serving the given dialect set (a scratch gateway's candidate).
+pub async fn build_state_with(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    dialects: Arc<DialectSet>,
+) -> Result<web::Data<AppState>, StartError> {
     let core = build_core(settings, clock).await?;
     Ok(web::Data::new(AppState {
         core,
-        dialects,
+        dialects: ArcSwap::new(dialects),
         admin_token: settings.admin_token.clone(),
         max_body: settings.max_body_bytes,
+        reloader: reload::Reloader::new(settings.clone()),
     }))
 }
 
@@ -128,6 +170,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                 )
                 .route("/clients", web::post().to(admin::create_client))
                 .route("/apps", web::post().to(admin::create_app))
+                .route("/dialects/reload", web::post().to(reload::reload_endpoint))
                 .route("/audit", web::get().to(admin::audit)),
         )
         .default_service(web::to(dispatch::dispatch));
@@ -144,8 +187,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Starts serving on an already bound listener; the returned server runs until stopped and
-/// finishes in-flight requests on SIGTERM/SIGINT.
+/// Starts serving on an already bound main listener (and the extra listeners the settings
+/// name); the returned server runs until stopped and finishes in-flight requests on
+/// SIGTERM/SIGINT.
 pub fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
@@ -158,22 +202,51 @@ pub fn serve(
             .unwrap_or(1),
         n => n,
     };
-    let server = HttpServer::new(move || {
+    let extra = listeners::bind_extra(settings)?;
+    let roles = web::Data::new(listeners::Listeners::new(&extra));
+    let enabled = settings.metrics.enabled && metrics::install().is_some();
+    let http_metrics = web::Data::new(metrics::HttpMetrics { enabled });
+    let metrics_on_main = enabled
+        && settings
+            .metrics
+            .listen
+            .as_ref()
+            .is_none_or(|l| *l == settings.listen);
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(roles.clone())
+            .app_data(http_metrics.clone())
+            .wrap(from_fn(listeners::route))
             .wrap(from_fn(telemetry::request_ids))
+            .wrap(from_fn(metrics::record))
+            .configure(|cfg| metrics::main_routes(cfg, metrics_on_main))
             .configure(|cfg| configure(cfg, max_body))
     })
     .workers(workers)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .listen(listener)?;
+    for (extra, _) in extra {
+        server = server.listen(extra)?;
+    }
+    Ok(server.run())
 }
 
 /// Everything `credgate serve` does after reading its configuration.
 pub async fn run(settings: Settings) -> Result<(), StartError> {
+    run_with(settings, None).await
+}
+
+/// As [`run`], with the runner that validates dialect reloads by their examples.
+pub async fn run_with(
+    settings: Settings,
+    runner: Option<Arc<dyn reload::ExampleRunner>>,
+) -> Result<(), StartError> {
     let state = build_state(&settings, Arc::new(SystemClock)).await?;
+    if let Some(runner) = runner {
+        state.reloader.install(runner);
+    }
     let listener = TcpListener::bind(&settings.listen)?;
+    reload::reload_on_sighup(state.clone());
     tracing::info!(listen = %settings.listen, dialects = ?state.dialects().dialects().iter().map(|d| d.name.clone()).collect::<Vec<_>>(), "credgate serving");
     serve(listener, state, &settings)?.await?;
     Ok(())

@@ -5,12 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use credgate_core::{Error, RequestMeta};
 use credgate_dialect::{
-    HttpRequest as EngineRequest, HttpResponse as EngineResponse, Lookup, RequestView,
+    HttpRequest as EngineRequest, HttpResponse as EngineResponse, Lookup, RequestView, RouteMatch,
 };
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::metrics::RequestLabels;
 use crate::telemetry::request_id;
 
 pub async fn dispatch(
@@ -18,29 +19,68 @@ pub async fn dispatch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    dispatch_on(&req, payload, &state, None).await
+}
+
+/// Serves a request with the dialects mounted on `listener` (`None`: the main listener),
+/// labelled for the metrics with its dialect, route and canonical outcome.
+pub async fn dispatch_on(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    listener: Option<&str>,
+) -> HttpResponse {
+    // One snapshot per request: a reload swapping the set in meanwhile does not affect it.
     let dialects = state.dialects();
-    let m = match dialects.lookup(req.method().as_str(), req.path()) {
+    let unmatched = |mut res: HttpResponse| {
+        res.extensions_mut().insert(RequestLabels {
+            dialect: "none".into(),
+            route: "unmatched".into(),
+            outcome: "not_found",
+        });
+        res
+    };
+    let m = match dialects.lookup_on(listener, req.method().as_str(), req.path()) {
         Lookup::Found(m) => m,
-        Lookup::MethodNotAllowed(allowed) => {
-            return HttpResponse::MethodNotAllowed()
+        Lookup::MethodNotAllowed(allowed) => return unmatched(
+            HttpResponse::MethodNotAllowed()
                 .insert_header(("Allow", allowed.join(", ")))
-                .json(json!({"type": "about:blank", "title": "Method Not Allowed", "status": 405}))
-        }
+                .json(json!({"type": "about:blank", "title": "Method Not Allowed", "status": 405})),
+        ),
         Lookup::NotFound => {
-            return HttpResponse::NotFound()
-                .json(json!({"type": "about:blank", "title": "Not Found", "status": 404}))
+            return unmatched(
+                HttpResponse::NotFound()
+                    .json(json!({"type": "about:blank", "title": "Not Found", "status": 404})),
+            )
         }
     };
+    let (rendered, outcome) = serve_match(req, payload, state, &m).await;
+    let mut res = to_actix(rendered);
+    res.extensions_mut().insert(RequestLabels {
+        dialect: m.dialect.name.clone(),
+        route: m.route().spec.name.clone(),
+        outcome,
+    });
+    res
+}
+
+/// Reads, extracts, executes and renders one matched request; also gives its outcome label.
+async fn serve_match(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    m: &RouteMatch,
+) -> (EngineResponse, &'static str) {
     // Read here, not by an extractor, so that a body over the limit is refused in the
     // dialect's own style.
-    let body = match read_limited(&req, payload, state.max_body).await {
+    let body = match read_limited(req, payload, state.max_body).await {
         Ok(body) => body,
         Err(error) => {
             let view = RequestView {
                 path: m.params.iter().cloned().collect(),
                 ..RequestView::default()
             };
-            return to_actix(m.dialect.render_error(Some(&m), &view, &error));
+            return (m.dialect.render_error(Some(m), &view, &error), error.kind());
         }
     };
     let engine_req = EngineRequest {
@@ -60,24 +100,26 @@ pub async fn dispatch(
     };
     let meta = RequestMeta {
         dialect: m.dialect.name.clone(),
-        request_id: request_id(&req),
+        request_id: request_id(req),
         client_addr: req.peer_addr().map(|a| a.ip().to_string()),
     };
     let dialect = &m.dialect;
-    let rendered = match dialect.extract(&m, &engine_req, meta) {
+    match dialect.extract(m, &engine_req, meta) {
         Ok(extracted) => match state.core.execute(extracted.request).await {
-            Ok(outcome) => dialect.render_outcome(&m, &extracted.view, &outcome),
-            Err(error) => dialect.render_error(Some(&m), &extracted.view, &error),
+            Ok(outcome) => (dialect.render_outcome(m, &extracted.view, &outcome), "ok"),
+            Err(error) => (
+                dialect.render_error(Some(m), &extracted.view, &error),
+                error.kind(),
+            ),
         },
         Err(error) => {
             let view = RequestView {
                 path: m.params.iter().cloned().collect(),
                 ..RequestView::default()
             };
-            dialect.render_error(Some(&m), &view, &error)
+            (dialect.render_error(Some(m), &view, &error), error.kind())
         }
-    };
-    to_actix(rendered)
+    }
 }
 
 /// The whole body, or `PayloadTooLarge` as soon as it (or its announced length) passes `max`.

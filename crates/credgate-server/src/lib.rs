@@ -5,11 +5,17 @@
 pub mod admin;
 pub mod app;
 mod dispatch;
+pub mod listeners;
+pub mod metrics;
 pub mod native;
 pub mod notify;
 pub mod problem;
+pub mod reload;
 pub mod settings;
 pub mod telemetry;
 
-pub use app::{build_core, build_state, configure, run, serve, AppState, StartError};
+pub use app::{
+    build_core, build_state, build_state_with, configure, run, run_with, serve, AppState,
+    StartError,
+};
 pub use settings::Settings;

@@ -35,7 +35,17 @@ struct TokenForm {
 fn oauth_error(status: u16, code: &str) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
-    HttpResponse::build(status)
+    // The canonical kind behind each RFC 6749 code, for the metrics.
+    let kind = match code {
+        "invalid_grant" => "invalid_credentials",
+        "invalid_client" => "invalid_client",
+        _ => "invalid_request",
+    };
+    let mut response = HttpResponse::build(status);
+    response
+        .extensions_mut()
+        .insert(crate::metrics::OutcomeLabel(kind));
+    response
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({ "error": code }))
 }

@@ -47,6 +47,9 @@ pub fn problem(error: &Error) -> HttpResponse {
     }
     let mut response = HttpResponse::build(status);
     response
+        .extensions_mut()
+        .insert(crate::metrics::OutcomeLabel(error.kind()));
+    response
         .content_type("application/problem+json")
         .insert_header(("Cache-Control", "no-store"));
     match error {

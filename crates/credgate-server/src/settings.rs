@@ -39,6 +39,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub dialects: DialectSettings,
     pub reset: ResetSettings,
+    pub metrics: crate::metrics::MetricsSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,6 +104,8 @@ pub struct DialectSettings {
     pub vars: BTreeMap<String, BTreeMap<String, String>>,
     /// Per-dialect CSRF switch for cookie dialects (on by default).
     pub csrf: BTreeMap<String, bool>,
+    /// Per-dialect listener and path prefix, e.g. `[dialects.mount.akana] prefix = "/akana"`.
+    pub mount: BTreeMap<String, crate::listeners::MountSettings>,
 }
 
 impl Default for StoreSettings {
@@ -136,6 +139,7 @@ impl Default for Settings {
             store: StoreSettings::default(),
             dialects: DialectSettings::default(),
             reset: ResetSettings::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -161,6 +165,7 @@ const ENV_KEYS: &[&str] = &[
     "store",
     "dialects",
     "reset",
+    "metrics",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +242,7 @@ impl Settings {
         {
             return bad("reset.webhook_url and reset.webhook_secret are required with notifier = \"webhook\"");
         }
+        crate::listeners::validate_mounts(&self.dialects.mount).map_err(ConfigError)?;
         self.policy.validate().map_err(ConfigError)
     }
 
@@ -253,6 +259,7 @@ impl Settings {
             reset_token_ttl: Duration::from_secs(self.reset.token_ttl_secs),
             reset_code_ttl: Duration::from_secs(self.reset.code_ttl_secs),
             reset_replaces_outstanding: self.reset.replace_outstanding,
+            record_metrics: self.metrics.enabled,
         }
     }
 }

@@ -2,4 +2,5 @@
 //! (later) `credgate replay`.
 
 pub mod contract;
+pub mod reload;
 pub mod transfer;

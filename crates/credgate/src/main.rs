@@ -174,9 +174,11 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
         client_addr: None,
     };
     match command {
-        Cmd::Serve => credgate_server::run(settings)
-            .await
-            .map_err(|e| e.to_string()),
+        Cmd::Serve => {
+            credgate_server::run_with(settings, Some(Arc::new(credgate::reload::ExampleReplay)))
+                .await
+                .map_err(|e| e.to_string())
+        }
         Cmd::Migrate => {
             credgate_store::migrate(&settings.database_url)
                 .await

@@ -1,0 +1,197 @@
+//! Prometheus metrics. One recorder per process, installed by the first gateway that serves
+//! metrics and shared by every later one (the test suite runs many gateways in one process);
+//! `GET /metrics` renders it. Every request is counted by dialect, route template, status and
+//! canonical outcome, and timed; the core records logins, changes, refusals and bcrypt waits.
+//!
+//! On the main listener `/metrics` needs the admin token (it faces clients); on its own
+//! listener (`[metrics] listen`) it is open, for a scraper on a private address.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::admin::Admin;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Record metrics and serve `GET /metrics`.
+    pub enabled: bool,
+    /// Serve `/metrics` (without the admin token) on this address instead of the main listener.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// Latency buckets in seconds: sub-millisecond routing up to slow bcrypt under load.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once; `None` when another recorder was there first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let installed = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .and_then(|b| b.install_recorder());
+            match installed {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "credgate_http_requests_total",
+        "HTTP requests by dialect, route template, status and canonical outcome"
+    );
+    describe_histogram!(
+        "credgate_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a request, by dialect and route template"
+    );
+    describe_gauge!(
+        "credgate_hash_queue_depth",
+        "bcrypt jobs submitted and not finished"
+    );
+    describe_histogram!(
+        "credgate_hash_wait_seconds",
+        Unit::Seconds,
+        "Time a bcrypt job waited for a hashing thread"
+    );
+    describe_counter!(
+        "credgate_logins_total",
+        "Password logins by canonical outcome"
+    );
+    describe_counter!(
+        "credgate_password_changes_total",
+        "Password changes by canonical outcome"
+    );
+    describe_counter!(
+        "credgate_rate_limited_total",
+        "Attempts refused by a guessing limit, by scope (user, address, code)"
+    );
+}
+
+/// The Prometheus text exposition of everything recorded in this process.
+pub fn scrape() -> HttpResponse {
+    match HANDLE.get().and_then(Option::as_ref) {
+        Some(handle) => {
+            handle.run_upkeep();
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .insert_header(("Cache-Control", "no-store"))
+                .body(handle.render())
+        }
+        None => HttpResponse::ServiceUnavailable()
+            .json(json!({"type": "about:blank", "title": "metrics are not being recorded", "status": 503})),
+    }
+}
+
+/// `GET /metrics` on the main listener: the admin token is required.
+async fn scrape_as_admin(_: Admin) -> HttpResponse {
+    scrape()
+}
+
+/// Registers `/metrics` on the main listener when metrics are served there.
+pub fn main_routes(cfg: &mut web::ServiceConfig, on_main: bool) {
+    if on_main {
+        cfg.route("/metrics", web::get().to(scrape_as_admin));
+    }
+}
+
+/// Whether this gateway records request metrics (off for scratch gateways).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpMetrics {
+    pub enabled: bool,
+}
+
+/// Labels a handler attaches to its response; requests without them are labelled by path.
+#[derive(Debug, Clone)]
+pub struct RequestLabels {
+    pub dialect: String,
+    /// The route's name or template, never the raw path (bounded cardinality).
+    pub route: String,
+    pub outcome: &'static str,
+}
+
+/// The canonical outcome of a native or admin response (set where the problem is rendered).
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeLabel(pub &'static str);
+
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let enabled = req
+        .app_data::<web::Data<HttpMetrics>>()
+        .is_some_and(|m| m.enabled);
+    let started = Instant::now();
+    let res = next.call(req).await?;
+    if enabled {
+        let status = res.status();
+        let labels = res
+            .response()
+            .extensions()
+            .get::<RequestLabels>()
+            .cloned()
+            .unwrap_or_else(|| {
+                let path = res.request().path();
+                let dialect = if path.starts_with("/admin") {
+                    "admin"
+                } else if path == "/metrics" {
+                    "metrics"
+                } else {
+                    "native"
+                };
+                let outcome = res
+                    .response()
+                    .extensions()
+                    .get::<OutcomeLabel>()
+                    .map(|o| o.0)
+                    .unwrap_or(if status.as_u16() < 400 { "ok" } else { "error" });
+                RequestLabels {
+                    dialect: dialect.into(),
+                    route: res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".into()),
+                    outcome,
+                }
+            });
+        metrics::counter!("credgate_http_requests_total",
+            "dialect" => labels.dialect.clone(), "route" => labels.route.clone(),
+            "status" => status.as_str().to_owned(), "outcome" => labels.outcome)
+        .increment(1);
+        metrics::histogram!("credgate_http_request_duration_seconds",
+            "dialect" => labels.dialect, "route" => labels.route)
+        .record(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
