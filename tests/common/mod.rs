@@ -29,6 +29,12 @@ impl Drop for Gateway {
     }
 }
 
+/// A loopback address free a moment ago, for settings that name their own listeners.
+pub fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
 pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
     Settings {
         database_url: dir.path().join("credgate.db").display().to_string(),

@@ -121,7 +121,8 @@ impl CredentialService {
                 .unwrap_or(1),
             n => n,
         };
-        let hasher = HashPool::new(threads, config.bcrypt_cost)?.with_metrics(config.record_metrics);
+        let hasher =
+            HashPool::new(threads, config.bcrypt_cost)?.with_metrics(config.record_metrics);
         let tokens = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(config.token_cache_ttl)
