@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{self, TracedBinary, ADMIN_TOKEN};
 
@@ -140,8 +140,10 @@ pub async fn scrape(http: &reqwest::Client, url: &str, token: Option<&str>) -> V
 
 const CLIENT_BASIC: &str = "Basic YTFiMmMzZDQtY3JheW9uLWNsaWVudDpDbDFlbnRTM2NyZXQ=";
 
-async fn crayon_login(http: &reqwest::Client, base: &str, password: &str) -> u16 {
-    http.post(format!("{base}/api/v1/connect/token"))
+/// A Crayon password login: (status, body).
+async fn crayon_login(http: &reqwest::Client, base: &str, password: &str) -> (u16, Value) {
+    let res = http
+        .post(format!("{base}/api/v1/connect/token"))
         .header("Authorization", CLIENT_BASIC)
         .form(&[
             ("grant_type", "password"),
@@ -150,17 +152,17 @@ async fn crayon_login(http: &reqwest::Client, base: &str, password: &str) -> u16
         ])
         .send()
         .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_tell_wrong_passwords_from_refusals_per_dialect() {
     let admin = "metrics-admin-token-0123456789";
     let gw =
-        TracedBinary::start_with(admin, &[("CREDGATE_LIMITS__USER_FAILURES", "2".into())]).await;
+        TracedBinary::start_with(admin, &[("CREDGATE_LIMITS__USER_FAILURES", "3".into())]).await;
     let http = reqwest::Client::new();
+    let mut user_id = String::new();
     for (path, body) in [
         (
             "/admin/users",
@@ -179,22 +181,27 @@ async fn counters_tell_wrong_passwords_from_refusals_per_dialect() {
             .await
             .unwrap();
         assert_eq!(res.status(), 201);
+        let created: Value = res.json().await.unwrap();
+        if let Some(id) = created["id"].as_str() {
+            user_id = id.to_owned();
+        }
     }
+    let (status, token) = crayon_login(&http, &gw.url, "Orchid-Meter-Pass-7").await;
+    assert_eq!(status, 200);
+    let change = http
+        .put(format!("{}/api/v1/users/{user_id}/changepassword", gw.url))
+        .bearer_auth(token["accessToken"].as_str().unwrap())
+        .json(&json!({"Id": user_id, "OldPassword": "Wrong-Meter-Pass-0", "NewPassword": "Orchid-Meter-Pass-8"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(change.status(), 400);
+    for wrong in ["Wrong-Meter-Pass-1", "Wrong-Meter-Pass-2"] {
+        assert_eq!(crayon_login(&http, &gw.url, wrong).await.0, 400);
+    }
+    // Past the per-user limit (3 failures): refused before bcrypt, even with the right password.
     assert_eq!(
-        crayon_login(&http, &gw.url, "Orchid-Meter-Pass-7").await,
-        200
-    );
-    assert_eq!(
-        crayon_login(&http, &gw.url, "Wrong-Meter-Pass-1").await,
-        400
-    );
-    assert_eq!(
-        crayon_login(&http, &gw.url, "Wrong-Meter-Pass-2").await,
-        400
-    );
-    // Past the per-user limit: refused before bcrypt, even with the right password.
-    assert_eq!(
-        crayon_login(&http, &gw.url, "Orchid-Meter-Pass-7").await,
+        crayon_login(&http, &gw.url, "Orchid-Meter-Pass-7").await.0,
         429
     );
 
@@ -217,6 +224,14 @@ async fn counters_tell_wrong_passwords_from_refusals_per_dialect() {
     assert_eq!(login("ok"), 1.0);
     assert_eq!(login("invalid_credentials"), 2.0);
     assert_eq!(login("rate_limited"), 1.0);
+    assert_eq!(
+        value(
+            &s,
+            "credgate_password_changes_total",
+            &[("dialect", "crayon"), ("outcome", "invalid_credentials")]
+        ),
+        1.0
+    );
     let requests = |status, outcome| {
         value(
             &s,
@@ -262,11 +277,12 @@ async fn counters_tell_wrong_passwords_from_refusals_per_dialect() {
         1.0
     );
     // Routes are templates, never raw paths: nothing user-specific in any label.
-    assert!(s
-        .iter()
-        .all(|x| x.labels.values().all(|v| !v.contains("metric.user"))));
-    // bcrypt: the user's hash, the client secret, the three verifies; nothing left queued.
-    assert!(value(&s, "credgate_hash_wait_seconds_count", &[]) >= 4.0);
+    assert!(s.iter().all(|x| x
+        .labels
+        .values()
+        .all(|v| !v.contains("metric.user") && !v.contains(&user_id))));
+    // bcrypt: the user's hash, the client secret, four verifies; nothing left queued.
+    assert!(value(&s, "credgate_hash_wait_seconds_count", &[]) >= 6.0);
     assert_eq!(value(&s, "credgate_hash_queue_depth", &[]), 0.0);
     assert!(s.iter().any(
         |x| x.name == "credgate_http_request_duration_seconds_bucket"

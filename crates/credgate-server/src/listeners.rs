@@ -93,6 +93,7 @@ pub fn bind_extra(settings: &Settings) -> Result<Vec<(TcpListener, Role)>, Start
     wanted
         .into_iter()
         .map(|(addr, role, key)| {
+            tracing::info!(%addr, ?role, "listening");
             TcpListener::bind(&addr)
                 .map(|l| (l, role))
                 .map_err(|e| StartError::Listen {
