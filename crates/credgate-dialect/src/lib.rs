@@ -11,6 +11,7 @@ pub mod example;
 pub mod extract;
 pub mod http;
 pub mod load;
+pub mod outbound;
 mod render;
 pub mod router;
 pub mod spec;

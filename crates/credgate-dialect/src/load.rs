@@ -278,6 +278,7 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
             all_sources.extend(s.id.iter().chain(s.username.iter()).flat_map(Sources::list));
         }
         all_sources.extend(route.subject_check.iter().flat_map(Sources::list));
+        all_sources.extend(route.constants.keys().map(String::as_str));
         for src in all_sources {
             check_source(src).map_err(rerr)?;
         }

@@ -223,6 +223,10 @@ pub struct RouteSpec {
     pub no_app_key: bool,
     /// A field the body may repeat that must equal the subject (Crayon's `Id`).
     pub subject_check: Option<Sources>,
+    /// Values an outbound call sends as they are (`{ "body.scope" = "CustomerApi" }`), where
+    /// the vendor's clients always send a field the gateway has no use for. Ignored inbound.
+    #[serde(default)]
+    pub constants: BTreeMap<String, String>,
     pub ok: ResponseSpec,
     /// Per-route overrides of the dialect's error table.
     #[serde(default)]

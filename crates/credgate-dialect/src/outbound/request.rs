@@ -1,0 +1,323 @@
+//! Canonical values -> the vendor's request, from the route's own field sources.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{Map, Value};
+
+use super::{Operation, OutboundError, Session, UpstreamAuth, Values};
+use crate::dialect::{CompiledRoute, Dialect};
+use crate::spec::{AuthScheme, BodyFormat, CommandName, CsrfStyle, Sources, TokenRequirement};
+
+/// RFC 3986 path-segment characters kept as they are (Et-App's `@me` stays `@me`).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'@')
+    .remove(b':');
+
+/// One request to send. Header values and the body hold secrets: Debug shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    pub method: String,
+    /// Absolute: the upstream's base URL, the dialect's base path, the route's path.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("OutboundRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+impl OutboundRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether sending it twice does no more than sending it once (retries are limited to these).
+    pub fn idempotent(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "PUT" | "DELETE")
+    }
+}
+
+impl Dialect {
+    /// The route an operation uses: the dialect's login, else its token route with the grant.
+    pub fn outbound_route(&self, op: Operation) -> Option<&CompiledRoute> {
+        let has_grant = |r: &CompiledRoute, g: &str| {
+            r.spec.grants.values().any(|v| v == g) || (r.spec.grants.is_empty() && g == "password")
+        };
+        let find = |pred: &dyn Fn(&CompiledRoute) -> bool| self.routes.iter().find(|r| pred(r));
+        match op {
+            Operation::Login => find(&|r| r.spec.command == CommandName::Login).or_else(|| {
+                find(&|r| r.spec.command == CommandName::Token && has_grant(r, "password"))
+            }),
+            Operation::ClientToken => find(&|r| {
+                r.spec.command == CommandName::Token && has_grant(r, "client_credentials")
+            }),
+            Operation::ChangePassword => find(&|r| r.spec.command == CommandName::ChangePassword),
+            Operation::RequestReset => find(&|r| r.spec.command == CommandName::RequestReset),
+        }
+    }
+
+    /// The vendor request for `op`. `session` is what a previous `Login` (or `ClientToken`)
+    /// returned; routes that need one refuse to build without it.
+    pub fn outbound_request(
+        &self,
+        op: Operation,
+        base_url: &str,
+        values: &Values,
+        auth: &UpstreamAuth,
+        session: Option<&Session>,
+    ) -> Result<OutboundRequest, OutboundError> {
+        let route = self
+            .outbound_route(op)
+            .ok_or_else(|| OutboundError::NoRoute {
+                dialect: self.name.clone(),
+                operation: op.as_str(),
+            })?;
+        let spec = &route.spec;
+        let missing = |field: &str| OutboundError::MissingValue {
+            dialect: self.name.clone(),
+            route: spec.name.clone(),
+            field: field.to_owned(),
+        };
+        let grant = match op {
+            Operation::ClientToken => "client_credentials",
+            _ => "password",
+        };
+
+        // (source, value): each canonical value goes where the route reads it from.
+        let mut placed: Vec<(String, String)> = Vec::new();
+        for (canonical, sources) in &spec.fields {
+            let value = match canonical.as_str() {
+                "username" if op != Operation::ClientToken => values.username.clone(),
+                "password" if op != Operation::ClientToken => {
+                    values.password.as_ref().map(|p| p.expose().to_owned())
+                }
+                "current" => values.current.as_ref().map(|p| p.expose().to_owned()),
+                "new" | "confirm" => values.new.as_ref().map(|p| p.expose().to_owned()),
+                "grant_type" => spec
+                    .grants
+                    .iter()
+                    .find(|(_, canonical)| *canonical == grant)
+                    .map(|(vendor, _)| vendor.clone()),
+                "client_id" => auth.client_id.clone(),
+                "client_secret" => auth.client_secret.as_ref().map(|s| s.expose().to_owned()),
+                _ => None,
+            };
+            match value {
+                Some(v) => placed.push((first(sources), v)),
+                None if spec.required.contains(canonical) => return Err(missing(canonical)),
+                None => {}
+            }
+        }
+        if let Some(subject) = &spec.subject {
+            let value = match (&subject.id, &subject.username) {
+                (Some(_), _) => values.subject_ref.clone().or_else(|| subject.me.clone()),
+                (None, Some(_)) => values.username.clone(),
+                (None, None) => None,
+            };
+            let source = subject.id.as_ref().or(subject.username.as_ref());
+            match (value, source) {
+                (Some(v), Some(source)) => {
+                    if let Some(check) = &spec.subject_check {
+                        placed.push((first(check), v.clone()));
+                    }
+                    placed.push((first(source), v));
+                }
+                (None, Some(_)) => return Err(missing("subject")),
+                _ => {}
+            }
+        }
+        placed.extend(spec.constants.iter().map(|(s, v)| (s.clone(), v.clone())));
+
+        let url = format!(
+            "{}{}",
+            base_url.trim_end_matches('/'),
+            self.fill_path(route, &placed).map_err(|p| missing(&p))?
+        );
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut cookies: Vec<(String, String)> = Vec::new();
+        let mut query: Vec<(String, String)> = Vec::new();
+        let mut body = Map::new();
+        let mut basic: (Option<String>, Option<String>) = (None, None);
+        for (source, value) in placed {
+            let Some((place, name)) = source.split_once('.') else {
+                continue;
+            };
+            match place {
+                "body" => {
+                    body.insert(name.to_owned(), Value::String(value));
+                }
+                "header" => headers.push((name.to_owned(), value)),
+                "query" => query.push((name.to_owned(), value)),
+                "cookie" => cookies.push((name.to_owned(), value)),
+                "basic" if name == "username" => basic.0 = Some(value),
+                "basic" => basic.1 = Some(value),
+                _ => {}
+            }
+        }
+        if let (Some(id), Some(secret)) = basic {
+            // RFC 6749 2.3.1: form-encode id and secret, then Basic-encode the pair.
+            let pair = format!("{}:{}", form_encode(&id), form_encode(&secret));
+            headers.push((
+                "Authorization".into(),
+                format!("Basic {}", STANDARD.encode(pair)),
+            ));
+        }
+        if let Some(app_key) = self.spec.auth.app_key.as_ref().filter(|_| !spec.no_app_key) {
+            let key = auth.app_key.as_ref().ok_or_else(|| missing("app_key"))?;
+            headers.push((app_key.header.clone(), key.expose().to_owned()));
+        }
+        if spec.token != TokenRequirement::None {
+            let session = session.ok_or_else(|| OutboundError::NoSession {
+                route: spec.name.clone(),
+            })?;
+            self.present_session(&spec.method, session, &mut headers, &mut cookies);
+        }
+        if !cookies.is_empty() {
+            let joined: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            headers.push(("Cookie".into(), joined.join("; ")));
+        }
+        let body = match spec.body {
+            BodyFormat::None => Vec::new(),
+            BodyFormat::Json => serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+            BodyFormat::Form => {
+                let pairs: Vec<(String, String)> = body
+                    .into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                    .collect();
+                serde_urlencoded::to_string(pairs)
+                    .unwrap_or_default()
+                    .into_bytes()
+            }
+        };
+        if spec.body != BodyFormat::None {
+            let content_type = match (&spec.content_types, spec.body) {
+                (Some(list), _) if !list.is_empty() => list[0].clone(),
+                (_, BodyFormat::Form) => "application/x-www-form-urlencoded".into(),
+                _ => "application/json".into(),
+            };
+            headers.push(("Content-Type".into(), content_type));
+        }
+        let url = if query.is_empty() {
+            url
+        } else {
+            format!(
+                "{url}?{}",
+                serde_urlencoded::to_string(query).unwrap_or_default()
+            )
+        };
+        Ok(OutboundRequest {
+            method: spec.method.clone(),
+            url,
+            headers,
+            body,
+        })
+    }
+
+    /// The route's path with `{name}` filled from `path.name` values, else the dialect's vars.
+    fn fill_path(
+        &self,
+        route: &CompiledRoute,
+        placed: &[(String, String)],
+    ) -> Result<String, String> {
+        let template = format!(
+            "{}{}",
+            self.spec.base.trim_end_matches('/'),
+            route.spec.path
+        );
+        let mut out = String::new();
+        let mut rest = template.as_str();
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..].find('}').map_or(rest.len(), |i| open + i);
+            let name = &rest[open + 1..close];
+            let value = placed
+                .iter()
+                .find(|(s, _)| s.strip_prefix("path.") == Some(name))
+                .map(|(_, v)| v.as_str())
+                .or_else(|| self.vars.get(name).map(String::as_str))
+                .ok_or_else(|| format!("path.{name}"))?;
+            out.push_str(&rest[..open]);
+            out.push_str(&utf8_percent_encode(value, PATH_SEGMENT).to_string());
+            rest = rest.get(close + 1..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// The session as the dialect's auth scheme carries it, with CSRF where the method needs it.
+    fn present_session(
+        &self,
+        method: &str,
+        session: &Session,
+        headers: &mut Vec<(String, String)>,
+        cookies: &mut Vec<(String, String)>,
+    ) {
+        match self.spec.auth.scheme {
+            AuthScheme::Bearer => {
+                if let Some(token) = &session.bearer {
+                    headers.push(("Authorization".into(), format!("Bearer {}", token.expose())));
+                }
+            }
+            AuthScheme::Cookie => {
+                for (name, value) in &session.cookies {
+                    cookies.push((name.clone(), value.expose().to_owned()));
+                }
+            }
+        }
+        let Some(csrf) = self.spec.auth.csrf.as_ref().filter(|c| c.enabled) else {
+            return;
+        };
+        if !csrf.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+            return;
+        }
+        let (Some(cookie), Some(header)) = (&self.csrf_cookie, &self.csrf_header) else {
+            return;
+        };
+        match csrf.style {
+            // The value the vendor set at login, echoed.
+            CsrfStyle::Session => {
+                if let Some(value) = &session.csrf {
+                    headers.push((header.clone(), value.expose().to_owned()));
+                }
+            }
+            // Any value works if cookie and header agree; derived from the session, so it is
+            // stable for the session and reveals nothing of it.
+            CsrfStyle::DoubleSubmit => {
+                let value = session.double_submit_value();
+                cookies.push((cookie.clone(), value.clone()));
+                headers.push((header.clone(), value));
+            }
+        }
+    }
+}
+
+fn first(sources: &Sources) -> String {
+    sources
+        .list()
+        .first()
+        .copied()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn form_encode(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)])
+        .map(|s| s.trim_start_matches("v=").to_owned())
+        .unwrap_or_default()
+}

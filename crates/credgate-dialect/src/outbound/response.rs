@@ -1,0 +1,400 @@
+//! The vendor's answer -> a canonical outcome or error, recognised from the route's own `ok`
+//! response and the error table, rendered with marker values.
+
+use credgate_core::{Error, PolicyConfig, PolicyRule, SecretToken};
+use minijinja::Value as Template;
+use serde_json::{json, Value};
+
+use super::Operation;
+use crate::dialect::{CompiledRoute, Dialect};
+use crate::http::HttpResponse;
+use crate::spec::{AuthScheme, ResponseSpec};
+
+/// A session opened on an upstream: what later calls present. Never printed.
+#[derive(Clone, Default)]
+pub struct Session {
+    pub bearer: Option<SecretToken>,
+    /// Session cookies (name, value as received).
+    pub cookies: Vec<(String, SecretToken)>,
+    /// A session-bound CSRF value to echo (Akana's `Csrf-Token_*` cookie).
+    pub csrf: Option<SecretToken>,
+    /// The id the upstream knows the user by, when its login answer names it.
+    pub user_ref: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.cookies.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Session")
+            .field("bearer", &self.bearer.as_ref().map(|_| "[redacted]"))
+            .field("cookies", &names)
+            .field("user_ref", &self.user_ref)
+            .finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn double_submit_value(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new().chain_update(b"credgate-outbound-csrf:");
+        for token in self
+            .bearer
+            .iter()
+            .chain(self.cookies.iter().map(|(_, v)| v))
+        {
+            h.update(token.expose().as_bytes());
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+/// What a successful outbound call gave.
+#[derive(Debug)]
+pub enum Reply {
+    /// A login or grant: the session to present next.
+    Session(Session),
+    Done,
+}
+
+/// Ties between equally similar error bodies (several vendors answer many errors alike) go
+/// to the earliest kind here, then to the table's order.
+const PREFERENCE: &[&str] = &[
+    "invalid_credentials",
+    "policy_violation",
+    "unauthenticated",
+    "not_found",
+    "rate_limited",
+    "unavailable",
+    "invalid_request",
+    "reset_token_invalid",
+    "forbidden",
+    "externally_managed",
+    "conflict",
+    "csrf_rejected",
+];
+
+/// Stands for every value in an error template when its literal text is turned into a pattern.
+const ERROR_MARK: &str = "credgateerrormark";
+
+fn marker(set: u8, what: &str) -> String {
+    format!("credgatemark{set}{what}")
+}
+
+impl Dialect {
+    /// Reads the vendor's answer to the request `outbound_request(op, ..)` built.
+    pub fn outbound_reply(&self, op: Operation, response: &HttpResponse) -> Result<Reply, Error> {
+        let Some(route) = self.outbound_route(op) else {
+            return Err(Error::Internal);
+        };
+        if response.status == route.spec.ok.status && self.matches_ok(route, response) {
+            return Ok(match op {
+                Operation::Login | Operation::ClientToken => {
+                    Reply::Session(self.read_session(route, response))
+                }
+                _ => Reply::Done,
+            });
+        }
+        Err(self.recognise_error(route, response))
+    }
+
+    fn template_name(&self, prefix: &str, spec: &ResponseSpec) -> String {
+        let ct = spec
+            .content_type
+            .as_deref()
+            .unwrap_or(&self.spec.content_type);
+        let suffix = if ct.contains("json") { "json" } else { "txt" };
+        format!("{prefix}.body.{suffix}")
+    }
+
+    /// The context a success template sees, with markers where values vary.
+    fn marker_context(&self, set: u8) -> Template {
+        let m = |w: &str| marker(set, w);
+        Template::from_serialize(json!({
+            "base": self.spec.base, "vars": self.vars, "dialect": self.name,
+            "path": {}, "request": {},
+            "user": {"id": m("id"), "ref": m("ref"), "username": m("user"), "admin": false,
+                     "externally_managed": false, "profile": {}, "aliases": {}},
+            "token": {"access": m("access"), "refresh": m("refresh"), "kind": "user",
+                      "expires_in": 3600, "issued_at": 1, "expires_at": 3601,
+                      "issued_at_ms": 1000, "expires_at_ms": 3_601_000,
+                      "csrf": m("csrf"), "client_id": m("client")},
+            "reset": {"token": m("reset")},
+        }))
+    }
+
+    /// The context an error template sees; with `mark`, every value is that marker.
+    fn error_context(&self, mark: Option<&str>) -> Template {
+        let (problems, missing, rules) = match mark {
+            Some(m) => (
+                json!([{"field": m, "canonical": m, "reason": "missing", "message": m}]),
+                json!([m]),
+                json!([{"name": m, "message": m}]),
+            ),
+            None => (json!([]), json!([]), json!([])),
+        };
+        Template::from_serialize(json!({
+            "base": self.spec.base, "vars": self.vars, "dialect": self.name, "path": {},
+            "request": {}, "error": mark.unwrap_or(""), "message": mark.unwrap_or(""),
+            "problems": problems, "missing": missing, "rules": rules,
+            "retry_after": mark.map_or(json!(0), |m| json!(m)),
+        }))
+    }
+
+    fn render(&self, name: &str, ctx: &Template) -> Option<String> {
+        self.env.get_template(name).ok()?.render(ctx).ok()
+    }
+
+    /// A success body that does not depend on any value (`true`, `{"message": "OK"}`) must be
+    /// exactly that: Crayon answering `false` with 200 is not a success.
+    fn matches_ok(&self, route: &CompiledRoute, response: &HttpResponse) -> bool {
+        let name = self.template_name(&format!("routes.{}.ok", route.index), &route.spec.ok);
+        let (a, b) = (
+            self.render(&name, &self.marker_context(1)),
+            self.render(&name, &self.marker_context(2)),
+        );
+        match (a, b) {
+            (Some(a), Some(b)) if a == b && !a.trim().is_empty() => {
+                let actual = String::from_utf8_lossy(&response.body);
+                match (
+                    serde_json::from_str::<Value>(&a),
+                    serde_json::from_str::<Value>(&actual),
+                ) {
+                    (Ok(x), Ok(y)) => x == y,
+                    _ => a.trim() == actual.trim(),
+                }
+            }
+            _ => true,
+        }
+    }
+
+    fn read_session(&self, route: &CompiledRoute, response: &HttpResponse) -> Session {
+        let ctx = self.marker_context(1);
+        let prefix = format!("routes.{}.ok", route.index);
+        let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+        let rendered: Option<Value> = self
+            .render(&self.template_name(&prefix, &route.spec.ok), &ctx)
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let at = |what: &str| -> Option<String> {
+            let pointer = find_pointer(rendered.as_ref()?, &marker(1, what), "")?;
+            match body.as_ref()?.pointer(&pointer)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        let mut session = Session {
+            user_ref: at("ref").or_else(|| at("id")),
+            ..Session::default()
+        };
+        if self.spec.auth.scheme == AuthScheme::Bearer {
+            session.bearer = at("access").map(SecretToken::new);
+        }
+        let set_cookies: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.split(';').next()?.trim().split_once('='))
+            .collect();
+        for c in &route.spec.ok.cookies {
+            let render =
+                |part: &str| self.render(&format!("{prefix}.cookie.{}.{part}", c.name), &ctx);
+            let (Some(name), Some(value)) = (render("name"), render("value")) else {
+                continue;
+            };
+            let Some((_, received)) = set_cookies.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            if value.contains(&marker(1, "access")) {
+                session
+                    .cookies
+                    .push((name.clone(), SecretToken::new(*received)));
+            } else if value.contains(&marker(1, "csrf")) {
+                session.csrf = Some(SecretToken::new(*received));
+            }
+        }
+        session
+    }
+
+    /// The canonical error whose rendering (route override first, then the table) is most
+    /// like what the vendor sent. Anything unrecognised, and every 5xx, is `Unavailable`: an
+    /// upstream that misbehaves must never read as a wrong password.
+    fn recognise_error(&self, route: &CompiledRoute, response: &HttpResponse) -> Error {
+        if response.status >= 500 {
+            return Error::Unavailable;
+        }
+        let actual = String::from_utf8_lossy(&response.body);
+        let actual = actual.trim();
+        let plain = self.error_context(None);
+        let marked = self.error_context(Some(ERROR_MARK));
+        let mut best: Option<(i64, usize, &str)> = None;
+        let overrides = route
+            .spec
+            .errors
+            .iter()
+            .map(|(k, s)| (k, s, format!("routes.{}.errors.{k}", route.index), 1));
+        let table = self
+            .spec
+            .errors
+            .iter()
+            .filter(|(k, _)| !route.spec.errors.contains_key(*k))
+            .map(|(k, s)| (k, s, format!("errors.{k}"), 0));
+        for (kind, spec, prefix, bonus) in overrides.chain(table) {
+            if spec.status != response.status {
+                continue;
+            }
+            let name = self.template_name(&prefix, spec);
+            // The template's literal text around its values, as a pattern, says most; how
+            // alike the bodies are decides otherwise.
+            let pattern = self
+                .render(&name, &marked)
+                .and_then(|t| literal_pattern(&t));
+            let score = match pattern {
+                Some((re, literal)) if re.is_match(actual) => 10_000 + literal,
+                _ => {
+                    let rendered = self.render(&name, &plain).unwrap_or_default();
+                    similarity(&rendered, actual)
+                }
+            } * 2
+                + bonus;
+            let rank = PREFERENCE
+                .iter()
+                .position(|p| p == kind)
+                .unwrap_or(PREFERENCE.len());
+            let better = match best {
+                None => true,
+                Some((s, r, _)) => score > s || (score == s && rank < r),
+            };
+            if better {
+                best = Some((score, rank, kind.as_str()));
+            }
+        }
+        let Some((_, _, kind)) = best else {
+            tracing::warn!(dialect = %self.name, status = response.status, "unrecognised upstream answer");
+            return match response.status {
+                429 => Error::RateLimited {
+                    retry_after: retry_after(response),
+                },
+                _ => Error::Unavailable,
+            };
+        };
+        match kind {
+            "malformed_request" => Error::MalformedRequest("refused by the upstream".into()),
+            "unsupported_media_type" => Error::UnsupportedMediaType,
+            "payload_too_large" => Error::PayloadTooLarge,
+            "invalid_request" => Error::InvalidRequest { problems: vec![] },
+            "invalid_credentials" => Error::InvalidCredentials,
+            "invalid_client" => Error::InvalidClient,
+            "unauthenticated" => Error::Unauthenticated,
+            "forbidden" => Error::Forbidden,
+            "externally_managed" => Error::ExternallyManaged,
+            "policy_violation" => Error::PolicyViolation {
+                rules: rules_named_in(actual),
+            },
+            "unknown_app" => Error::UnknownApp,
+            "csrf_rejected" => Error::CsrfRejected,
+            "not_found" => Error::NotFound,
+            "rate_limited" => Error::RateLimited {
+                retry_after: retry_after(response),
+            },
+            "conflict" => Error::Conflict("refused by the upstream".into()),
+            "reset_token_invalid" => Error::ResetTokenInvalid,
+            _ => Error::Unavailable,
+        }
+    }
+}
+
+/// The JSON pointer of the string equal to `needle`.
+fn find_pointer(value: &Value, needle: &str, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s == needle => Some(at.to_owned()),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let key = k.replace('~', "~0").replace('/', "~1");
+            find_pointer(v, needle, &format!("{at}/{key}"))
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_pointer(v, needle, &format!("{at}/{i}"))),
+        _ => None,
+    }
+}
+
+/// A rendered template with each marker turned into "anything", anchored; and how many
+/// literal characters it holds (more literal text is a more specific match).
+fn literal_pattern(rendered: &str) -> Option<(regex::Regex, i64)> {
+    let parts: Vec<&str> = rendered.trim().split(ERROR_MARK).collect();
+    let literal: usize = parts.iter().map(|p| p.len()).sum();
+    let escaped: Vec<String> = parts.iter().map(|p| regex::escape(p)).collect();
+    let re = regex::Regex::new(&format!("(?s)^{}$", escaped.join(".*?"))).ok()?;
+    Some((re, literal as i64))
+}
+
+/// How alike a rendered error body and a received one are: JSON by agreeing leaves, text by
+/// exact match or common prefix.
+fn similarity(rendered: &str, actual: &str) -> i64 {
+    match (
+        serde_json::from_str::<Value>(rendered),
+        serde_json::from_str::<Value>(actual),
+    ) {
+        (Ok(r), Ok(a)) => {
+            let mut leaves = Vec::new();
+            collect_leaves(&r, String::new(), &mut leaves);
+            leaves
+                .iter()
+                .map(|(p, v)| match a.pointer(p) {
+                    Some(x) if x == v => 2,
+                    _ => -1,
+                })
+                .sum()
+        }
+        (Ok(_), Err(_)) | (Err(_), Ok(_)) => -1,
+        (Err(_), Err(_)) if rendered.trim() == actual.trim() => 1000,
+        (Err(_), Err(_)) => rendered
+            .chars()
+            .zip(actual.chars())
+            .take_while(|(a, b)| a == b)
+            .count() as i64,
+    }
+}
+
+fn collect_leaves(value: &Value, at: String, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                collect_leaves(v, format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, v) in items.iter().enumerate() {
+                collect_leaves(v, format!("{at}/{i}"), out);
+            }
+        }
+        other => out.push((at, other.clone())),
+    }
+}
+
+fn retry_after(response: &HttpResponse) -> u64 {
+    response
+        .header("retry-after")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// The policy rules a vendor's body names (by rule name or message), with today's defaults
+/// for their parameters: the vendor's own limits are not in its answer.
+fn rules_named_in(body: &str) -> Vec<PolicyRule> {
+    let d = PolicyConfig::default();
+    [
+        PolicyRule::MinLength { min: d.min_length },
+        PolicyRule::MaxLength {
+            max_bytes: d.max_bytes,
+        },
+        PolicyRule::Username,
+        PolicyRule::Common,
+        PolicyRule::Strength { min_score: 3 },
+        PolicyRule::History { last: d.history },
+    ]
+    .into_iter()
+    .filter(|r| body.contains(r.name()) || body.contains(&r.message()))
+    .collect()
+}
