@@ -17,3 +17,5 @@ mod security_attacks;
 mod security_common;
 mod security_fuzz;
 mod security_leaks;
+mod upstream_migrate;
+mod upstream_passthrough;

@@ -8,6 +8,7 @@ pub mod command;
 pub mod error;
 pub mod hasher;
 pub mod import;
+pub mod legacy;
 pub mod limits;
 pub mod model;
 pub mod notify;
@@ -25,6 +26,7 @@ pub use command::{
     Outcome, Request, Subject, TokenRequest,
 };
 pub use error::{Error, FieldProblem, FieldReason, PolicyRule};
+pub use legacy::{LegacyAccount, LegacyDirectory, LegacyReset, LegacyVerdict};
 pub use limits::LimitConfig;
 pub use model::{RequestMeta, ResetKind, TokenKind, User};
 pub use notify::{Notifier, ResetNotice};

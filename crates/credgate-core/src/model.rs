@@ -150,6 +150,8 @@ pub enum AuditKind {
     AttemptRefused,
     /// One summary of a bulk import (counts, never rows).
     UsersImported,
+    /// A user verified by a legacy system and created here (lazy migration).
+    UserMigrated,
 }
 
 impl AuditKind {
@@ -174,6 +176,7 @@ impl AuditKind {
             Self::SecurityAnswerSet => "security_answer_set",
             Self::AttemptRefused => "attempt_refused",
             Self::UsersImported => "users_imported",
+            Self::UserMigrated => "user_migrated",
         }
     }
 }

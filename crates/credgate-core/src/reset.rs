@@ -37,10 +37,11 @@ impl CredentialService {
             }
             other => {
                 // Same answer, and about the same work (one audited write), as a real request.
+                // A user not migrated yet: the legacy system's own reset, where it has one.
                 let outcome = if other.is_some() {
                     "externally_managed"
                 } else {
-                    "unknown_user"
+                    self.legacy_reset(username).await?
                 };
                 let detail = json!({"username": username, "outcome": outcome});
                 let user_id = other.as_ref().map(|u| u.id.as_str());

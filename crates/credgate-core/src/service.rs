@@ -13,6 +13,7 @@ use crate::command::{
 };
 use crate::error::{Error, FieldReason, PolicyRule};
 use crate::hasher::HashPool;
+use crate::legacy::Migration;
 use crate::limits::Keys;
 use crate::model::{
     AuditEvent, AuditKind, PasswordUpdate, RequestMeta, TokenKind, TokenRecord, User, UserKey,
@@ -86,6 +87,8 @@ pub struct CredentialService {
     pub(crate) tokens: moka::future::Cache<String, TokenRecord>,
     /// Failed reset-code exchanges per client address, for the life of a code.
     pub(crate) code_failures: moka::future::Cache<String, u32>,
+    /// Legacy systems unknown users are migrated from (lazy migration), if any.
+    pub(crate) legacy: Option<Arc<dyn crate::legacy::LegacyDirectory>>,
 }
 
 impl From<StoreError> for Error {
@@ -140,7 +143,14 @@ impl CredentialService {
             config,
             tokens,
             code_failures,
+            legacy: None,
         })
+    }
+
+    /// Migrates users unknown here from `legacy` when they log in.
+    pub fn with_legacy(mut self, legacy: Arc<dyn crate::legacy::LegacyDirectory>) -> Self {
+        self.legacy = Some(legacy);
+        self
     }
 
     pub fn hasher(&self) -> &HashPool {
@@ -229,7 +239,7 @@ impl CredentialService {
 
     // ----- evidence -------------------------------------------------------------------------
 
-    async fn check_app_key(&self, key: AppKey) -> Result<(), Error> {
+    pub async fn check_app_key(&self, key: AppKey) -> Result<(), Error> {
         let presented = key.presented.ok_or(Error::UnknownApp)?;
         match self
             .store
@@ -339,7 +349,7 @@ impl CredentialService {
         }
     }
 
-    async fn authenticate_client(
+    pub async fn authenticate_client(
         &self,
         creds: ClientCredentials,
         meta: &RequestMeta,
@@ -373,6 +383,18 @@ impl CredentialService {
         let user = self.store.find_user(UserKey::Username(username)).await?;
         self.check_attempts(&keys, user.as_ref().map(|u| u.id.as_str()), meta)
             .await?;
+        // Guessing limits apply before the legacy system is asked, so it is never hammered.
+        let user = match user {
+            Some(user) => Some(user),
+            None => match self.migrate(username, password, meta).await? {
+                Migration::Migrated(user) => {
+                    self.clear_user_failures(&keys).await?;
+                    return Ok(user);
+                }
+                Migration::Raced(user) => Some(user),
+                Migration::NotMigrated => None,
+            },
+        };
         let Some(user) = user else {
             self.hasher.verify_dummy(password).await?;
             self.count_failure(&keys).await?;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub max_body: usize,
     /// Re-reads and validates the dialect folders (SIGHUP, `POST /admin/dialects/reload`).
     pub reloader: reload::Reloader,
+    /// Client dialects answered by a passthrough upstream, if any are configured.
+    pub passthrough: Option<Arc<crate::upstream::Passthrough>>,
 }
 
 impl AppState {
@@ -101,15 +103,23 @@ pub async fn build_core(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<CredentialService>, StartError> {
+    build_core_with(settings, clock, None).await
+}
+
+/// `build_core`, with the legacy systems users are lazily migrated from.
+async fn build_core_with(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    legacy: Option<Arc<dyn credgate_core::LegacyDirectory>>,
+) -> Result<Arc<CredentialService>, StartError> {
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let notifier = crate::notify::from_settings(&settings.reset)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    Ok(Arc::new(CredentialService::new(
-        store,
-        clock,
-        notifier,
-        settings.core_config(),
-    )?))
+    let core = CredentialService::new(store, clock, notifier, settings.core_config())?;
+    Ok(Arc::new(match legacy {
+        Some(legacy) => core.with_legacy(legacy),
+        None => core,
+    }))
 }
 
 pub async fn build_state(
@@ -126,13 +136,16 @@ pub async fn build_state_with(
     clock: Arc<dyn Clock>,
     dialects: Arc<DialectSet>,
 ) -> Result<web::Data<AppState>, StartError> {
-    let core = build_core(settings, clock).await?;
+    let upstreams = crate::upstream::Upstreams::build(settings)
+        .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
+    let core = build_core_with(settings, clock, upstreams.legacy_directory()).await?;
     Ok(web::Data::new(AppState {
         core,
         dialects: ArcSwap::new(dialects),
         admin_token: settings.admin_token.clone(),
         max_body: settings.max_body_bytes,
         reloader: reload::Reloader::new(settings.clone()),
+        passthrough: upstreams.passthrough,
     }))
 }
 

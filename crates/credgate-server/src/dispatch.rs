@@ -3,7 +3,7 @@
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use credgate_core::{Error, RequestMeta};
+use credgate_core::{Error, Outcome, Request, RequestMeta};
 use credgate_dialect::{
     HttpRequest as EngineRequest, HttpResponse as EngineResponse, Lookup, RequestView, RouteMatch,
 };
@@ -105,7 +105,7 @@ async fn serve_match(
     };
     let dialect = &m.dialect;
     match dialect.extract(m, &engine_req, meta) {
-        Ok(extracted) => match state.core.execute(extracted.request).await {
+        Ok(extracted) => match execute(state, &dialect.name, extracted.request).await {
             Ok(outcome) => (dialect.render_outcome(m, &extracted.view, &outcome), "ok"),
             Err(error) => (
                 dialect.render_error(Some(m), &extracted.view, &error),
@@ -119,6 +119,14 @@ async fn serve_match(
             };
             (dialect.render_error(Some(m), &view, &error), error.kind())
         }
+    }
+}
+
+/// The core, or the passthrough upstream the dialect is bound to.
+async fn execute(state: &AppState, dialect: &str, request: Request) -> Result<Outcome, Error> {
+    match state.passthrough.as_ref().filter(|p| p.serves(dialect)) {
+        Some(passthrough) => passthrough.execute(&state.core, dialect, request).await,
+        None => state.core.execute(request).await,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod problem;
 pub mod reload;
 pub mod settings;
 pub mod telemetry;
+pub mod upstream;
 
 pub use app::{
     build_core, build_state, build_state_with, configure, run, run_with, serve, AppState,

@@ -40,6 +40,8 @@ pub struct Settings {
     pub dialects: DialectSettings,
     pub reset: ResetSettings,
     pub metrics: crate::metrics::MetricsSettings,
+    /// Legacy vendor APIs credgate calls as a client (`[[upstreams]]`).
+    pub upstreams: Vec<crate::upstream::UpstreamSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -140,6 +142,7 @@ impl Default for Settings {
             dialects: DialectSettings::default(),
             reset: ResetSettings::default(),
             metrics: Default::default(),
+            upstreams: Vec::new(),
         }
     }
 }
@@ -166,6 +169,7 @@ const ENV_KEYS: &[&str] = &[
     "dialects",
     "reset",
     "metrics",
+    "upstreams",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +247,7 @@ impl Settings {
             return bad("reset.webhook_url and reset.webhook_secret are required with notifier = \"webhook\"");
         }
         crate::listeners::validate_mounts(&self.dialects.mount).map_err(ConfigError)?;
+        crate::upstream::validate(&self.upstreams).map_err(ConfigError)?;
         self.policy.validate().map_err(ConfigError)
     }
 

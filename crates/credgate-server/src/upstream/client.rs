@@ -1,0 +1,197 @@
+//! Sending outbound requests: one pooled reqwest client (rustls) per upstream, a timeout per
+//! attempt, and bounded retries for idempotent calls only. Nothing secret is logged: requests
+//! are named by upstream, operation and status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use credgate_core::Error;
+use credgate_dialect::outbound::{Operation, Reply, Session, UpstreamAuth, Values};
+use credgate_dialect::{Dialect, HttpResponse};
+
+use super::UpstreamSettings;
+
+/// Largest upstream answer read; credential answers are small.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+pub struct UpstreamClient {
+    pub name: String,
+    pub dialect: Arc<Dialect>,
+    base_url: String,
+    auth: UpstreamAuth,
+    http: reqwest::Client,
+    retries: u32,
+}
+
+/// Why a call failed, for the metric's `outcome` label.
+enum Failure {
+    /// The upstream answered with an error it means (wrong password, policy, ...).
+    Rejected(Error),
+    Timeout,
+    Unavailable,
+    /// The request could not be built: a configuration problem.
+    Misconfigured,
+}
+
+impl UpstreamClient {
+    pub fn new(settings: &UpstreamSettings, dialect: Arc<Dialect>) -> Result<Self, String> {
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            // A redirect would carry credentials to a place nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("upstream {}: {e}", settings.name))?;
+        Ok(Self {
+            name: settings.name.clone(),
+            dialect,
+            base_url: settings.base_url.clone(),
+            auth: UpstreamAuth {
+                client_id: settings.auth.client_id.clone(),
+                client_secret: settings.auth.client_secret.clone(),
+                app_key: settings.auth.app_key.clone(),
+            },
+            http,
+            retries: settings.retries,
+        })
+    }
+
+    /// One operation on the upstream. Outages and unreadable answers are `Unavailable`.
+    pub async fn call(
+        &self,
+        op: Operation,
+        values: &Values,
+        session: Option<&Session>,
+    ) -> Result<Reply, Error> {
+        let started = Instant::now();
+        let result = self.attempt_all(op, values, session).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Failure::Rejected(Error::Unavailable)) => "unavailable",
+            Err(Failure::Rejected(_)) => "rejected",
+            Err(Failure::Timeout) => "timeout",
+            Err(Failure::Unavailable) => "unavailable",
+            Err(Failure::Misconfigured) => "error",
+        };
+        let (upstream, operation) = (self.name.clone(), op.as_str());
+        metrics::counter!("credgate_upstream_calls_total", "upstream" => upstream.clone(), "operation" => operation, "outcome" => outcome).increment(1);
+        metrics::histogram!("credgate_upstream_call_duration_seconds", "upstream" => upstream, "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(upstream = %self.name, operation, outcome, "upstream call");
+        result.map_err(|f| match f {
+            Failure::Rejected(e) => e,
+            _ => Error::Unavailable,
+        })
+    }
+
+    async fn attempt_all(
+        &self,
+        op: Operation,
+        values: &Values,
+        session: Option<&Session>,
+    ) -> Result<Reply, Failure> {
+        let request = self
+            .dialect
+            .outbound_request(op, &self.base_url, values, &self.auth, session)
+            .map_err(|e| {
+                tracing::error!(upstream = %self.name, error = %e, "cannot build the upstream request");
+                Failure::Misconfigured
+            })?;
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| Failure::Misconfigured)?;
+        let attempts = if request.idempotent() {
+            1 + self.retries
+        } else {
+            1
+        };
+        let mut failure = Failure::Unavailable;
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis(100 << (attempt - 2).min(4))).await;
+            }
+            let mut builder = self.http.request(method.clone(), &request.url);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            let answer = match builder.body(request.body.clone()).send().await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    failure = if e.is_timeout() {
+                        Failure::Timeout
+                    } else {
+                        Failure::Unavailable
+                    };
+                    tracing::warn!(upstream = %self.name, operation = op.as_str(), attempt, timeout = e.is_timeout(), "upstream unreachable");
+                    continue;
+                }
+            };
+            let response = match read(answer).await {
+                Ok(r) => r,
+                Err(f) => {
+                    failure = f;
+                    continue;
+                }
+            };
+            if response.status >= 500 && attempt < attempts {
+                tracing::warn!(upstream = %self.name, operation = op.as_str(), status = response.status, attempt, "upstream error, retrying");
+                continue;
+            }
+            return self
+                .dialect
+                .outbound_reply(op, &response)
+                .map_err(Failure::Rejected);
+        }
+        Err(failure)
+    }
+}
+
+async fn read(answer: reqwest::Response) -> Result<HttpResponse, Failure> {
+    let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    if answer
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER as u64)
+    {
+        return Err(Failure::Unavailable);
+    }
+    let body = answer.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            Failure::Timeout
+        } else {
+            Failure::Unavailable
+        }
+    })?;
+    if body.len() > MAX_ANSWER {
+        return Err(Failure::Unavailable);
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: body.to_vec(),
+    })
+}
+
+/// Errors that are credgate's own business with the upstream (its client secret, app key,
+/// a request the upstream could not read) are an outage to the caller, not the caller's fault.
+pub fn for_caller(upstream: &str, error: Error) -> Error {
+    match error {
+        Error::InvalidClient
+        | Error::UnknownApp
+        | Error::CsrfRejected
+        | Error::MalformedRequest(_)
+        | Error::UnsupportedMediaType
+        | Error::PayloadTooLarge
+        | Error::Internal => {
+            tracing::error!(%upstream, kind = error.kind(), "the upstream refused credgate's own request; check its auth settings");
+            Error::Unavailable
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,169 @@
+//! Upstreams: legacy vendor APIs credgate calls as a client, through the outbound side of their
+//! dialect files. `migrate` upstreams vouch for users unknown here (lazy migration);
+//! `passthrough` upstreams serve the requests of the client dialects bound to them.
+
+mod client;
+mod legacy;
+mod passthrough;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use credgate_core::{LegacyDirectory, SecretToken};
+use credgate_dialect::{DialectSet, DialectSource, LoadOptions};
+use serde::Deserialize;
+
+pub use client::UpstreamClient;
+pub use legacy::LegacyUpstreams;
+pub use passthrough::Passthrough;
+
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamMode {
+    /// Users unknown here are verified against the upstream and created locally.
+    Migrate,
+    /// Requests of the `inbound` dialects are translated to the upstream and answered from it.
+    Passthrough,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    pub name: String,
+    /// The dialect the upstream speaks (any loaded dialect, even one disabled for serving).
+    pub dialect: String,
+    /// Scheme, host and port; the dialect's base path is appended (`https://legacy.example.com`).
+    pub base_url: String,
+    pub mode: UpstreamMode,
+    /// Whole-call timeout per attempt.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Extra attempts after a timeout, refused connection or 5xx, for idempotent calls only.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default)]
+    pub auth: UpstreamAuthSettings,
+    /// With `passthrough`: the client dialects whose requests go to this upstream.
+    #[serde(default)]
+    pub inbound: Vec<String>,
+}
+
+/// What credgate itself presents to the upstream. Debug output redacts the secrets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamAuthSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretToken>,
+    pub app_key: Option<SecretToken>,
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_retries() -> u32 {
+    1
+}
+
+/// Checks what can be checked without the dialects; names the offending key.
+pub fn validate(upstreams: &[UpstreamSettings]) -> Result<(), String> {
+    let mut names = BTreeSet::new();
+    let mut bound = BTreeSet::new();
+    for (i, u) in upstreams.iter().enumerate() {
+        let at = format!("upstreams[{i}]");
+        if u.name.trim().is_empty() || !names.insert(u.name.as_str()) {
+            return Err(format!("{at}.name must be present and unique"));
+        }
+        if !(u.base_url.starts_with("http://") || u.base_url.starts_with("https://")) {
+            return Err(format!("{at}.base_url must start with http:// or https://"));
+        }
+        if u.timeout_ms == 0 {
+            return Err(format!("{at}.timeout_ms must be positive"));
+        }
+        if u.retries > 5 {
+            return Err(format!("{at}.retries must be at most 5"));
+        }
+        match u.mode {
+            UpstreamMode::Passthrough if u.inbound.is_empty() => {
+                return Err(format!(
+                    "{at}.inbound must name the client dialects of a passthrough upstream"
+                ))
+            }
+            UpstreamMode::Migrate if !u.inbound.is_empty() => {
+                return Err(format!(
+                    "{at}.inbound is only for passthrough (migrate serves every dialect)"
+                ))
+            }
+            _ => {}
+        }
+        for d in &u.inbound {
+            if !bound.insert(d.as_str()) {
+                return Err(format!(
+                    "{at}.inbound: dialect `{d}` is bound to two upstreams"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The configured upstreams, built once at start.
+#[derive(Default)]
+pub struct Upstreams {
+    pub legacy: Option<Arc<LegacyUpstreams>>,
+    pub passthrough: Option<Arc<Passthrough>>,
+}
+
+impl Upstreams {
+    pub fn build(settings: &Settings) -> Result<Self, String> {
+        if settings.upstreams.is_empty() {
+            return Ok(Self::default());
+        }
+        // Every dialect can be spoken outbound, including those not served here.
+        let mut sources = DialectSource::embedded();
+        for dir in &settings.dialects.dirs {
+            sources.extend(DialectSource::from_dir(dir).map_err(|e| e.to_string())?);
+        }
+        let options = LoadOptions {
+            disabled: Vec::new(),
+            vars: settings.dialects.vars.clone(),
+            csrf: settings.dialects.csrf.clone(),
+        };
+        let dialects = DialectSet::load(&sources, &options).map_err(|e| e.to_string())?;
+        let (mut migrate, mut passthrough) = (Vec::new(), Vec::new());
+        for (i, u) in settings.upstreams.iter().enumerate() {
+            let dialect = dialects
+                .get(&u.dialect)
+                .ok_or_else(|| format!("upstreams[{i}].dialect: no dialect `{}`", u.dialect))?;
+            for d in &u.inbound {
+                if dialects.get(d).is_none() || settings.dialects.disabled.contains(d) {
+                    return Err(format!(
+                        "upstreams[{i}].inbound: `{d}` is not a served dialect"
+                    ));
+                }
+            }
+            let client = Arc::new(UpstreamClient::new(u, Arc::clone(dialect))?);
+            match u.mode {
+                UpstreamMode::Migrate => migrate.push(client),
+                UpstreamMode::Passthrough => passthrough.push((u.inbound.clone(), client)),
+            }
+        }
+        Ok(Self {
+            legacy: (!migrate.is_empty()).then(|| Arc::new(LegacyUpstreams::new(migrate))),
+            passthrough: (!passthrough.is_empty()).then(|| {
+                Arc::new(Passthrough::new(
+                    passthrough,
+                    std::time::Duration::from_secs(settings.token_ttl_secs),
+                ))
+            }),
+        })
+    }
+
+    pub fn legacy_directory(&self) -> Option<Arc<dyn LegacyDirectory>> {
+        self.legacy
+            .as_ref()
+            .map(|l| Arc::clone(l) as Arc<dyn LegacyDirectory>)
+    }
+}
