@@ -6,11 +6,11 @@ mod client;
 mod legacy;
 mod passthrough;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use credgate_core::{LegacyDirectory, SecretToken};
-use credgate_dialect::{DialectSet, DialectSource, LoadOptions};
+use credgate_dialect::{Dialect, DialectSet, DialectSource, LoadOptions};
 use serde::Deserialize;
 
 pub use client::UpstreamClient;
@@ -121,24 +121,32 @@ impl Upstreams {
         if settings.upstreams.is_empty() {
             return Ok(Self::default());
         }
-        // Every dialect can be spoken outbound, including those not served here.
+        // Every dialect can be spoken outbound, including those not served here. Each file is
+        // loaded on its own: routes of dialects not served together cannot clash.
         let mut sources = DialectSource::embedded();
         for dir in &settings.dialects.dirs {
             sources.extend(DialectSource::from_dir(dir).map_err(|e| e.to_string())?);
         }
         let options = LoadOptions {
-            disabled: Vec::new(),
             vars: settings.dialects.vars.clone(),
             csrf: settings.dialects.csrf.clone(),
+            ..LoadOptions::default()
         };
-        let dialects = DialectSet::load(&sources, &options).map_err(|e| e.to_string())?;
+        let mut outbound: BTreeMap<String, Arc<Dialect>> = BTreeMap::new();
+        for source in &sources {
+            let set = DialectSet::load(std::slice::from_ref(source), &options)
+                .map_err(|e| e.to_string())?;
+            for d in set.dialects() {
+                outbound.insert(d.name.clone(), Arc::clone(d));
+            }
+        }
         let (mut migrate, mut passthrough) = (Vec::new(), Vec::new());
         for (i, u) in settings.upstreams.iter().enumerate() {
-            let dialect = dialects
+            let dialect = outbound
                 .get(&u.dialect)
                 .ok_or_else(|| format!("upstreams[{i}].dialect: no dialect `{}`", u.dialect))?;
             for d in &u.inbound {
-                if dialects.get(d).is_none() || settings.dialects.disabled.contains(d) {
+                if !outbound.contains_key(d) || settings.dialects.disabled.contains(d) {
                     return Err(format!(
                         "upstreams[{i}].inbound: `{d}` is not a served dialect"
                     ));
