@@ -12,6 +12,7 @@ mod listeners;
 mod metrics;
 mod multi_instance;
 mod reload;
+mod replay;
 mod reset;
 mod security_attacks;
 mod security_common;

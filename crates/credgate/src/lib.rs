@@ -1,6 +1,11 @@
-//! The `credgate` binary's library side: the contract runner shared by the test suite and
-//! (later) `credgate replay`.
+//! The `credgate` binary's library side: the contract runner shared by the test suite, the
+//! gateway's checks and `credgate replay`, and the operator tooling commands.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod contract;
+pub mod junit;
+pub mod namespace;
 pub mod reload;
+pub mod replay;
+pub mod tooling;
 pub mod transfer;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use credgate::transfer::{self, format::Format};
 use credgate_core::{NewUserSpec, Password, RequestMeta, SecretToken, SystemClock};
 use credgate_server::{build_core, Settings};
@@ -57,6 +57,8 @@ enum Cmd {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    #[command(flatten)]
+    Tooling(credgate::tooling::Tooling),
 }
 
 #[derive(Subcommand)]
@@ -140,6 +142,10 @@ fn read_secret(from_stdin: bool, prompt: &str) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Cmd::Tooling(tool) => return tool.run(Cli::command()),
+        command => command,
+    };
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -158,7 +164,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, settings)) {
+    match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("credgate: {e}");
@@ -174,6 +180,7 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
         client_addr: None,
     };
     match command {
+        Cmd::Tooling(_) => Err("operator tooling runs before the settings load".into()),
         Cmd::Serve => {
             credgate_server::run_with(settings, Some(Arc::new(credgate::reload::ExampleReplay)))
                 .await
