@@ -106,6 +106,8 @@ impl Scratch {
         s.metrics.listen = None;
         s.dialects.mount.clear();
         s.dialects.dirs.clear();
+        // Examples must never reach a real legacy backend.
+        s.upstreams.clear();
         s.reset.notifier = NotifierKind::Outbox;
         s.reset.outbox = dir.path().join("outbox.jsonl");
         s.reset.webhook_url = None;
