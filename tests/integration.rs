@@ -18,5 +18,6 @@ mod security_attacks;
 mod security_common;
 mod security_fuzz;
 mod security_leaks;
+mod upstream_dialects;
 mod upstream_migrate;
 mod upstream_passthrough;

@@ -42,14 +42,14 @@ impl Held {
         }
     }
 
-    /// Whether a request's subject is this session's user.
+    /// Whether a request's subject is this session's user. Without the upstream's id for it
+    /// (its login answer names none), an id cannot be checked here: the upstream, which
+    /// authorizes the call, decides.
     fn is(&self, subject: &Subject) -> bool {
-        match subject {
-            Subject::Caller => true,
-            Subject::Id(id) => {
-                self.session.user_ref.as_deref() == Some(id.as_str()) || id == &self.username
-            }
-            Subject::Username(name) => name.eq_ignore_ascii_case(&self.username),
+        match (subject, &self.session.user_ref) {
+            (Subject::Caller, _) | (Subject::Id(_), None) => true,
+            (Subject::Id(id), Some(own)) => own == id || id == &self.username,
+            (Subject::Username(name), _) => name.eq_ignore_ascii_case(&self.username),
         }
     }
 }
@@ -155,11 +155,22 @@ impl Passthrough {
                 if change.confirm.as_ref().is_some_and(|c| c != &change.new) {
                     return Err(Error::invalid("confirm", FieldReason::Mismatch));
                 }
+                // An upstream that names the user by id only (Crayon's path) gets the client's id
+                // when its login did not say which id the user has.
+                let by_id_only = upstream
+                    .dialect
+                    .outbound_route(Operation::ChangePassword)
+                    .and_then(|r| r.spec.subject.as_ref())
+                    .is_some_and(|s| s.id.is_some() && s.me.is_none());
+                let client_id = match &change.subject {
+                    Subject::Id(id) if by_id_only => Some(id.clone()),
+                    _ => None,
+                };
                 let values = Values {
                     username: Some(held.username.clone()),
                     current: Some(change.current),
                     new: Some(change.new),
-                    subject_ref: held.session.user_ref.clone(),
+                    subject_ref: held.session.user_ref.clone().or(client_id),
                     ..Values::default()
                 };
                 upstream
