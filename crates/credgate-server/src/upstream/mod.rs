@@ -175,3 +175,81 @@ impl Upstreams {
             .map(|l| Arc::clone(l) as Arc<dyn LegacyDirectory>)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Settings, String> {
+        use figment::providers::{Format, Toml};
+        Settings::from_figment(figment::Figment::new().merge(Toml::string(toml)))
+            .map_err(|e| e.to_string())
+    }
+
+    const MIGRATE: &str = r#"
+        [[upstreams]]
+        name = "legacy"
+        dialect = "etapp"
+        base_url = "https://etna.legacy.example"
+        mode = "migrate"
+        auth = { client_id = "cg", client_secret = "client-secret-value", app_key = "app-key-value" }
+    "#;
+
+    #[test]
+    fn upstreams_parse_with_defaults_and_never_print_their_secrets() {
+        let s = parse(MIGRATE).unwrap();
+        let u = &s.upstreams[0];
+        assert_eq!(
+            (u.timeout_ms, u.retries, u.mode),
+            (5_000, 1, UpstreamMode::Migrate)
+        );
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("client-secret-value"), "{printed}");
+        assert!(!printed.contains("app-key-value"), "{printed}");
+        let built = Upstreams::build(&s).unwrap();
+        assert!(built.legacy.is_some() && built.passthrough.is_none());
+    }
+
+    #[test]
+    fn bad_upstreams_are_refused_naming_the_key() {
+        for (toml, key) in [
+            (
+                MIGRATE.replace("https://", "ftp://"),
+                "upstreams[0].base_url",
+            ),
+            (
+                MIGRATE.replace("mode = \"migrate\"", "mode = \"passthrough\""),
+                "upstreams[0].inbound",
+            ),
+            (
+                MIGRATE.replace(
+                    "mode = \"migrate\"",
+                    "mode = \"migrate\"\ninbound = [\"crayon\"]",
+                ),
+                "upstreams[0].inbound",
+            ),
+            (format!("{MIGRATE}{MIGRATE}"), "upstreams[1].name"),
+            (
+                MIGRATE.replace("auth =", "timeout_ms = 0\nauth ="),
+                "upstreams[0].timeout_ms",
+            ),
+            (MIGRATE.replace("auth =", "colour = 1\nauth ="), "colour"),
+        ] {
+            let e = parse(&toml).unwrap_err();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        // Dialect names are checked when the upstreams are built.
+        let s = parse(&MIGRATE.replace("\"etapp\"", "\"nosuch\"")).unwrap();
+        let e = Upstreams::build(&s).err().unwrap();
+        assert!(e.contains("upstreams[0].dialect"), "{e}");
+        let passthrough = MIGRATE.replace(
+            "mode = \"migrate\"",
+            "mode = \"passthrough\"\ninbound = [\"nosuch\"]",
+        );
+        let e = Upstreams::build(&parse(&passthrough).unwrap())
+            .err()
+            .unwrap();
+        assert!(e.contains("upstreams[0].inbound"), "{e}");
+    }
+}
