@@ -8,6 +8,7 @@ use std::sync::Arc;
 use credgate_core::Error as CoreError;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use regex::Regex;
+use serde::Deserialize;
 
 use crate::dialect::{CompiledRoute, Dialect, DialectSet, Mount};
 use crate::router::PathTemplate;
@@ -101,61 +102,133 @@ pub struct LoadOptions {
 
 impl DialectSet {
     /// Loads `sources` in order; a later dialect of the same name replaces an earlier one, so a
-    /// folder can override a shipped dialect.
+    /// folder can override a shipped dialect. Fails with the first problem found.
     pub fn load(sources: &[DialectSource], options: &LoadOptions) -> Result<Self, LoadError> {
+        Self::load_all(sources, options).map_err(|mut all| all.swap_remove(0))
+    }
+
+    /// Like [`DialectSet::load`], but reports every problem it can find (never an empty list):
+    /// each file is checked through, and every route clash is named.
+    pub fn load_all(
+        sources: &[DialectSource],
+        options: &LoadOptions,
+    ) -> Result<Self, Vec<LoadError>> {
+        let mut problems = Vec::new();
         let mut by_name: BTreeMap<String, Dialect> = BTreeMap::new();
         for source in sources {
-            let dialect = compile(source, options)?;
-            if !options.disabled.contains(&dialect.name) {
-                by_name.insert(dialect.name.clone(), dialect);
-            } else {
-                by_name.remove(&dialect.name);
+            match compile_all(source, options) {
+                Ok(dialect) if options.disabled.contains(&dialect.name) => {
+                    by_name.remove(&dialect.name);
+                }
+                Ok(dialect) => {
+                    by_name.insert(dialect.name.clone(), dialect);
+                }
+                Err(found) => problems.extend(found),
             }
         }
         let dialects: Vec<Arc<Dialect>> = by_name.into_values().map(Arc::new).collect();
-        // Paths only clash on one listener: a dialect on its own listener or below its own
-        // prefix may reuse another vendor's paths.
-        type Key = (Option<String>, String, String);
-        let mut seen: BTreeMap<Key, (String, String)> = BTreeMap::new();
-        for d in &dialects {
-            for r in &d.routes {
-                let key = (
-                    d.mount.listener.clone(),
-                    r.spec.method.clone(),
-                    r.path.shape.clone(),
-                );
-                if let Some((origin, route)) = seen.get(&key) {
-                    let listener = key.0.as_deref().unwrap_or("the main listener");
-                    return Err(LoadError {
-                        origin: d.origin.clone(),
-                        line: line_of(&d.source, &format!("name = \"{}\"", r.spec.name)),
-                        message: format!(
-                            "route `{}` ({} {}) clashes with route `{route}` of {origin} on {listener}; \
-                             mount one of them on another listener or below a prefix ([dialects.mount.NAME])",
-                            r.spec.name, r.spec.method, key.2
-                        ),
-                    });
-                }
-                seen.insert(key, (d.origin.clone(), r.spec.name.clone()));
-            }
+        problems.extend(route_clashes(&dialects));
+        if problems.is_empty() {
+            Ok(Self::new(dialects))
+        } else {
+            Err(problems)
         }
-        Ok(Self::new(dialects))
     }
 }
 
-fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, LoadError> {
+/// Every pair of routes, across `dialects`, that the router could not tell apart.
+pub fn route_clashes(dialects: &[Arc<Dialect>]) -> Vec<LoadError> {
+    let mut problems = Vec::new();
+    // Paths only clash on one listener: a dialect on its own listener or below its own
+    // prefix may reuse another vendor's paths.
+    type Key = (Option<String>, String, String);
+    let mut seen: BTreeMap<Key, (String, String)> = BTreeMap::new();
+    for d in dialects {
+        for r in &d.routes {
+            let key = (
+                d.mount.listener.clone(),
+                r.spec.method.clone(),
+                r.path.shape.clone(),
+            );
+            if let Some((origin, route)) = seen.get(&key) {
+                let listener = key.0.as_deref().unwrap_or("the main listener");
+                problems.push(LoadError {
+                    origin: d.origin.clone(),
+                    line: line_of(&d.source, &format!("name = \"{}\"", r.spec.name)),
+                    message: format!(
+                        "route `{}` ({} {}) clashes with route `{route}` of {origin} on {listener}; \
+                         mount one of them on another listener or below a prefix ([dialects.mount.NAME])",
+                        r.spec.name, r.spec.method, key.2
+                    ),
+                });
+                continue;
+            }
+            seen.insert(key, (d.origin.clone(), r.spec.name.clone()));
+        }
+    }
+    problems
+}
+
+/// What went wrong in one file, each with its line where one can be found.
+struct Problems<'a> {
+    origin: &'a str,
+    text: &'a str,
+    list: Vec<LoadError>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, needle: &str, message: String) {
+        self.list.push(LoadError {
+            origin: self.origin.to_owned(),
+            line: line_of(self.text, needle),
+            message,
+        });
+    }
+
+    fn at_offset(&mut self, offset: Option<usize>, message: String) {
+        self.list.push(LoadError {
+            origin: self.origin.to_owned(),
+            line: offset.map(|o| self.text[..o.min(self.text.len())].matches('\n').count() + 1),
+            message,
+        });
+    }
+}
+
+/// The typed spec of a file; unknown keys are reported all at once, and the rest of the file
+/// is still read so that its other problems show too.
+fn parse_spec(source: &DialectSource, problems: &mut Problems) -> Option<DialectSpec> {
+    let error = match toml::from_str::<DialectSpec>(&source.text) {
+        Ok(spec) => return Some(spec),
+        Err(e) => e,
+    };
+    let unknown = crate::keys::unknown_keys(&source.text);
+    if unknown.is_empty() {
+        problems.at_offset(error.span().map(|s| s.start), error.message().to_owned());
+        return None;
+    }
+    for u in &unknown {
+        problems.at_offset(Some(u.offset), u.message());
+    }
+    let table = crate::keys::strip(&source.text, &unknown)?;
+    match DialectSpec::deserialize(toml::Value::Table(table)) {
+        Ok(spec) => Some(spec),
+        Err(e) => {
+            problems.at_offset(None, e.message().to_owned());
+            None
+        }
+    }
+}
+
+fn compile_all(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Vec<LoadError>> {
     let origin = source.origin.clone();
-    let spec: DialectSpec = toml::from_str(&source.text).map_err(|e| LoadError {
-        origin: origin.clone(),
-        line: e
-            .span()
-            .map(|s| source.text[..s.start].matches('\n').count() + 1),
-        message: e.message().to_owned(),
-    })?;
-    let err = |needle: &str, message: String| LoadError {
-        origin: origin.clone(),
-        line: line_of(&source.text, needle),
-        message,
+    let mut problems = Problems {
+        origin: &source.origin,
+        text: &source.text,
+        list: Vec::new(),
+    };
+    let Some(spec) = parse_spec(source, &mut problems) else {
+        problems.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        return Err(problems.list);
     };
     if spec.name.is_empty()
         || !spec
@@ -163,43 +236,43 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(err(
+        problems.at(
             "name",
             format!(
                 "dialect name `{}` must be letters, digits, - or _",
                 spec.name
             ),
-        ));
+        );
     }
     for kind in CoreError::KINDS {
         if !spec.errors.contains_key(*kind) {
-            return Err(err(
+            problems.at(
                 "[errors]",
                 format!("the error table does not map canonical error `{kind}`"),
-            ));
+            );
         }
     }
-    let check_kinds = |table: &BTreeMap<String, ResponseSpec>, what: &str| {
-        table
-            .keys()
-            .find(|k| !CoreError::KINDS.contains(&k.as_str()))
-            .map(|k| err(k, format!("{what}: `{k}` is not a canonical error")))
-    };
-    if let Some(e) = check_kinds(&spec.errors, "[errors]") {
-        return Err(e);
-    }
+    let check_kinds =
+        |table: &BTreeMap<String, ResponseSpec>, what: &str, problems: &mut Problems| {
+            for k in table.keys() {
+                if !CoreError::KINDS.contains(&k.as_str()) {
+                    problems.at(k, format!("{what}: `{k}` is not a canonical error"));
+                }
+            }
+        };
+    check_kinds(&spec.errors, "[errors]", &mut problems);
 
     let mount = options.mounts.get(&spec.name).cloned().unwrap_or_default();
     if !mount.prefix.is_empty()
         && (!mount.prefix.starts_with('/') || mount.prefix.contains(['{', '}', '?', '#']))
     {
-        return Err(err(
+        problems.at(
             "name",
             format!(
                 "mount prefix `{}` must start with / and be a literal path",
                 mount.prefix
             ),
-        ));
+        );
     }
     let mut vars = spec.vars.clone();
     if let Some(over) = options.vars.get(&spec.name) {
@@ -221,50 +294,89 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
             AutoEscape::None
         }
     });
-    let mut add = |name: String, text: &str, needle: &str| {
-        env.add_template_owned(name.clone(), text.to_owned())
-            .map_err(|e| err(needle, format!("template {name}: {e}")))
+    let add = |env: &mut Environment<'static>,
+               problems: &mut Problems,
+               name: String,
+               text: &str,
+               needle: &str| {
+        if let Err(e) = env.add_template_owned(name.clone(), text.to_owned()) {
+            problems.at(needle, format!("template {name}: {e}"));
+        }
     };
 
     let is_json = |ct: &str| ct.contains("json");
-    let mut add_response =
-        |prefix: &str, r: &ResponseSpec, needle: &str| -> Result<(), LoadError> {
-            let ct = r.content_type.as_deref().unwrap_or(&spec.content_type);
-            let suffix = if is_json(ct) { "json" } else { "txt" };
-            add(format!("{prefix}.body.{suffix}"), &r.body, needle)?;
-            for (h, v) in &r.headers {
-                add(format!("{prefix}.header.{h}"), v, needle)?;
+    let default_ct = spec.content_type.clone();
+    let add_response = |env: &mut Environment<'static>,
+                        problems: &mut Problems,
+                        prefix: &str,
+                        r: &ResponseSpec,
+                        needle: &str| {
+        let ct = r.content_type.as_deref().unwrap_or(&default_ct);
+        let suffix = if is_json(ct) { "json" } else { "txt" };
+        add(
+            env,
+            problems,
+            format!("{prefix}.body.{suffix}"),
+            &r.body,
+            needle,
+        );
+        for (h, v) in &r.headers {
+            add(env, problems, format!("{prefix}.header.{h}"), v, needle);
+        }
+        for c in &r.cookies {
+            let cookie = format!("{prefix}.cookie.{}", c.name);
+            add(env, problems, format!("{cookie}.name"), &c.name, needle);
+            add(env, problems, format!("{cookie}.value"), &c.value, needle);
+            if let Some(age) = &c.max_age {
+                add(env, problems, format!("{cookie}.max_age"), age, needle);
             }
-            for c in &r.cookies {
-                add(format!("{prefix}.cookie.{}.name", c.name), &c.name, needle)?;
-                add(
-                    format!("{prefix}.cookie.{}.value", c.name),
-                    &c.value,
-                    needle,
-                )?;
-                if let Some(age) = &c.max_age {
-                    add(format!("{prefix}.cookie.{}.max_age", c.name), age, needle)?;
-                }
-            }
-            Ok(())
-        };
+        }
+        for (i, c) in r.clear_cookies.iter().enumerate() {
+            add(env, problems, format!("{prefix}.clear.{i}"), c, needle);
+        }
+    };
     for (kind, r) in &spec.errors {
-        add_response(&format!("errors.{kind}"), r, &format!("{kind} ="))?;
+        add_response(
+            &mut env,
+            &mut problems,
+            &format!("errors.{kind}"),
+            r,
+            &format!("{kind} ="),
+        );
     }
     let mut routes = Vec::new();
     for (i, route) in spec.routes.iter().enumerate() {
         let needle = format!("name = \"{}\"", route.name);
-        let rerr = |m: String| err(&needle, format!("route `{}`: {m}", route.name));
-        if let Some(e) = check_kinds(&route.errors, &format!("route `{}` errors", route.name)) {
-            return Err(e);
-        }
-        add_response(&format!("routes.{i}.ok"), &route.ok, &needle)?;
+        let rerr = |problems: &mut Problems, m: String| {
+            problems.at(&needle, format!("route `{}`: {m}", route.name))
+        };
+        check_kinds(
+            &route.errors,
+            &format!("route `{}` errors", route.name),
+            &mut problems,
+        );
+        add_response(
+            &mut env,
+            &mut problems,
+            &format!("routes.{i}.ok"),
+            &route.ok,
+            &needle,
+        );
         for (kind, r) in &route.errors {
-            add_response(&format!("routes.{i}.errors.{kind}"), r, &needle)?;
+            add_response(
+                &mut env,
+                &mut problems,
+                &format!("routes.{i}.errors.{kind}"),
+                r,
+                &needle,
+            );
         }
         let method = route.method.to_ascii_uppercase();
         if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-            return Err(rerr(format!("unsupported method `{}`", route.method)));
+            rerr(
+                &mut problems,
+                format!("unsupported method `{}`", route.method),
+            );
         }
         let full = format!(
             "{}{}{}",
@@ -272,7 +384,7 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
             spec.base.trim_end_matches('/'),
             route.path
         );
-        let path = PathTemplate::compile(&full, route.trailing_slash).map_err(rerr)?;
+        let path = PathTemplate::compile(&full, route.trailing_slash);
         let mut all_sources: Vec<&str> = route.fields.values().flat_map(Sources::list).collect();
         if let Some(s) = &route.subject {
             all_sources.extend(s.id.iter().chain(s.username.iter()).flat_map(Sources::list));
@@ -280,42 +392,68 @@ fn compile(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Loa
         all_sources.extend(route.subject_check.iter().flat_map(Sources::list));
         all_sources.extend(route.constants.keys().map(String::as_str));
         for src in all_sources {
-            check_source(src).map_err(rerr)?;
+            if let Err(m) = check_source(src) {
+                rerr(&mut problems, m);
+            }
         }
         for name in &route.required {
             if name != "subject" && !route.fields.contains_key(name) {
-                return Err(rerr(format!(
-                    "required field `{name}` has no source in `fields`"
-                )));
+                rerr(
+                    &mut problems,
+                    format!("required field `{name}` has no source in `fields`"),
+                );
             }
         }
         for g in route.grants.values() {
             if !["password", "client_credentials", "refresh_token"].contains(&g.as_str()) {
-                return Err(rerr(format!("unknown grant `{g}`")));
+                rerr(&mut problems, format!("unknown grant `{g}`"));
             }
         }
-        let mut spec_route = route.clone();
-        spec_route.method = method;
-        routes.push(CompiledRoute {
-            index: i,
-            spec: spec_route,
-            path,
-        });
+        match path {
+            Ok(path) => {
+                let mut spec_route = route.clone();
+                spec_route.method = method;
+                routes.push(CompiledRoute {
+                    index: i,
+                    spec: spec_route,
+                    path,
+                });
+            }
+            Err(m) => rerr(&mut problems, m),
+        }
     }
+    let plain = |template: &str, needle: &str, problems: &mut Problems| {
+        render_plain(&env, template, &vars)
+            .map_err(|m| problems.at(needle, m))
+            .ok()
+    };
     let cookie_name = match &spec.auth.cookie {
-        Some(t) => Some(render_plain(&env, t, &vars).map_err(|m| err("cookie", m))?),
+        Some(t) => plain(t, "cookie", &mut problems),
         None => None,
     };
-    let token_pattern =
-        compile_regex(spec.auth.token_pattern.as_deref()).map_err(|m| err("token_pattern", m))?;
+    let regex = |pattern: Option<&str>, needle: &str, problems: &mut Problems| {
+        compile_regex(pattern)
+            .map_err(|m| problems.at(needle, m))
+            .ok()
+            .flatten()
+    };
+    let token_pattern = regex(
+        spec.auth.token_pattern.as_deref(),
+        "token_pattern",
+        &mut problems,
+    );
     let (csrf_cookie, csrf_header, csrf_pattern) = match &spec.auth.csrf {
         Some(c) => (
-            Some(render_plain(&env, &c.cookie, &vars).map_err(|m| err("csrf", m))?),
-            Some(render_plain(&env, &c.header, &vars).map_err(|m| err("csrf", m))?),
-            compile_regex(c.pattern.as_deref()).map_err(|m| err("csrf", m))?,
+            plain(&c.cookie, "csrf", &mut problems),
+            plain(&c.header, "csrf", &mut problems),
+            regex(c.pattern.as_deref(), "csrf", &mut problems),
         ),
         None => (None, None, None),
     };
+    if !problems.list.is_empty() {
+        problems.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        return Err(problems.list);
+    }
     Ok(Dialect {
         name: spec.name.clone(),
         origin,

@@ -5,6 +5,8 @@ use regex::Regex;
 
 #[derive(Debug, Clone)]
 pub struct PathTemplate {
+    /// The full template as written (base + path), e.g. for an OpenAPI document.
+    pub template: String,
     regex: Regex,
     names: Vec<String>,
     /// The template with every parameter blanked: two routes with the same shape clash.
@@ -48,11 +50,17 @@ impl PathTemplate {
         });
         let regex = Regex::new(&pattern).map_err(|e| e.to_string())?;
         Ok(Self {
+            template: template.to_owned(),
             regex,
             names,
             shape,
             specificity,
         })
+    }
+
+    /// The parameter names, in order.
+    pub fn params(&self) -> &[String] {
+        &self.names
     }
 
     /// The decoded parameters when `path` matches; `None` also for undecodable segments.

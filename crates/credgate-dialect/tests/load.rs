@@ -109,3 +109,55 @@ fn template_errors_are_load_errors() {
     let err = load(&[("extra/mini/dialect.toml", &text)]).unwrap_err();
     assert!(err.contains("template errors.internal"), "{err}");
 }
+
+#[test]
+fn load_all_reports_every_problem_of_a_file() {
+    let text = format!(
+        "{}bogus = 1\n[errors]\n{}",
+        MINIMAL
+            .replace("method = \"POST\"", "method = \"POST\"\nmethd = \"x\"")
+            .replace(
+                "command = \"change_password\"",
+                "command = \"change_password\"\nfields = { new = \"nowhere.x\" }"
+            ),
+        all_errors()
+            .replace("conflict = { status = 400 }\n", "")
+            .replace("not_found = { status = 400 }\n", "")
+            .replace(
+                "internal = { status = 400 }",
+                "internal = { status = 500, body = \"{{ oops(\" }"
+            )
+    );
+    let mut sources = DialectSource::embedded();
+    sources.push(DialectSource {
+        origin: "extra/mini/dialect.toml".into(),
+        text,
+    });
+    let all: Vec<String> = DialectSet::load_all(&sources, &LoadOptions::default())
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let has = |needle: &str| all.iter().any(|e| e.contains(needle));
+    assert!(
+        has("extra/mini/dialect.toml:7: unknown key `methd` in `routes.change`"),
+        "{all:#?}"
+    );
+    assert!(
+        has("extra/mini/dialect.toml:12: unknown key `bogus` in `routes.change`"),
+        "{all:#?}"
+    );
+    assert!(has("`conflict`") && has("`not_found`"), "{all:#?}");
+    assert!(has("template errors.internal"), "{all:#?}");
+    assert!(has("`nowhere.x` is not a field source"), "{all:#?}");
+    assert!(
+        all.iter()
+            .all(|e| e.starts_with("extra/mini/dialect.toml:")),
+        "{all:#?}"
+    );
+    let lines: Vec<usize> = all
+        .iter()
+        .map(|e| e.split(':').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(lines.is_sorted(), "in file order: {all:#?}");
+}
