@@ -153,8 +153,13 @@ pub async fn build_state_with(
 pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     let payload = web::PayloadConfig::new(max_body);
     cfg.app_data(payload)
+        .app_data(problem::query_config())
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route(
+            "/openapi/{name}.json",
+            web::get().to(crate::openapi::document),
+        )
         .service(
             web::scope("/v1")
                 .route("/token", web::post().to(native::token))

@@ -84,3 +84,22 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpR
         )))
     })
 }
+
+/// Query strings that do not parse (`?limit=abc`) get a 400 problem, not actix's plain text.
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|err, _| {
+        let response = problem(&Error::MalformedRequest(format!(
+            "bad query string: {}",
+            query_error_reason(&err)
+        )));
+        actix_web::error::InternalError::from_response(err, response).into()
+    })
+}
+
+/// Which parameter broke, without echoing its value.
+fn query_error_reason(err: &actix_web::error::QueryPayloadError) -> String {
+    let text = err.to_string();
+    // serde_urlencoded's messages are "invalid digit found in string" and the like; they name
+    // no value, but keep the message short and generic anyway.
+    text.rsplit(": ").next().unwrap_or("invalid").to_owned()
+}
