@@ -118,17 +118,16 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
         for src in sources.list() {
             let (at, name) = place(src);
             match at {
-                "query" | "header" | "cookie" => {
+                "query" | "header" | "cookie"
                     if !parameters
                         .iter()
-                        .any(|p| p["in"] == at && p["name"] == name)
-                    {
-                        parameters.push(json!({
-                            "name": name, "in": at, "required": required(canonical, sources),
-                            "description": format!("canonical field `{canonical}`"),
-                            "schema": {"type": "string"},
-                        }));
-                    }
+                        .any(|p| p["in"] == at && p["name"] == name) =>
+                {
+                    parameters.push(json!({
+                        "name": name, "in": at, "required": required(canonical, sources),
+                        "description": format!("canonical field `{canonical}`"),
+                        "schema": {"type": "string"},
+                    }));
                 }
                 "body" => {
                     let mut schema = json!({"type": "string", "description": format!("canonical field `{canonical}`")});
