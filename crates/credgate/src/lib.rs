@@ -9,3 +9,5 @@ pub mod reload;
 pub mod replay;
 pub mod tooling;
 pub mod transfer;
+pub mod dialects_cmd;
+pub mod dialects_reload;

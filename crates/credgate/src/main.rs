@@ -59,6 +59,9 @@ enum Cmd {
     },
     #[command(flatten)]
     Tooling(credgate::tooling::Tooling),
+    /// Inspect, lint and reload dialects; print OpenAPI documents.
+    #[command(subcommand)]
+    Dialects(credgate::dialects_cmd::DialectsCmd),
 }
 
 #[derive(Subcommand)]
@@ -181,6 +184,7 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
     };
     match command {
         Cmd::Tooling(_) => Err("operator tooling runs before the settings load".into()),
+        Cmd::Dialects(cmd) => credgate::dialects_cmd::run(cmd, &settings).await,
         Cmd::Serve => {
             credgate_server::run_with(settings, Some(Arc::new(credgate::reload::ExampleReplay)))
                 .await
