@@ -40,6 +40,16 @@ impl Dialect {
     pub fn source_text(&self) -> &str {
         &self.source
     }
+
+    /// The session cookie's name, its templates rendered (cookie dialects).
+    pub fn session_cookie(&self) -> Option<&str> {
+        self.cookie_name.as_deref()
+    }
+
+    /// The CSRF header's name, its templates rendered.
+    pub fn csrf_header(&self) -> Option<&str> {
+        self.csrf_header.as_deref()
+    }
 }
 
 impl std::fmt::Debug for Dialect {

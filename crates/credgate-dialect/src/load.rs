@@ -116,14 +116,18 @@ impl DialectSet {
         let mut problems = Vec::new();
         let mut by_name: BTreeMap<String, Dialect> = BTreeMap::new();
         for source in sources {
-            match compile_all(source, options) {
-                Ok(dialect) if options.disabled.contains(&dialect.name) => {
+            // A dialect with problems still takes part in the clash check, so that one run
+            // shows those too.
+            let (dialect, found) = compile_all(source, options);
+            problems.extend(found);
+            match dialect {
+                Some(dialect) if options.disabled.contains(&dialect.name) => {
                     by_name.remove(&dialect.name);
                 }
-                Ok(dialect) => {
+                Some(dialect) => {
                     by_name.insert(dialect.name.clone(), dialect);
                 }
-                Err(found) => problems.extend(found),
+                None => {}
             }
         }
         let dialects: Vec<Arc<Dialect>> = by_name.into_values().map(Arc::new).collect();
@@ -142,7 +146,7 @@ pub fn route_clashes(dialects: &[Arc<Dialect>]) -> Vec<LoadError> {
     // Paths only clash on one listener: a dialect on its own listener or below its own
     // prefix may reuse another vendor's paths.
     type Key = (Option<String>, String, String);
-    let mut seen: BTreeMap<Key, (String, String)> = BTreeMap::new();
+    let mut seen: BTreeMap<Key, (&Dialect, &CompiledRoute)> = BTreeMap::new();
     for d in dialects {
         for r in &d.routes {
             let key = (
@@ -150,20 +154,27 @@ pub fn route_clashes(dialects: &[Arc<Dialect>]) -> Vec<LoadError> {
                 r.spec.method.clone(),
                 r.path.shape.clone(),
             );
-            if let Some((origin, route)) = seen.get(&key) {
-                let listener = key.0.as_deref().unwrap_or("the main listener");
-                problems.push(LoadError {
-                    origin: d.origin.clone(),
-                    line: line_of(&d.source, &format!("name = \"{}\"", r.spec.name)),
-                    message: format!(
-                        "route `{}` ({} {}) clashes with route `{route}` of {origin} on {listener}; \
-                         mount one of them on another listener or below a prefix ([dialects.mount.NAME])",
-                        r.spec.name, r.spec.method, key.2
-                    ),
-                });
+            let Some(&(first_d, first_r)) = seen.get(&key) else {
+                seen.insert(key, (d, r));
                 continue;
-            }
-            seen.insert(key, (d.origin.clone(), r.spec.name.clone()));
+            };
+            // Named in the operator's file rather than in a shipped one, where it can be fixed.
+            let shipped = |d: &Dialect| d.origin.ends_with("(embedded)");
+            let ((here_d, here_r), (there_d, there_r)) = if shipped(d) && !shipped(first_d) {
+                ((first_d, first_r), (&**d, r))
+            } else {
+                ((&**d, r), (first_d, first_r))
+            };
+            let listener = key.0.as_deref().unwrap_or("the main listener");
+            problems.push(LoadError {
+                origin: here_d.origin.clone(),
+                line: line_of(&here_d.source, &format!("name = \"{}\"", here_r.spec.name)),
+                message: format!(
+                    "route `{}` ({} {}) clashes with route `{}` of {} on {listener}; \
+                     mount one of them on another listener or below a prefix ([dialects.mount.NAME])",
+                    here_r.spec.name, here_r.spec.method, key.2, there_r.spec.name, there_d.origin
+                ),
+            });
         }
     }
     problems
@@ -219,7 +230,9 @@ fn parse_spec(source: &DialectSource, problems: &mut Problems) -> Option<Dialect
     }
 }
 
-fn compile_all(source: &DialectSource, options: &LoadOptions) -> Result<Dialect, Vec<LoadError>> {
+/// The compiled dialect (whatever of it could be compiled, when the file was readable) and
+/// every problem found in it.
+fn compile_all(source: &DialectSource, options: &LoadOptions) -> (Option<Dialect>, Vec<LoadError>) {
     let origin = source.origin.clone();
     let mut problems = Problems {
         origin: &source.origin,
@@ -228,7 +241,7 @@ fn compile_all(source: &DialectSource, options: &LoadOptions) -> Result<Dialect,
     };
     let Some(spec) = parse_spec(source, &mut problems) else {
         problems.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        return Err(problems.list);
+        return (None, problems.list);
     };
     if spec.name.is_empty()
         || !spec
@@ -450,11 +463,8 @@ fn compile_all(source: &DialectSource, options: &LoadOptions) -> Result<Dialect,
         ),
         None => (None, None, None),
     };
-    if !problems.list.is_empty() {
-        problems.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        return Err(problems.list);
-    }
-    Ok(Dialect {
+    problems.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    let dialect = Dialect {
         name: spec.name.clone(),
         origin,
         source: source.text.clone(),
@@ -468,7 +478,8 @@ fn compile_all(source: &DialectSource, options: &LoadOptions) -> Result<Dialect,
         csrf_pattern,
         spec,
         mount,
-    })
+    };
+    (Some(dialect), problems.list)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

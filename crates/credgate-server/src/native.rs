@@ -130,6 +130,11 @@ pub async fn change_password(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    // Authenticate before reading the body, as the dialects do: a caller without a token learns
+    // nothing about what a valid body looks like.
+    let Some(token) = bearer(&req) else {
+        return problem(&Error::Unauthenticated);
+    };
     let change: PasswordChange = match serde_json::from_slice(&body) {
         Ok(c) => c,
         Err(e) => {
@@ -170,7 +175,7 @@ pub async fn change_password(
         meta: meta(&req, "native"),
         app_key: None,
         access: Access::Token {
-            token: bearer(&req),
+            token: Some(token),
             kind: TokenKind::User,
         },
         command: Command::ChangePassword(ChangePassword {

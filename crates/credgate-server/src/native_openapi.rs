@@ -220,6 +220,19 @@ pub fn document() -> Value {
                 ("409", problem("The key is registered already (`conflict`).")),
             ]), true),
         }))},
+        "/admin/dialects/reload": {"post": admin_op("Re-read the dialect folders; swap the new set in only if every changed dialect's examples pass", json!({
+            "responses": common(responses(&[
+                ("200", json_response("Swapped in (`reloaded`), or nothing changed (`unchanged`).", json!({"$ref": "#/components/schemas/ReloadReport"}))),
+                ("422", json_response("Refused (`rejected`): the old set keeps serving.", json!({"$ref": "#/components/schemas/ReloadReport"}))),
+            ]), true),
+        }))},
+        "/metrics": {"get": admin_op("Prometheus metrics (here when no separate metrics listener is configured)", json!({
+            "responses": {
+                "200": {"description": "The Prometheus text format.", "content": {"text/plain": {"schema": string}}},
+                "401": problem("The admin token is missing or wrong (`unauthenticated`)."),
+                "404": {"description": "Metrics are off here (disabled, or served on their own listener)."},
+            },
+        }))},
         "/admin/audit": {"get": admin_op("Read the audit trail, newest first", json!({
             "parameters": [
                 {"name": "user_id", "in": "query", "schema": string},
@@ -260,6 +273,15 @@ pub fn document() -> Value {
                     "externally_managed": {"type": "boolean"}, "aliases": string_map,
                     "profile": string_map, "created_at": {"type": "integer"},
                 }), &["id", "username", "admin", "externally_managed", "aliases", "profile", "created_at"]),
+                "ReloadReport": object(json!({
+                    "status": {"enum": ["reloaded", "unchanged", "rejected"]},
+                    "changed": {"type": "array", "items": string},
+                    "error": {"type": ["string", "null"]},
+                    "failures": {"type": "array", "items": object(json!({
+                        "dialect": string, "example": string,
+                        "mismatches": {"type": "array", "items": string},
+                    }), &["dialect", "example", "mismatches"])},
+                }), &["status", "changed", "error", "failures"]),
                 "AuditRecord": object(json!({
                     "seq": {"type": "integer"}, "at": {"type": "integer"}, "kind": string,
                     "user_id": {"type": ["string", "null"]}, "dialect": string, "request_id": string,

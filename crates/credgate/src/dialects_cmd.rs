@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use credgate_core::Error as CoreError;
 use credgate_dialect::openapi::command_name;
-use credgate_dialect::spec::{AuthScheme, ClientAuth, TokenRequirement};
+use credgate_dialect::spec::{AuthScheme, ClientAuth, CsrfStyle, TokenRequirement};
 use credgate_dialect::{Dialect, DialectSet, DialectSource, LoadError};
 use credgate_server::Settings;
 
@@ -101,11 +101,16 @@ fn auth_summary(d: &Dialect) -> String {
     let auth = &d.spec.auth;
     let mut s = match auth.scheme {
         AuthScheme::Bearer => "bearer".to_owned(),
-        AuthScheme::Cookie => format!("cookie {}", auth.cookie.as_deref().unwrap_or("?")),
+        AuthScheme::Cookie => format!("cookie {}", d.session_cookie().unwrap_or("?")),
     };
     if let Some(c) = auth.csrf.as_ref() {
-        let state = if c.enabled { "" } else { ", off" };
-        let _ = write!(s, " + CSRF {:?} ({}{state})", c.style, c.header);
+        let style = match c.style {
+            CsrfStyle::Session => "session",
+            CsrfStyle::DoubleSubmit => "double submit",
+        };
+        let state = if c.enabled { "" } else { ", not checked" };
+        let header = d.csrf_header().unwrap_or("?");
+        let _ = write!(s, " + CSRF {style} (header {header}{state})");
     }
     if let Some(k) = &auth.app_key {
         let _ = write!(s, " + app key header {}", k.header);
@@ -259,7 +264,8 @@ fn check(settings: &Settings, paths: &[PathBuf]) -> Result<(), String> {
         checked.len()
     };
     sources.extend(checked);
-    let routes = match DialectSet::load_all(&sources, &credgate_server::app::load_options(settings)) {
+    let routes = match DialectSet::load_all(&sources, &credgate_server::app::load_options(settings))
+    {
         Ok(set) => set.dialects().iter().map(|d| d.routes.len()).sum(),
         Err(found) => {
             problems.extend(found);

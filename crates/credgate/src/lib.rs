@@ -3,11 +3,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod contract;
+pub mod dialects_cmd;
+pub mod dialects_reload;
 pub mod junit;
 pub mod namespace;
 pub mod reload;
 pub mod replay;
 pub mod tooling;
 pub mod transfer;
-pub mod dialects_cmd;
-pub mod dialects_reload;
