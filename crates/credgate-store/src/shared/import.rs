@@ -71,14 +71,14 @@ async fn load_existing(conn: &mut DbConn, users: &[ImportUser]) -> Result<Existi
         qb.push("users u LEFT JOIN user_aliases a ON a.user_id = u.id WHERE u.username IN (");
         let mut names = qb.separated(", ");
         for u in chunk {
-            names.push_bind(&u.user.username);
+            names.push_bind(u.user.username.as_str());
         }
         qb.push(")");
         if chunk.iter().any(|u| u.id_given) {
             qb.push(" OR u.id IN (");
             let mut ids = qb.separated(", ");
             for u in chunk.iter().filter(|u| u.id_given) {
-                ids.push_bind(&u.user.id);
+                ids.push_bind(u.user.id.as_str());
             }
             qb.push(")");
         }
@@ -98,7 +98,7 @@ async fn load_existing(conn: &mut DbConn, users: &[ImportUser]) -> Result<Existi
         // A join, not `(dialect, external_id) IN (VALUES ...)`: SQLite scans the table for that.
         let mut qb = QueryBuilder::<Db>::new("WITH v (d, x) AS (");
         qb.push_values(chunk, |mut b, (dialect, external_id)| {
-            b.push_bind(*dialect).push_bind(*external_id);
+            b.push_bind(dialect.as_str()).push_bind(external_id.as_str());
         });
         qb.push(
             ") SELECT a.dialect, a.external_id, a.user_id FROM v \
@@ -152,8 +152,11 @@ fn decide(
         // The id this row's user has (or will have) if it is applied.
         let owner_id = stored.map_or(user.id.as_str(), |s| s.user.id.as_str());
         let alias_clash = user.aliases.iter().find(|(d, x)| {
-            let key = ((*d).clone(), (*x).clone());
-            existing.alias_owner.get(&key).is_some_and(|o| o != owner_id)
+            let stored_owner = || {
+                let key = ((*d).clone(), (*x).clone());
+                existing.alias_owner.get(&key).is_some_and(|o| o != owner_id)
+            };
+            (!existing.alias_owner.is_empty() && stored_owner())
                 || aliases
                     .get(&(d.as_str(), x.as_str()))
                     .is_some_and(|o| *o != owner_id)
@@ -211,13 +214,14 @@ async fn insert_users(conn: &mut DbConn, users: &[&ImportUser]) -> Result<(), St
              password_hash, credential_version) ",
         );
         qb.push_values(chunk.iter().zip(profiles), |mut b, (u, profile)| {
-            b.push_bind(&u.user.id)
-                .push_bind(&u.user.username)
+            // `&str` binds are borrowed, `&String` ones copied.
+            b.push_bind(u.user.id.as_str())
+                .push_bind(u.user.username.as_str())
                 .push_bind(u.user.admin)
                 .push_bind(u.user.externally_managed)
-                .push_bind(profile)
+                .push_bind(profile.as_str())
                 .push_bind(u.user.created_at)
-                .push_bind(&u.credential_hash)
+                .push_bind(u.credential_hash.as_str())
                 .push_bind(1_i64);
         });
         qb.build()
@@ -237,9 +241,9 @@ async fn insert_aliases(conn: &mut DbConn, users: &[&ImportUser]) -> Result<(), 
         let mut qb =
             QueryBuilder::<Db>::new("INSERT INTO user_aliases (dialect, external_id, user_id) ");
         qb.push_values(chunk, |mut b, (dialect, external_id, user_id)| {
-            b.push_bind(*dialect)
-                .push_bind(*external_id)
-                .push_bind(*user_id);
+            b.push_bind(dialect.as_str())
+                .push_bind(external_id.as_str())
+                .push_bind(user_id.as_str());
         });
         qb.build()
             .execute(&mut *conn)
