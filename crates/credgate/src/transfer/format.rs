@@ -127,7 +127,8 @@ pub fn csv_row(header: &[usize], record: &csv::ByteRecord) -> Result<RawRow, Str
 pub fn csv_header(header: &csv::StringRecord) -> Result<Vec<usize>, String> {
     let mut columns = Vec::new();
     for name in header {
-        let name = name.trim();
+        // Spreadsheets often start a CSV file with a byte-order mark.
+        let name = name.trim_start_matches('\u{feff}').trim();
         let index = FIELDS
             .iter()
             .position(|f| *f == name)
@@ -204,6 +205,7 @@ pub fn format_pairs(pairs: &BTreeMap<String, String>) -> String {
 /// Interprets one JSON Lines line: an object with the [`FIELDS`] keys, nothing else.
 pub fn json_row(line: &str) -> Result<RawRow, String> {
     // Syntax errors name a position, never the text.
+    let line = line.trim_start_matches('\u{feff}');
     let value: Value = serde_json::from_str(line).map_err(|e| {
         format!(
             "not valid JSON ({} at column {})",
@@ -318,6 +320,14 @@ mod tests {
         assert!(parse_pairs("aliases", "a=1;a=2").is_err());
         assert!(parse_pairs("aliases", "a=1\\x").is_err());
         assert_eq!(parse_pairs("p", "k=").unwrap().get("k").unwrap(), "");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_name() {
+        let header = csv::StringRecord::from(vec!["\u{feff}username", "password_hash"]);
+        assert_eq!(csv_header(&header).unwrap(), vec![0, 2]);
+        let row = json_row("\u{feff}{\"username\":\"u\"}").unwrap();
+        assert_eq!(row.username.as_deref(), Some("u"));
     }
 
     #[test]
