@@ -1,0 +1,161 @@
+//! Seeds a gateway's database through the store itself, before the gateway starts: users with
+//! a pre-computed hash, one session token each, an Et-App key and a reset token. Going through
+//! the admin API would cost one bcrypt run per user at the measured cost (minutes at cost 12)
+//! and measure nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use credgate_core::model::{
+    App, AuditEvent, AuditKind, NewUser, ResetRecord, TokenKind, TokenRecord, User,
+};
+use credgate_core::store::{ClientStore, ResetStore, TokenStore, UserStore};
+use credgate_core::{ResetKind, Timestamp};
+use credgate_store::{SqliteStore, StoreOptions};
+use serde_json::json;
+
+use crate::BenchError;
+
+/// The two passwords every bench user alternates between; both pass the default policy.
+pub const PASSWORDS: [&str; 2] = ["Bench-Alpha-Passphrase-17", "Bench-Bravo-Passphrase-29"];
+pub const APP_KEY: &str = "bench-et-app-key-0123456789abcdef";
+
+/// A seeded user with a live session token.
+#[derive(Debug, Clone)]
+pub struct BenchUser {
+    pub id: String,
+    pub username: String,
+    pub token: String,
+}
+
+/// What a seeded database holds for the load generator.
+pub struct Seeded {
+    pub users: Vec<BenchUser>,
+    /// A username and a valid, unused reset token of that user.
+    pub reset: (String, String),
+}
+
+pub fn now() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn store_err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Setup(format!("seeding the store: {e}"))
+}
+
+pub fn user_record(id: String, username: String, at: Timestamp) -> User {
+    User {
+        id,
+        username,
+        admin: false,
+        externally_managed: false,
+        aliases: BTreeMap::new(),
+        profile: BTreeMap::new(),
+        created_at: at,
+    }
+}
+
+pub fn audit(kind: AuditKind, user_id: Option<&str>, at: Timestamp) -> AuditEvent {
+    AuditEvent {
+        at,
+        kind,
+        user_id: user_id.map(str::to_owned),
+        dialect: "bench".into(),
+        request_id: "bench-seed".into(),
+        client_addr: None,
+        detail: json!({}),
+    }
+}
+
+pub async fn open(dir: &Path) -> Result<SqliteStore, BenchError> {
+    let url = crate::gateway::database_path(dir).display().to_string();
+    let opts = StoreOptions {
+        max_connections: 1,
+        ..StoreOptions::default()
+    };
+    SqliteStore::open(&url, &opts).await.map_err(store_err)
+}
+
+/// Writes `count` users whose password is `PASSWORDS[0]` (hashed as `hash`), each with a
+/// session token, plus the app key and one reset token.
+pub async fn seed(store: &SqliteStore, count: usize, hash: &str) -> Result<Seeded, BenchError> {
+    let at = now();
+    let app = App {
+        key_digest: credgate_core::token::digest(APP_KEY),
+        name: Some("bench".into()),
+        created_at: at,
+    };
+    store
+        .insert_app(&app, &audit(AuditKind::AppCreated, None, at))
+        .await
+        .map_err(store_err)?;
+    let mut users = Vec::with_capacity(count);
+    for i in 0..count {
+        let id = format!("bench-{i:06}");
+        let username = format!("bench.user.{i:06}");
+        let new = NewUser {
+            user: user_record(id.clone(), username.clone(), at),
+            credential_hash: hash.to_owned(),
+        };
+        store
+            .insert_user(&new, &audit(AuditKind::UserCreated, Some(&id), at))
+            .await
+            .map_err(store_err)?;
+        let token = credgate_core::token::generate().expose().to_owned();
+        let record = TokenRecord {
+            digest: credgate_core::token::digest(&token),
+            kind: TokenKind::User,
+            user_id: Some(id.clone()),
+            client_id: None,
+            dialect: "bench".into(),
+            created_at: at,
+            expires_at: at + 24 * 3600,
+        };
+        store.insert_token(&record, &[]).await.map_err(store_err)?;
+        users.push(BenchUser {
+            id,
+            username,
+            token,
+        });
+    }
+    let first = users
+        .first()
+        .ok_or_else(|| BenchError::Setup("no users to seed".into()))?;
+    let reset_token = credgate_core::token::generate().expose().to_owned();
+    let reset = ResetRecord {
+        digest: credgate_core::token::digest(&reset_token),
+        user_id: first.id.clone(),
+        kind: ResetKind::Token,
+        created_at: at,
+        expires_at: at + 24 * 3600,
+        used_at: None,
+    };
+    store
+        .insert_reset(&reset, false, &[])
+        .await
+        .map_err(store_err)?;
+    Ok(Seeded {
+        reset: (first.username.clone(), reset_token),
+        users,
+    })
+}
+
+/// Writes `count` more users (no sessions), all with `hash`: the bulk of a large store.
+pub async fn fill(store: &SqliteStore, count: usize, hash: &str) -> Result<(), BenchError> {
+    let at = now();
+    for i in 0..count {
+        let id = format!("filler-{i:07}");
+        let new = NewUser {
+            user: user_record(id.clone(), format!("filler.user.{i:07}"), at),
+            credential_hash: hash.to_owned(),
+        };
+        store
+            .insert_user(&new, &audit(AuditKind::UserCreated, Some(&id), at))
+            .await
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
