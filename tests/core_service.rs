@@ -210,3 +210,59 @@ async fn confirmation_and_externally_managed_users() {
         Error::InvalidRequest { .. }
     ));
 }
+
+/// A session check (token + its user) is served from memory for `token_cache_secs`: even with
+/// the database gone it answers, while anything that must read the store reports it unavailable.
+#[tokio::test]
+async fn session_checks_need_no_database_round_trip_while_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("core.db").display().to_string();
+    let store = Arc::new(
+        credgate_store::SqliteStore::open(&url, &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    let config = CoreConfig {
+        bcrypt_cost: 4,
+        hash_threads: 1,
+        ..CoreConfig::default()
+    };
+    let outbox = Arc::new(credgate_server::notify::Outbox::new(
+        dir.path().join("outbox.jsonl"),
+    ));
+    let core = CredentialService::new(
+        store.clone(),
+        Arc::new(ManualClock::new(1_700_000_000)),
+        outbox,
+        config,
+    )
+    .unwrap();
+    add_user(&core, "cached", "Correct-Horse-7").await;
+    let session = token(&core, "cached", "Correct-Horse-7").await;
+    let show = || Request {
+        meta: meta(),
+        app_key: None,
+        access: Access::Token {
+            token: Some(session.clone()),
+            kind: TokenKind::User,
+        },
+        command: Command::ShowUser {
+            subject: Subject::Caller,
+        },
+    };
+    // The first check reads the store and fills the cache.
+    core.execute(show()).await.unwrap();
+    store.close().await;
+    match core.execute(show()).await.unwrap() {
+        Outcome::User { user } => assert_eq!(user.username, "cached"),
+        other => panic!("{other:?}"),
+    }
+    let refused = core
+        .execute(login("cached", "Correct-Horse-7"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::Unavailable | Error::Internal),
+        "{refused:?}"
+    );
+}

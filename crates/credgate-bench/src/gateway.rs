@@ -57,7 +57,10 @@ impl Gateway {
             ("DATABASE_URL", db.display().to_string()),
             ("BCRYPT_COST", config.bcrypt_cost.to_string()),
             ("LOG_LEVEL", "warn".into()),
-            ("RESET__OUTBOX", dir.join("outbox.jsonl").display().to_string()),
+            (
+                "RESET__OUTBOX",
+                dir.join("outbox.jsonl").display().to_string(),
+            ),
         ];
         for (key, value) in defaults.iter().cloned().chain(
             config

@@ -33,6 +33,8 @@ pub struct LoadResult {
     pub ok: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// Every latency of the window, sorted.
+    pub samples: Vec<Duration>,
 }
 
 #[derive(Default)]
@@ -63,7 +65,13 @@ pub async fn run(workload: Arc<dyn Workload>, spec: LoadSpec) -> LoadResult {
     let tasks: Vec<_> = (0..spec.connections)
         .map(|conn| {
             let workload = Arc::clone(&workload);
-            tokio::spawn(connection_loop(workload, conn, measure_from, end, spec.pace))
+            tokio::spawn(connection_loop(
+                workload,
+                conn,
+                measure_from,
+                end,
+                spec.pace,
+            ))
         })
         .collect();
     let mut all = ConnectionLog::default();
@@ -85,6 +93,7 @@ pub async fn run(workload: Arc<dyn Workload>, spec: LoadSpec) -> LoadResult {
         ok: all.ok,
         errors: all.errors,
         first_error: all.first_error,
+        samples: all.latencies,
     }
 }
 

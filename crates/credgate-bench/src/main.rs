@@ -9,8 +9,8 @@ mod load;
 mod nginx;
 mod report;
 mod run;
-mod seed;
 mod sections;
+mod seed;
 mod stats;
 mod summary;
 mod targets;
@@ -72,8 +72,10 @@ pub struct Profile {
     pub bound10: Duration,
     pub change12: Span,
     pub change10: Span,
+    /// One slice of section 3; every API runs one slice in turn, `slices` times.
     pub change4: Span,
     pub latency4: Span,
+    pub slices: usize,
     pub isolation: Span,
     pub cheap: Span,
     pub memory: Span,
@@ -89,8 +91,9 @@ impl Profile {
             bound10: Duration::from_secs(4),
             change12: span(2_000, 12_000),
             change10: span(1_000, 6_000),
-            change4: span(1_000, 4_000),
-            latency4: span(500, 3_000),
+            change4: span(300, 1_000),
+            latency4: span(200, 750),
+            slices: 4,
             isolation: span(2_000, 10_000),
             cheap: span(1_000, 5_000),
             memory: span(1_000, 5_000),
@@ -102,10 +105,11 @@ impl Profile {
                 rounds: 1,
                 bound12: Duration::from_secs(2),
                 bound10: Duration::from_secs(1),
-                change12: span(1_000, 3_000),
-                change10: span(500, 2_000),
+                change12: span(2_000, 6_000),
+                change10: span(1_000, 3_000),
                 change4: span(300, 1_000),
-                latency4: span(300, 1_000),
+                latency4: span(200, 1_000),
+                slices: 1,
                 isolation: span(1_000, 3_000),
                 cheap: span(300, 1_000),
                 memory: span(500, 2_000),

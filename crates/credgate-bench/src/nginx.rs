@@ -62,7 +62,9 @@ impl Nginx {
         loop {
             if let Some(status) = nginx.child.try_wait()? {
                 let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                return Err(BenchError::Setup(format!("nginx exited with {status}: {log}")));
+                return Err(BenchError::Setup(format!(
+                    "nginx exited with {status}: {log}"
+                )));
             }
             if let Ok(r) = client.get(&nginx.url).send().await {
                 if r.status().is_success() {

@@ -119,7 +119,11 @@ pub async fn run(cli: &Cli, profile: Profile) -> Result<(), BenchError> {
     let wanted = |n: u8| cli.sections.is_empty() || cli.sections.contains(&n);
     let started = Instant::now();
     let mut figures = Figures::default();
-    eprintln!("credgate-bench: {} round(s), gateway {}", profile.rounds, binary.display());
+    eprintln!(
+        "credgate-bench: {} round(s), gateway {}",
+        profile.rounds,
+        binary.display()
+    );
 
     let g12 = if wanted(1) || wanted(2) || wanted(4) {
         eprintln!("starting the cost-12 gateway");

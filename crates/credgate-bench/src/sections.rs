@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::load::{self, LoadResult, LoadSpec, Workload};
 use crate::report::Figures;
 use crate::run::{Site, CHANGE_CONNECTIONS, MEMORY_CONNECTIONS};
-use crate::stats::micros;
+use crate::stats::{self, micros};
 use crate::targets::{Api, ChangeLoad, FixedLoad, LoginLoad};
 use crate::{bound, nginx, BenchError, Profile, Span};
 
@@ -59,11 +59,10 @@ pub async fn bound_and_changes(
     } else {
         (profile.bound10, profile.change10)
     };
-    let bound = tokio::task::spawn_blocking(move || {
-        bound::pairs_per_second(cost, bound::cores(), window)
-    })
-    .await
-    .map_err(|e| BenchError::Setup(e.to_string()))??;
+    let bound =
+        tokio::task::spawn_blocking(move || bound::pairs_per_second(cost, bound::cores(), window))
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))??;
     eprintln!("  bcrypt bound at cost {cost}: {bound:.2} pairs/s");
     figures.record(format!("bound.{cost}"), bound);
     if !changes {
@@ -71,41 +70,64 @@ pub async fn bound_and_changes(
     }
     for api in Api::ALL {
         let label = format!("change cost {cost} {}", api.name());
-        let r = measure(&label, site.change(api), spec(CHANGE_CONNECTIONS, span), figures).await;
+        let r = measure(
+            &label,
+            site.change(api),
+            spec(CHANGE_CONNECTIONS, span),
+            figures,
+        )
+        .await;
         figures.record(format!("change.{cost}.{}", api.name()), r.rate);
-        figures.record(format!("change.ratio.{cost}.{}", api.name()), r.rate / bound);
+        figures.record(
+            format!("change.ratio.{cost}.{}", api.name()),
+            r.rate / bound,
+        );
     }
     Ok(())
 }
 
 /// Section 3: changes at cost 4 through each dialect next to the native API; throughput on
 /// eight connections, latency on one (so that it is the request's own time, not a queue).
+/// The APIs take turns in short slices, so a drift of the machine's load hits all alike.
 pub async fn translation(site: &Site, profile: &Profile, figures: &mut Figures) {
-    let mut native = (f64::NAN, f64::NAN);
-    for api in Api::ALL {
-        let name = api.name();
-        let tput = measure(
-            &format!("cost 4 {name} x{CHANGE_CONNECTIONS}"),
-            site.change(api),
-            spec(CHANGE_CONNECTIONS, profile.change4),
-            figures,
-        )
-        .await;
-        let lat = measure(
-            &format!("cost 4 {name} x1"),
-            site.change(api),
-            spec(1, profile.latency4),
-            figures,
-        )
-        .await;
-        let p50 = micros(lat.p50);
-        if api == Api::Native {
-            native = (tput.rate, p50);
+    let n = Api::ALL.len();
+    let (mut rates, mut samples) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    for _ in 0..profile.slices {
+        for (i, api) in Api::ALL.into_iter().enumerate() {
+            let name = api.name();
+            let tput = measure(
+                &format!("cost 4 {name} x{CHANGE_CONNECTIONS}"),
+                site.change(api),
+                spec(CHANGE_CONNECTIONS, profile.change4),
+                figures,
+            )
+            .await;
+            rates[i].push(tput.rate);
         }
-        figures.record(format!("t4.rate.{name}"), tput.rate);
-        figures.record(format!("t4.ratio.{name}"), tput.rate / native.0);
+        for (i, api) in Api::ALL.into_iter().enumerate() {
+            let lat = measure(
+                &format!("cost 4 {} x1", api.name()),
+                site.change(api),
+                spec(1, profile.latency4),
+                figures,
+            )
+            .await;
+            samples[i].extend(lat.samples);
+        }
+    }
+    let mut native = (f64::NAN, f64::NAN);
+    for (i, api) in Api::ALL.into_iter().enumerate() {
+        let name = api.name();
+        let rate = rates[i].iter().sum::<f64>() / rates[i].len().max(1) as f64;
+        let p50 = stats::quantile(&mut samples[i], 0.50).map_or(f64::NAN, micros);
+        let p99 = stats::quantile(&mut samples[i], 0.99).map_or(f64::NAN, micros);
+        if api == Api::Native {
+            native = (rate, p50);
+        }
+        figures.record(format!("t4.rate.{name}"), rate);
+        figures.record(format!("t4.ratio.{name}"), rate / native.0);
         figures.record(format!("t4.p50.{name}"), p50);
-        figures.record(format!("t4.p99.{name}"), micros(lat.p99));
+        figures.record(format!("t4.p99.{name}"), p99);
         figures.record(format!("t4.added.{name}"), p50 - native.1);
     }
 }
@@ -117,7 +139,10 @@ fn probes(site: &Site) -> [(&'static str, Arc<dyn Workload>); 3] {
     [
         ("healthz", FixedLoad::healthz(base)),
         ("unauthenticated", FixedLoad::unauthenticated(base)),
-        ("reset_validate", FixedLoad::reset_validation(base, username, token)),
+        (
+            "reset_validate",
+            FixedLoad::reset_validation(base, username, token),
+        ),
     ]
 }
 
@@ -150,7 +175,11 @@ pub async fn isolation(site: &Site, profile: &Profile, figures: &mut Figures) {
     for (name, handle) in runs {
         let Ok(r) = handle.await else { continue };
         if r.errors > 0 {
-            figures.note(format!("isolation {name}: {} unexpected answer(s)", r.errors));
+            figures.note(format!(
+                "isolation {name}: {} unexpected answer(s), e.g. {}",
+                r.errors,
+                r.first_error.as_deref().unwrap_or("?")
+            ));
         }
         eprintln!(
             "  isolation {name}: p50 {:.0} µs p99 {:.0} µs",

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use credgate_core::import::{ImportOptions, ImportOutcome, ImportUser};
 use credgate_core::model::{
     App, AuditEvent, AuditKind, NewUser, ResetRecord, TokenKind, TokenRecord, User,
 };
@@ -31,7 +32,7 @@ pub struct BenchUser {
 /// What a seeded database holds for the load generator.
 pub struct Seeded {
     pub users: Vec<BenchUser>,
-    /// A username and a valid, unused reset token of that user.
+    /// A username and a valid, unused reset token of that user (the last one).
     pub reset: (String, String),
 }
 
@@ -121,8 +122,9 @@ pub async fn seed(store: &SqliteStore, count: usize, hash: &str) -> Result<Seede
             token,
         });
     }
+    // The last user never changes its password (a change ends the user's resets).
     let first = users
-        .first()
+        .last()
         .ok_or_else(|| BenchError::Setup("no users to seed".into()))?;
     let reset_token = credgate_core::token::generate().expose().to_owned();
     let reset = ResetRecord {
@@ -143,19 +145,28 @@ pub async fn seed(store: &SqliteStore, count: usize, hash: &str) -> Result<Seede
     })
 }
 
-/// Writes `count` more users (no sessions), all with `hash`: the bulk of a large store.
+/// Writes `count` more users (no sessions), all with `hash`, through the store's bulk import
+/// in batches: the bulk of the scale section's large store.
 pub async fn fill(store: &SqliteStore, count: usize, hash: &str) -> Result<(), BenchError> {
+    const BATCH: usize = 5_000;
     let at = now();
-    for i in 0..count {
-        let id = format!("filler-{i:07}");
-        let new = NewUser {
-            user: user_record(id.clone(), format!("filler.user.{i:07}"), at),
-            credential_hash: hash.to_owned(),
-        };
-        store
-            .insert_user(&new, &audit(AuditKind::UserCreated, Some(&id), at))
+    let mut start = 0;
+    while start < count {
+        let batch: Vec<ImportUser> = (start..count.min(start + BATCH))
+            .map(|i| ImportUser {
+                user: user_record(format!("filler-{i:07}"), format!("filler.user.{i:07}"), at),
+                credential_hash: hash.to_owned(),
+                id_given: true,
+            })
+            .collect();
+        let outcomes = store
+            .import_users(&batch, ImportOptions::default())
             .await
             .map_err(store_err)?;
+        if let Some(other) = outcomes.iter().find(|o| **o != ImportOutcome::Created) {
+            return Err(BenchError::Setup(format!("bulk import: {other:?}")));
+        }
+        start += BATCH;
     }
     Ok(())
 }

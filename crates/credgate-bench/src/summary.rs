@@ -14,7 +14,10 @@ pub fn table(f: &Figures, profile: &Profile) -> Table {
         }
         t.info(
             "1 bcrypt bound",
-            format!("cost {cost}: verify+hash pairs/s, {} threads", crate::bound::cores()),
+            format!(
+                "cost {cost}: verify+hash pairs/s, {} threads",
+                crate::bound::cores()
+            ),
             num(bound, 2),
         );
     }
@@ -53,7 +56,11 @@ pub fn table(f: &Figures, profile: &Profile) -> Table {
             latency(added)
         );
         if api == Api::Native {
-            t.info("3 translation, cost 4", "native: changes/s; 1-conn latency", value);
+            t.info(
+                "3 translation, cost 4",
+                "native: changes/s; 1-conn latency",
+                value,
+            );
         } else {
             let verdict = match (
                 Verdict::check(ratio, |r| r >= 0.90),
@@ -97,7 +104,11 @@ pub fn table(f: &Figures, profile: &Profile) -> Table {
         );
     }
     if f.has("cheap.session") {
-        t.info("5 cheap path", "nginx static 200: req/s (32 conns)", num(f.get("cheap.nginx"), 0));
+        t.info(
+            "5 cheap path",
+            "nginx static 200: req/s (32 conns)",
+            num(f.get("cheap.nginx"), 0),
+        );
         let ratio = f.get("cheap.ratio.session");
         t.row(
             "5 cheap path",
@@ -129,7 +140,10 @@ pub fn table(f: &Figures, profile: &Profile) -> Table {
             Verdict::check(peak, |p| p <= 64.0),
         );
     }
-    for (op, what) in [("login", "native password login"), ("change", "native change")] {
+    for (op, what) in [
+        ("login", "native password login"),
+        ("change", "native change"),
+    ] {
         let ratio = f.get(&format!("scale.ratio.{op}"));
         if ratio.is_nan() {
             continue;

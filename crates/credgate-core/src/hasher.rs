@@ -29,8 +29,16 @@ pub struct HashPool {
 }
 
 impl HashPool {
-    /// Starts `threads` hashing threads (at least one) for bcrypt at `cost`.
+    /// Starts `threads` hashing threads (at least one) for bcrypt at `cost`, at the process's
+    /// own priority.
     pub fn new(threads: usize, cost: u32) -> Result<Self, Error> {
+        Self::with_nice(threads, cost, 0)
+    }
+
+    /// Like [`HashPool::new`], with the hashing threads' nice value raised by `nice` (Linux;
+    /// 0 leaves it): a saturated pool then yields the CPU to request threads at once, so cheap
+    /// requests keep their latency, while an idle machine still gives bcrypt every cycle.
+    pub fn with_nice(threads: usize, cost: u32, nice: i32) -> Result<Self, Error> {
         if !(4..=31).contains(&cost) {
             return Err(Error::Internal);
         }
@@ -41,6 +49,7 @@ impl HashPool {
             thread::Builder::new()
                 .name(format!("bcrypt-{i}"))
                 .spawn(move || {
+                    crate::priority::lower_current_thread(nice);
                     // Ends when the pool (the only sender) is dropped.
                     while let Ok(job) = rx.recv() {
                         job();
@@ -288,6 +297,31 @@ mod tests {
         assert!(pool.verify(&pws[0], &hashes[0]).await.unwrap());
         assert!(pool.verify(&pws[1], &hashes[1]).await.unwrap());
         assert!(!pool.verify(&pws[0], &hashes[1]).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_at_the_lowered_priority() {
+        let own = crate::priority::current_thread_nice();
+        let pool = HashPool::with_nice(2, 4, 5).unwrap();
+        for _ in 0..4 {
+            let seen = pool
+                .run(crate::priority::current_thread_nice)
+                .await
+                .unwrap();
+            if cfg!(target_os = "linux") {
+                assert_eq!(seen, (own + 5).min(19));
+            }
+        }
+        let plain = HashPool::new(1, 4).unwrap();
+        assert_eq!(
+            plain
+                .run(crate::priority::current_thread_nice)
+                .await
+                .unwrap(),
+            own
+        );
+        // The caller's own thread is untouched.
+        assert_eq!(crate::priority::current_thread_nice(), own);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod model;
 pub mod notify;
 pub mod policy;
+mod priority;
 mod reset;
 pub mod secret;
 pub mod service;

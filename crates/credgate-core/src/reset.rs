@@ -211,7 +211,7 @@ impl CredentialService {
         let uid = user.id.clone();
         let _ = self
             .tokens
-            .invalidate_entries_if(move |_, t| t.user_id.as_deref() == Some(uid.as_str()));
+            .invalidate_entries_if(move |_, p| p.token.user_id.as_deref() == Some(uid.as_str()));
         Ok(Outcome::PasswordReset { user })
     }
 

@@ -30,6 +30,8 @@ pub struct CoreConfig {
     pub bcrypt_cost: u32,
     /// Hashing threads; 0 means one per CPU.
     pub hash_threads: usize,
+    /// Added to the hashing threads' nice value (Linux), so request threads win the CPU.
+    pub hash_nice: i32,
     pub user_token_ttl: Duration,
     pub client_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
@@ -51,6 +53,7 @@ impl Default for CoreConfig {
         Self {
             bcrypt_cost: 12,
             hash_threads: 0,
+            hash_nice: 10,
             user_token_ttl: Duration::from_secs(3600),
             client_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -71,10 +74,11 @@ pub(crate) enum Current<'a> {
     Hash(&'a str),
 }
 
-/// An authenticated caller.
+/// An authenticated caller; cached by token digest for `token_cache_ttl`, so a session check
+/// costs no database round trip (the user is as fresh as the token: within the same bound).
 #[derive(Debug, Clone)]
-struct Principal {
-    token: TokenRecord,
+pub(crate) struct Principal {
+    pub(crate) token: TokenRecord,
     user: Option<User>,
 }
 
@@ -84,7 +88,7 @@ pub struct CredentialService {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) config: CoreConfig,
-    pub(crate) tokens: moka::future::Cache<String, TokenRecord>,
+    pub(crate) tokens: moka::future::Cache<String, Principal>,
     /// Failed reset-code exchanges per client address, for the life of a code.
     pub(crate) code_failures: moka::future::Cache<String, u32>,
     /// Legacy systems unknown users are migrated from (lazy migration), if any.
@@ -124,8 +128,8 @@ impl CredentialService {
                 .unwrap_or(1),
             n => n,
         };
-        let hasher =
-            HashPool::new(threads, config.bcrypt_cost)?.with_metrics(config.record_metrics);
+        let hasher = HashPool::with_nice(threads, config.bcrypt_cost, config.hash_nice)?
+            .with_metrics(config.record_metrics);
         let tokens = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(config.token_cache_ttl)
@@ -260,39 +264,40 @@ impl CredentialService {
             .filter(|t| !t.is_empty())
             .ok_or(Error::Unauthenticated)?;
         let digest = token::digest(token.expose());
-        let record = match self.tokens.get(&digest).await {
-            Some(record) => record,
+        let principal = match self.tokens.get(&digest).await {
+            Some(principal) => principal,
             None => {
                 let record = self
                     .store
                     .find_token(&digest)
                     .await?
                     .ok_or(Error::Unauthenticated)?;
-                self.tokens.insert(digest.clone(), record.clone()).await;
-                record
+                let user = match &record.user_id {
+                    Some(id) => Some(
+                        self.store
+                            .find_user(UserKey::Id(id))
+                            .await?
+                            .ok_or(Error::Unauthenticated)?,
+                    ),
+                    None => None,
+                };
+                let principal = Principal {
+                    token: record,
+                    user,
+                };
+                self.tokens.insert(digest.clone(), principal.clone()).await;
+                principal
             }
         };
-        if record.expires_at <= self.clock.now() {
+        if principal.token.expires_at <= self.clock.now() {
             self.tokens.invalidate(&digest).await;
             return Err(Error::Unauthenticated);
         }
-        if record.kind != kind {
+        if principal.token.kind != kind {
             // A valid token of the wrong kind (a client token where a user must act).
             return Err(Error::Forbidden);
         }
-        let user = match &record.user_id {
-            Some(id) => Some(
-                self.store
-                    .find_user(UserKey::Id(id))
-                    .await?
-                    .ok_or(Error::Unauthenticated)?,
-            ),
-            None => None,
-        };
-        Ok(Principal {
-            token: record,
-            user,
-        })
+        Ok(principal)
     }
 
     // ----- tokens ---------------------------------------------------------------------------
@@ -645,7 +650,7 @@ impl CredentialService {
         let uid = user.id.clone();
         let _ = self
             .tokens
-            .invalidate_entries_if(move |_, t| t.user_id.as_deref() == Some(uid.as_str()));
+            .invalidate_entries_if(move |_, p| p.token.user_id.as_deref() == Some(uid.as_str()));
         Ok(Outcome::PasswordChanged { user })
     }
 

@@ -126,16 +126,30 @@ fn engine(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut group = c.benchmark_group(format!("change_password/{name}"));
         group.bench_function("lookup", |b| {
-            b.iter(|| matches!(set.lookup(black_box(&req.method), black_box(&req.path)), Lookup::Found(_)))
+            b.iter(|| {
+                matches!(
+                    set.lookup(black_box(&req.method), black_box(&req.path)),
+                    Lookup::Found(_)
+                )
+            })
         });
         group.bench_function("extract", |b| {
-            b.iter(|| m.dialect.extract(&m, black_box(&req), RequestMeta::default()))
+            b.iter(|| {
+                m.dialect
+                    .extract(&m, black_box(&req), RequestMeta::default())
+            })
         });
         group.bench_function("render_ok", |b| {
-            b.iter(|| m.dialect.render_outcome(&m, black_box(&extracted.view), &outcome))
+            b.iter(|| {
+                m.dialect
+                    .render_outcome(&m, black_box(&extracted.view), &outcome)
+            })
         });
         group.bench_function("render_policy_error", |b| {
-            b.iter(|| m.dialect.render_error(Some(&m), black_box(&extracted.view), &policy))
+            b.iter(|| {
+                m.dialect
+                    .render_error(Some(&m), black_box(&extracted.view), &policy)
+            })
         });
         group.finish();
     }

@@ -20,6 +20,8 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// bcrypt threads; 0 means one per CPU.
     pub hash_threads: usize,
+    /// Added to the bcrypt threads' nice value (0-19; 0: same priority as request threads).
+    pub hash_nice: i32,
     /// HTTP worker threads; 0 means one per CPU.
     pub workers: usize,
     pub token_ttl_secs: u64,
@@ -128,6 +130,7 @@ impl Default for Settings {
             admin_token: None,
             bcrypt_cost: 12,
             hash_threads: 0,
+            hash_nice: 10,
             workers: 0,
             token_ttl_secs: 3600,
             client_token_ttl_secs: 3600,
@@ -155,6 +158,7 @@ const ENV_KEYS: &[&str] = &[
     "admin_token",
     "bcrypt_cost",
     "hash_threads",
+    "hash_nice",
     "workers",
     "token_ttl_secs",
     "client_token_ttl_secs",
@@ -214,6 +218,9 @@ impl Settings {
         if !(4..=31).contains(&self.bcrypt_cost) {
             return bad("bcrypt_cost must be between 4 and 31");
         }
+        if !(0..=19).contains(&self.hash_nice) {
+            return bad("hash_nice must be between 0 and 19");
+        }
         if !["text", "json"].contains(&self.log_format.as_str()) {
             return bad("log_format must be \"text\" or \"json\"");
         }
@@ -255,6 +262,7 @@ impl Settings {
         CoreConfig {
             bcrypt_cost: self.bcrypt_cost,
             hash_threads: self.hash_threads,
+            hash_nice: self.hash_nice,
             user_token_ttl: Duration::from_secs(self.token_ttl_secs),
             client_token_ttl: Duration::from_secs(self.client_token_ttl_secs),
             refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
@@ -309,6 +317,13 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("bcrypt_cots"), "{e}");
+            assert_eq!(s.core_config().hash_nice, 10, "default");
+            jail.set_env("CREDGATE_HASH_NICE", "3");
+            assert_eq!(Settings::load(None).unwrap().core_config().hash_nice, 3);
+            jail.set_env("CREDGATE_HASH_NICE", "20");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("hash_nice"), "{e}");
+            jail.set_env("CREDGATE_HASH_NICE", "0");
             jail.set_env("CREDGATE_BCRYPT_COST", "eleven");
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.to_lowercase().contains("bcrypt_cost"), "{e}");
