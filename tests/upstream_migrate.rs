@@ -205,6 +205,17 @@ async fn a_crayon_client_migrates_an_akana_user_on_first_login_then_stays_local(
         1
     );
 
+    // Recorded for operators (the recorder is shared by in-process gateways: at least).
+    let samples = crate::metrics::scrape(&gw.http, &gw.at("/metrics"), Some(ADMIN_TOKEN)).await;
+    let migrated = [("upstream", "legacy-akana")];
+    assert!(crate::metrics::value(&samples, "credgate_users_migrated_total", &migrated) >= 1.0);
+    let login_ok = [
+        ("upstream", "legacy-akana"),
+        ("operation", "login"),
+        ("outcome", "ok"),
+    ];
+    assert!(crate::metrics::value(&samples, "credgate_upstream_calls_total", &login_ok) >= 1.0);
+
     // The change is served locally, then everything is.
     let res = crayon_change(&gw, &token, &id, "Legacy-Pass-2019", "Brand-New-Pass-2024").await;
     assert_eq!(res.status(), 200);
@@ -308,4 +319,11 @@ async fn wrong_legacy_passwords_and_outages_never_create_a_user() {
     assert_eq!(res.status(), 503);
     assert_eq!(res.text().await.unwrap(), "Service Unavailable");
     assert!(front_users(&gw).await.is_empty());
+    let samples = crate::metrics::scrape(&gw.http, &gw.at("/metrics"), Some(ADMIN_TOKEN)).await;
+    let down = [
+        ("upstream", "legacy-akana"),
+        ("operation", "login"),
+        ("outcome", "unavailable"),
+    ];
+    assert!(crate::metrics::value(&samples, "credgate_upstream_calls_total", &down) >= 2.0);
 }
