@@ -327,3 +327,69 @@ async fn wrong_legacy_passwords_and_outages_never_create_a_user() {
     ];
     assert!(crate::metrics::value(&samples, "credgate_upstream_calls_total", &down) >= 2.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_secrets_never_reach_the_front_gateways_logs_or_database() {
+    let backend = legacy_backend().await;
+    seed(
+        &backend,
+        "leaky@acmepaymentscorp.com",
+        "Legacy-Leak-Pw-77",
+        AKANA_ID,
+    )
+    .await;
+    // The front as the real binary at TRACE, its upstream configured from the environment.
+    let upstreams = format!(
+        r#"[{{name="legacy-akana",dialect="akana",base_url="{}",mode="migrate",auth={{client_id="cg",client_secret="Upstream-Secret-Zq9",app_key="Upstream-Key-Wx4"}}}}]"#,
+        backend.url
+    );
+    let admin = "front-leak-admin-token-0123456789";
+    let mut gw = TracedBinary::start_with(admin, &[("CREDGATE_UPSTREAMS", upstreams)]).await;
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/admin/clients", gw.url))
+        .bearer_auth(admin)
+        .json(&json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let token = |password: &'static str| {
+        http.post(format!("{}/api/v1/connect/token", gw.url))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "leaky@acmepaymentscorp.com"),
+                ("password", password),
+            ])
+            .send()
+    };
+    let res = token("Legacy-Leak-Wrong-1").await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = token("Legacy-Leak-Pw-77").await.unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "migrated through the configured upstream"
+    );
+    let access = res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (logs, stored) = gw.stop_and_collect();
+    assert!(
+        logs.contains("legacy-akana"),
+        "the upstream is named in the logs"
+    );
+    for secret in [
+        "Legacy-Leak-Pw-77",
+        "Legacy-Leak-Wrong-1",
+        "Upstream-Secret-Zq9",
+        "Upstream-Key-Wx4",
+        CLIENT_SECRET,
+        access.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+        assert!(!stored.contains(secret), "{secret} in the database");
+    }
+}
