@@ -162,30 +162,21 @@ async fn counters_tell_wrong_passwords_from_refusals_per_dialect() {
     let gw =
         TracedBinary::start_with(admin, &[("CREDGATE_LIMITS__USER_FAILURES", "3".into())]).await;
     let http = reqwest::Client::new();
-    let mut user_id = String::new();
-    for (path, body) in [
-        (
-            "/admin/users",
-            json!({"username": "metric.user@example.com", "password": "Orchid-Meter-Pass-7"}),
-        ),
-        (
-            "/admin/clients",
-            json!({"client_id": "a1b2c3d4-crayon-client", "client_secret": "Cl1entS3cret"}),
-        ),
-    ] {
-        let res = http
-            .post(format!("{}{path}", gw.url))
-            .bearer_auth(admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let created: Value = res.json().await.unwrap();
-        if let Some(id) = created["id"].as_str() {
-            user_id = id.to_owned();
-        }
-    }
+    let user = common::admin_create(
+        &gw.url,
+        admin,
+        "/admin/users",
+        json!({"username": "metric.user@example.com", "password": "Orchid-Meter-Pass-7"}),
+    )
+    .await;
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    common::admin_create(
+        &gw.url,
+        admin,
+        "/admin/clients",
+        json!({"client_id": "a1b2c3d4-crayon-client", "client_secret": "Cl1entS3cret"}),
+    )
+    .await;
     let (status, token) = crayon_login(&http, &gw.url, "Orchid-Meter-Pass-7").await;
     assert_eq!(status, 200);
     let change = http

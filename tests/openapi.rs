@@ -113,26 +113,20 @@ async fn schemathesis_finds_no_failure_in_the_native_and_admin_apis() {
     let admin = "schemathesis-admin-token-0123456789";
     let gw = TracedBinary::start(admin).await;
     // A user and a client, so that token grants and user lookups can succeed.
-    let http = reqwest::Client::new();
-    for (path, body) in [
-        (
-            "/admin/users",
-            json!({"username": "schema.user", "password": "Orchid-Schema-Pass-4"}),
-        ),
-        (
-            "/admin/clients",
-            json!({"client_id": "schema-client", "client_secret": "Cl1entS3cret"}),
-        ),
-    ] {
-        let res = http
-            .post(format!("{}{path}", gw.url))
-            .bearer_auth(admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-    }
+    common::admin_create(
+        &gw.url,
+        admin,
+        "/admin/users",
+        json!({"username": "schema.user", "password": "Orchid-Schema-Pass-4"}),
+    )
+    .await;
+    common::admin_create(
+        &gw.url,
+        admin,
+        "/admin/clients",
+        json!({"client_id": "schema-client", "client_secret": "Cl1entS3cret"}),
+    )
+    .await;
     let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,missing_required_header";
     let auth = format!("Authorization: Bearer {admin}");
     run_schemathesis(

@@ -51,26 +51,21 @@ fn add_scope_field(file: &Path) {
     );
 }
 
-async fn setup(http: &reqwest::Client, base: &str, admin: &str) {
-    for (path, body) in [
-        (
-            "/admin/users",
-            json!({"username": "reload.user", "password": "Orchid-Reload-Pass-4"}),
-        ),
-        (
-            "/admin/clients",
-            json!({"client_id": "a1b2c3d4-crayon-client", "client_secret": "Cl1entS3cret"}),
-        ),
-    ] {
-        let res = http
-            .post(format!("{base}{path}"))
-            .bearer_auth(admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-    }
+async fn setup(base: &str, admin: &str) {
+    common::admin_create(
+        base,
+        admin,
+        "/admin/users",
+        json!({"username": "reload.user", "password": "Orchid-Reload-Pass-4"}),
+    )
+    .await;
+    common::admin_create(
+        base,
+        admin,
+        "/admin/clients",
+        json!({"client_id": "a1b2c3d4-crayon-client", "client_secret": "Cl1entS3cret"}),
+    )
+    .await;
 }
 
 /// A Crayon login: (the revision header, the body).
@@ -111,7 +106,7 @@ async fn reloads_swap_only_dialects_whose_examples_pass() {
     let file = crayon_folder(root.path());
     let dirs = root.path().to_owned();
     let gw = common::start_with(move |s, _| s.dialects.dirs = vec![dirs]).await;
-    setup(&gw.http, &gw.url, ADMIN_TOKEN).await;
+    setup(&gw.url, ADMIN_TOKEN).await;
 
     let anonymous = gw
         .http
@@ -197,7 +192,7 @@ async fn sighup_reloads_the_real_binary_through_the_same_gate() {
     let dirs = format!("[\"{}\"]", root.path().display());
     let gw = TracedBinary::start_with(admin, &[("CREDGATE_DIALECTS__DIRS", dirs)]).await;
     let http = reqwest::Client::new();
-    setup(&http, &gw.url, admin).await;
+    setup(&gw.url, admin).await;
     assert_eq!(login(&http, &gw.url).await.0, None);
 
     add_revision_header(&file);

@@ -169,6 +169,20 @@ impl Gateway {
     }
 }
 
+/// Creates something through a running gateway's admin API (`POST {base}{path}`), asserts 201
+/// and returns the created resource.
+pub async fn admin_create(base: &str, admin_token: &str, path: &str, body: Value) -> Value {
+    let res = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "POST {path}");
+    res.json().await.unwrap()
+}
+
 /// The real `credgate` binary serving on a free loopback port with TRACE logs captured to a
 /// file, for tests that look for secrets in what it writes. Killed when dropped.
 pub struct TracedBinary {
