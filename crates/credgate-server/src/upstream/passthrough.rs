@@ -125,24 +125,10 @@ impl Passthrough {
                 let held = Held {
                     session,
                     username,
-                    client_id: client_id.clone(),
-                };
-                let now = core.now();
-                let user = held.user(now);
-                let access = token::generate();
-                self.sessions
-                    .insert(token::digest(access.expose()), Arc::new(held))
-                    .await;
-                tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough login");
-                Ok(Outcome::Token(IssuedToken {
-                    access,
-                    kind: TokenKind::User,
-                    issued_at: now,
-                    expires_at: now + self.ttl.as_secs() as i64,
-                    refresh: None,
-                    user: Some(user),
                     client_id,
-                }))
+                };
+                tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough login");
+                Ok(self.issue(Arc::new(held), core.now()).await)
             }
             Command::ChangePassword(change) => {
                 let held = self.held(&access).await?;
@@ -206,21 +192,7 @@ impl Passthrough {
                     .remove(&digest)
                     .await
                     .ok_or(Error::Unauthenticated)?;
-                let now = core.now();
-                let access = token::generate();
-                let (user, client_id) = (held.user(now), held.client_id.clone());
-                self.sessions
-                    .insert(token::digest(access.expose()), held)
-                    .await;
-                Ok(Outcome::Token(IssuedToken {
-                    access,
-                    kind: TokenKind::User,
-                    issued_at: now,
-                    expires_at: now + self.ttl.as_secs() as i64,
-                    refresh: None,
-                    user: Some(user),
-                    client_id,
-                }))
+                Ok(self.issue(held, core.now()).await)
             }
             other => {
                 core.execute(Request {
@@ -242,6 +214,24 @@ impl Passthrough {
             } if !t.is_empty() => Some(token::digest(t.expose())),
             _ => None,
         }
+    }
+
+    /// A fresh access token for a held upstream session (login and renewal alike).
+    async fn issue(&self, held: Arc<Held>, now: i64) -> Outcome {
+        let access = token::generate();
+        let (user, client_id) = (held.user(now), held.client_id.clone());
+        self.sessions
+            .insert(token::digest(access.expose()), held)
+            .await;
+        Outcome::Token(IssuedToken {
+            access,
+            kind: TokenKind::User,
+            issued_at: now,
+            expires_at: now + self.ttl.as_secs() as i64,
+            refresh: None,
+            user: Some(user),
+            client_id,
+        })
     }
 
     async fn held(&self, access: &Access) -> Result<Arc<Held>, Error> {
