@@ -6,16 +6,18 @@
 
 pub mod authorization;
 mod body;
+mod compile;
 pub mod dialect;
 pub mod example;
 pub mod extract;
 pub mod http;
-mod keys;
 pub mod load;
 pub mod openapi;
 pub mod outbound;
+mod parse;
 mod render;
 pub mod router;
+mod spans;
 pub mod spec;
 
 pub use dialect::{Dialect, DialectSet, Lookup, Mount, RouteMatch};

@@ -197,11 +197,7 @@ impl Dialect {
             .content_type
             .as_deref()
             .unwrap_or(&self.spec.content_type);
-        let suffix = if content_type.contains("json") {
-            "json"
-        } else {
-            "txt"
-        };
+        let suffix = template_suffix(content_type);
         let body = self
             .env
             .get_template(&format!("{name}.body.{suffix}"))?
@@ -258,6 +254,15 @@ impl Dialect {
             headers,
             body: body.into_bytes(),
         })
+    }
+}
+
+/// The suffix of a body template's name, which picks its escaping: JSON or none.
+pub(crate) fn template_suffix(content_type: &str) -> &'static str {
+    if content_type.contains("json") {
+        "json"
+    } else {
+        "txt"
     }
 }
 

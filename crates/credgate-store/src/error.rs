@@ -70,9 +70,18 @@ pub(crate) fn duplicate_or_map(err: sqlx::Error, what: impl FnOnce(&str) -> Stri
     }
 }
 
-/// Whether a write referenced a row that does not exist (a token for an unknown user).
-pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
+/// A write that referenced a row that does not exist (a token for an unknown user) is `NotFound`;
+/// any other error goes to `otherwise`.
+pub(crate) fn not_found_or(
+    err: sqlx::Error,
+    otherwise: impl FnOnce(sqlx::Error) -> StoreError,
+) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => {
+            StoreError::NotFound
+        }
+        _ => otherwise(err),
+    }
 }
 
 /// A stored value this crate cannot read back (a corrupt JSON column, an unknown token kind).

@@ -11,8 +11,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use credgate_core::store::Health;
 use credgate_core::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -21,12 +19,21 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use crate::error;
 use crate::StoreOptions;
 
+#[path = "../shared/attempts.rs"]
 mod attempts;
+#[path = "../shared/audit.rs"]
 mod audit;
+#[path = "../shared/clients.rs"]
 mod clients;
+#[path = "../shared/health.rs"]
+mod health;
+#[path = "../shared/import.rs"]
 mod import;
+#[path = "../shared/resets.rs"]
 mod resets;
+#[path = "../shared/tokens.rs"]
 mod tokens;
+#[path = "../shared/users.rs"]
 mod users;
 
 #[cfg(test)]
@@ -129,15 +136,4 @@ async fn lock_user(conn: &mut DbConn, user_id: &str) -> Result<(), StoreError> {
         .await
         .map_err(error::map)?;
     Ok(())
-}
-
-#[async_trait]
-impl Health for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(error::map)?;
-        Ok(())
-    }
 }

@@ -1,5 +1,6 @@
-// Shared by the SQLite and PostgreSQL stores: included into each backend module, which
-// provides `Backend`, `Db`, `DbRow`, `DbConn`, `lock_user` and `PURGE_EXPIRED_TOKENS`.
+//! Failure counters for guessing limits, updated by one atomic upsert each.
+//!
+//! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend`.
 
 use async_trait::async_trait;
 use credgate_core::store::AttemptStore;

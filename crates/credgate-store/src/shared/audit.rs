@@ -1,5 +1,7 @@
-// Shared by the SQLite and PostgreSQL stores: included into each backend module, which
-// provides `Backend`, `Db`, `DbRow`, `DbConn`, `lock_user` and `PURGE_EXPIRED_TOKENS`.
+//! The append-only audit trail.
+//!
+//! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
+//! `begin_write`), `DbRow` and `DbConn`.
 
 use async_trait::async_trait;
 use credgate_core::model::{AuditEvent, AuditQuery, AuditRecord};

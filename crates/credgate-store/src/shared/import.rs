@@ -1,9 +1,11 @@
-// Shared by the SQLite and PostgreSQL stores: included into each backend module, which
-// provides `Backend`, `Db`, `DbRow`, `DbConn` and `lock_user`.
-//
-// Bulk import and export. A batch is decided in memory against what is stored (one lookup of
-// the batch's usernames, ids and aliases), then written with multi-row inserts, all in one
-// transaction: a conflicting row writes nothing, and every other row lands whole.
+//! Bulk import and export of users with their hashes.
+//!
+//! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
+//! `begin_write`), `Db`, `DbRow`, `DbConn` and `lock_user`.
+//!
+//! A batch is decided in memory against what is stored (one lookup of
+//! the batch's usernames, ids and aliases), then written with multi-row inserts, all in one
+//! transaction: a conflicting row writes nothing, and every other row lands whole.
 
 use std::collections::{HashMap, HashSet};
 
@@ -98,7 +100,8 @@ async fn load_existing(conn: &mut DbConn, users: &[ImportUser]) -> Result<Existi
         // A join, not `(dialect, external_id) IN (VALUES ...)`: SQLite scans the table for that.
         let mut qb = QueryBuilder::<Db>::new("WITH v (d, x) AS (");
         qb.push_values(chunk, |mut b, (dialect, external_id)| {
-            b.push_bind(dialect.as_str()).push_bind(external_id.as_str());
+            b.push_bind(dialect.as_str())
+                .push_bind(external_id.as_str());
         });
         qb.push(
             ") SELECT a.dialect, a.external_id, a.user_id FROM v \
@@ -154,7 +157,10 @@ fn decide(
         let alias_clash = user.aliases.iter().find(|(d, x)| {
             let stored_owner = || {
                 let key = ((*d).clone(), (*x).clone());
-                existing.alias_owner.get(&key).is_some_and(|o| o != owner_id)
+                existing
+                    .alias_owner
+                    .get(&key)
+                    .is_some_and(|o| o != owner_id)
             };
             (!existing.alias_owner.is_empty() && stored_owner())
                 || aliases
@@ -255,7 +261,11 @@ async fn insert_aliases(conn: &mut DbConn, users: &[&ImportUser]) -> Result<(), 
 
 /// Overwrites an existing user's flags, profile, aliases and (when it differs) hash. A new hash
 /// moves the credential version and ends the user's sessions and resets, like a reset would.
-async fn update_user(conn: &mut DbConn, new: &ImportUser, stored: &Stored) -> Result<(), StoreError> {
+async fn update_user(
+    conn: &mut DbConn,
+    new: &ImportUser,
+    stored: &Stored,
+) -> Result<(), StoreError> {
     let id = &stored.user.id;
     lock_user(&mut *conn, id).await?;
     let profile =

@@ -1,5 +1,7 @@
-// Shared by the SQLite and PostgreSQL stores: included into each backend module, which
-// provides `Backend`, `Db`, `DbRow`, `DbConn`, `lock_user` and `PURGE_EXPIRED_TOKENS`.
+//! Password resets (tokens and codes, by digest, each usable once) and security answers.
+//!
+//! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
+//! `begin_write`), `DbRow`, `DbConn` and `lock_user`.
 
 use async_trait::async_trait;
 use credgate_core::model::{AuditEvent, PasswordUpdate, ResetKind, ResetRecord, SecurityAnswer};
@@ -11,7 +13,7 @@ use super::audit::insert_events;
 use super::users::{apply_password_update, finish};
 use super::{lock_user, Backend};
 use super::{DbConn, DbRow};
-use crate::error::{self, duplicate_or_map, is_foreign_key_violation};
+use crate::error::{self, duplicate_or_map};
 
 /// Marks one usable reset used and returns it: the row only when this statement changed it.
 const CONSUME: &str = "UPDATE reset_tokens SET used_at = $1 \
@@ -80,13 +82,7 @@ impl ResetStore for Backend {
         .bind(reset.used_at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::NotFound
-            } else {
-                duplicate_or_map(e, |_| "reset".into())
-            }
-        })?;
+        .map_err(|e| error::not_found_or(e, |e| duplicate_or_map(e, |_| "reset".into())))?;
         insert_events(&mut tx, audit).await?;
         tx.commit().await.map_err(error::map)
     }
@@ -162,13 +158,7 @@ impl ResetStore for Backend {
         .bind(audit.at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::NotFound
-            } else {
-                error::map(e)
-            }
-        })?;
+        .map_err(|e| error::not_found_or(e, error::map))?;
         insert_events(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(error::map)
     }

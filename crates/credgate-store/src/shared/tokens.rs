@@ -1,5 +1,7 @@
-// Shared by the SQLite and PostgreSQL stores: included into each backend module, which
-// provides `Backend`, `Db`, `DbRow`, `DbConn`, `lock_user` and `PURGE_EXPIRED_TOKENS`.
+//! Issued tokens, kept by digest.
+//!
+//! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
+//! `begin_write`) and `PURGE_EXPIRED_TOKENS`.
 
 use async_trait::async_trait;
 use credgate_core::model::{AuditEvent, TokenKind, TokenRecord};
@@ -9,7 +11,7 @@ use sqlx::Row;
 
 use super::audit::insert_events;
 use super::Backend;
-use crate::error::{self, duplicate_or_map, is_foreign_key_violation};
+use crate::error::{self, duplicate_or_map};
 
 #[async_trait]
 impl TokenStore for Backend {
@@ -33,13 +35,7 @@ impl TokenStore for Backend {
         .bind(token.expires_at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::NotFound
-            } else {
-                duplicate_or_map(e, |_| "token".into())
-            }
-        })?;
+        .map_err(|e| error::not_found_or(e, |e| duplicate_or_map(e, |_| "token".into())))?;
         insert_events(&mut tx, audit).await?;
         tx.commit().await.map_err(error::map)
     }

@@ -1,5 +1,7 @@
-// Shared by the SQLite and PostgreSQL stores: included into each backend module, which
-// provides `Backend`, `Db`, `DbRow`, `DbConn`, `lock_user` and `PURGE_EXPIRED_TOKENS`.
+//! Users, their aliases and credentials; the password-change transaction.
+//!
+//! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
+//! `begin_write`), `Db`, `DbRow`, `DbConn` and `lock_user`.
 
 use std::collections::BTreeMap;
 

@@ -7,8 +7,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use credgate_core::store::Health;
 use credgate_core::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -17,12 +15,21 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use crate::error;
 use crate::StoreOptions;
 
+#[path = "../shared/attempts.rs"]
 mod attempts;
+#[path = "../shared/audit.rs"]
 mod audit;
+#[path = "../shared/clients.rs"]
 mod clients;
+#[path = "../shared/health.rs"]
+mod health;
+#[path = "../shared/import.rs"]
 mod import;
+#[path = "../shared/resets.rs"]
 mod resets;
+#[path = "../shared/tokens.rs"]
 mod tokens;
+#[path = "../shared/users.rs"]
 mod users;
 
 #[cfg(test)]
@@ -117,17 +124,6 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(error::map)
-    }
-}
-
-#[async_trait]
-impl Health for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(error::map)?;
-        Ok(())
     }
 }
 

@@ -1,0 +1,382 @@
+//! One dialect file compiled: its spec checked, its templates, routes and auth settings built.
+//! Every problem is collected (not only the first), each at the line of the key it concerns.
+
+use std::collections::BTreeMap;
+
+use credgate_core::Error as CoreError;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use regex::Regex;
+
+use crate::dialect::{CompiledRoute, Dialect, Mount};
+use crate::load::{DialectSource, LoadError, LoadOptions};
+use crate::parse::{parse_spec, Found};
+use crate::router::PathTemplate;
+use crate::spans::{key_path, Spans, Step};
+use crate::spec::{DialectSpec, ResponseSpec, RouteSpec, Sources};
+
+/// The compiled dialect (whatever of it could be compiled, when the file was readable) and
+/// every problem found in it, in line order.
+pub(crate) fn compile(
+    source: &DialectSource,
+    options: &LoadOptions,
+) -> (Option<Dialect>, Vec<LoadError>) {
+    let spans = Spans::new(&source.text);
+    let mut problems = Problems {
+        origin: &source.origin,
+        spans: &spans,
+        list: Vec::new(),
+    };
+    let mut found = Vec::new();
+    let spec = parse_spec(&source.text, &spans, &mut found);
+    for f in found {
+        match f {
+            Found::At(path, message) => problems.at(&path, message),
+            Found::Offset(offset, message) => problems.at_offset(offset, message),
+        }
+    }
+    let Some(mut spec) = spec else {
+        return (None, problems.finish());
+    };
+    check_header(&spec, &mut problems);
+    let mount = options.mounts.get(&spec.name).cloned().unwrap_or_default();
+    check_mount(&mount, &mut problems);
+    let mut vars = spec.vars.clone();
+    if let Some(over) = options.vars.get(&spec.name) {
+        vars.extend(over.clone());
+    }
+    if let (Some(csrf), Some(on)) = (spec.auth.csrf.as_mut(), options.csrf.get(&spec.name)) {
+        csrf.enabled = *on;
+    }
+
+    let mut env = template_env();
+    for (kind, r) in &spec.errors {
+        let at = key_path!["errors", kind.as_str()];
+        let mut templates = Templates::new(&mut env, &mut problems, &spec.content_type);
+        templates.response(&format!("errors.{kind}"), r, &at);
+    }
+    let routes: Vec<CompiledRoute> = (spec.routes.iter().enumerate())
+        .filter_map(|(i, route)| compile_route(&mut env, &spec, &mount, i, route, &mut problems))
+        .collect();
+    let auth = compile_auth(&env, &spec, &vars, &mut problems);
+    let dialect = Dialect {
+        name: spec.name.clone(),
+        origin: source.origin.clone(),
+        source: source.text.clone(),
+        vars,
+        env,
+        routes,
+        cookie_name: auth.cookie_name,
+        token_pattern: auth.token_pattern,
+        csrf_cookie: auth.csrf_cookie,
+        csrf_header: auth.csrf_header,
+        csrf_pattern: auth.csrf_pattern,
+        spec,
+        mount,
+    };
+    (Some(dialect), problems.finish())
+}
+
+/// The dialect's name and its error table: every canonical error mapped, nothing else.
+fn check_header(spec: &DialectSpec, problems: &mut Problems) {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if spec.name.is_empty() || !spec.name.chars().all(valid) {
+        problems.at(
+            &key_path!["name"],
+            format!(
+                "dialect name `{}` must be letters, digits, - or _",
+                spec.name
+            ),
+        );
+    }
+    for kind in CoreError::KINDS {
+        if !spec.errors.contains_key(*kind) {
+            problems.at(
+                &key_path!["errors"],
+                format!("the error table does not map canonical error `{kind}`"),
+            );
+        }
+    }
+    check_kinds(&spec.errors, "[errors]", &key_path!["errors"], problems);
+}
+
+/// Every key of an error table is a canonical error kind.
+fn check_kinds(
+    table: &BTreeMap<String, ResponseSpec>,
+    what: &str,
+    at: &[Step],
+    problems: &mut Problems,
+) {
+    for k in table.keys() {
+        if !CoreError::KINDS.contains(&k.as_str()) {
+            let mut key = at.to_vec();
+            key.push(Step::from(k.as_str()));
+            problems.at(&key, format!("{what}: `{k}` is not a canonical error"));
+        }
+    }
+}
+
+fn check_mount(mount: &Mount, problems: &mut Problems) {
+    let prefix = &mount.prefix;
+    if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.contains(['{', '}', '?', '#'])) {
+        problems.at(
+            &key_path!["name"],
+            format!("mount prefix `{prefix}` must start with / and be a literal path"),
+        );
+    }
+}
+
+fn template_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    // Stricter than minijinja's own, which keeps `/`: `../` in a username must not reach a URL.
+    env.add_filter("urlencode", urlencode_strict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".json") {
+            AutoEscape::Json
+        } else {
+            AutoEscape::None
+        }
+    });
+    env
+}
+
+/// Adds a response's templates to the environment, under names that start with its prefix
+/// (`errors.internal`, `routes.3.ok`), reporting syntax errors at `at`.
+struct Templates<'e, 'p, 'a> {
+    env: &'e mut Environment<'static>,
+    problems: &'p mut Problems<'a>,
+    default_content_type: &'e str,
+}
+
+impl<'e, 'p, 'a> Templates<'e, 'p, 'a> {
+    fn new(
+        env: &'e mut Environment<'static>,
+        problems: &'p mut Problems<'a>,
+        default_content_type: &'e str,
+    ) -> Self {
+        Self {
+            env,
+            problems,
+            default_content_type,
+        }
+    }
+
+    fn add(&mut self, name: String, text: &str, at: &[Step]) {
+        if let Err(e) = self.env.add_template_owned(name.clone(), text.to_owned()) {
+            self.problems.at(at, format!("template {name}: {e}"));
+        }
+    }
+
+    fn response(&mut self, prefix: &str, r: &ResponseSpec, at: &[Step]) {
+        let content_type = r
+            .content_type
+            .as_deref()
+            .unwrap_or(self.default_content_type);
+        let suffix = crate::render::template_suffix(content_type);
+        self.add(format!("{prefix}.body.{suffix}"), &r.body, at);
+        for (h, v) in &r.headers {
+            self.add(format!("{prefix}.header.{h}"), v, at);
+        }
+        for c in &r.cookies {
+            let cookie = format!("{prefix}.cookie.{}", c.name);
+            self.add(format!("{cookie}.name"), &c.name, at);
+            self.add(format!("{cookie}.value"), &c.value, at);
+            if let Some(age) = &c.max_age {
+                self.add(format!("{cookie}.max_age"), age, at);
+            }
+        }
+        for (i, c) in r.clear_cookies.iter().enumerate() {
+            self.add(format!("{prefix}.clear.{i}"), c, at);
+        }
+    }
+}
+
+/// Route `i` compiled: its templates added, its method, path and field sources checked.
+/// `None` when its path cannot be compiled (the problem is reported).
+fn compile_route(
+    env: &mut Environment<'static>,
+    spec: &DialectSpec,
+    mount: &Mount,
+    i: usize,
+    route: &RouteSpec,
+    problems: &mut Problems,
+) -> Option<CompiledRoute> {
+    // Route problems are reported at the route's name, where an operator looks for a route.
+    let at = key_path!["routes", i, "name"];
+    let fail = |problems: &mut Problems, m: String| {
+        problems.at(&at, format!("route `{}`: {m}", route.name));
+    };
+    let what = format!("route `{}` errors", route.name);
+    check_kinds(
+        &route.errors,
+        &what,
+        &key_path!["routes", i, "errors"],
+        problems,
+    );
+    let mut templates = Templates::new(env, problems, &spec.content_type);
+    templates.response(&format!("routes.{i}.ok"), &route.ok, &at);
+    for (kind, r) in &route.errors {
+        templates.response(&format!("routes.{i}.errors.{kind}"), r, &at);
+    }
+    let method = route.method.to_ascii_uppercase();
+    if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+        fail(problems, format!("unsupported method `{}`", route.method));
+    }
+    for src in all_sources(route) {
+        if let Err(m) = check_source(src) {
+            fail(problems, m);
+        }
+    }
+    for name in &route.required {
+        if name != "subject" && !route.fields.contains_key(name) {
+            fail(
+                problems,
+                format!("required field `{name}` has no source in `fields`"),
+            );
+        }
+    }
+    for g in route.grants.values() {
+        if !["password", "client_credentials", "refresh_token"].contains(&g.as_str()) {
+            fail(problems, format!("unknown grant `{g}`"));
+        }
+    }
+    let full = format!(
+        "{}{}{}",
+        mount.prefix.trim_end_matches('/'),
+        spec.base.trim_end_matches('/'),
+        route.path
+    );
+    match PathTemplate::compile(&full, route.trailing_slash) {
+        Ok(path) => {
+            let mut spec = route.clone();
+            spec.method = method;
+            Some(CompiledRoute {
+                index: i,
+                spec,
+                path,
+            })
+        }
+        Err(m) => {
+            fail(problems, m);
+            None
+        }
+    }
+}
+
+/// Every field source a route names: fields, subject, subject check and constants.
+fn all_sources(route: &RouteSpec) -> Vec<&str> {
+    let mut all: Vec<&str> = route.fields.values().flat_map(Sources::list).collect();
+    if let Some(s) = &route.subject {
+        all.extend(s.id.iter().chain(s.username.iter()).flat_map(Sources::list));
+    }
+    all.extend(route.subject_check.iter().flat_map(Sources::list));
+    all.extend(route.constants.keys().map(String::as_str));
+    all
+}
+
+/// The auth settings whose templates and patterns are fixed once the vars are known.
+struct Auth {
+    cookie_name: Option<String>,
+    token_pattern: Option<Regex>,
+    csrf_cookie: Option<String>,
+    csrf_header: Option<String>,
+    csrf_pattern: Option<Regex>,
+}
+
+fn compile_auth(
+    env: &Environment<'static>,
+    spec: &DialectSpec,
+    vars: &BTreeMap<String, String>,
+    problems: &mut Problems,
+) -> Auth {
+    let plain = |template: &str, at: &[Step], problems: &mut Problems| {
+        let rendered = env.render_str(template, minijinja::context! { vars => vars });
+        rendered.map_err(|e| problems.at(at, e.to_string())).ok()
+    };
+    let regex = |pattern: Option<&str>, at: &[Step], problems: &mut Problems| {
+        let compiled = pattern.map(|p| Regex::new(p).map_err(|e| format!("bad pattern: {e}")));
+        compiled?.map_err(|m| problems.at(at, m)).ok()
+    };
+    let auth = &spec.auth;
+    let cookie_name =
+        (auth.cookie.as_deref()).and_then(|t| plain(t, &key_path!["auth", "cookie"], problems));
+    let token_pattern = regex(
+        auth.token_pattern.as_deref(),
+        &key_path!["auth", "token_pattern"],
+        problems,
+    );
+    let (csrf_cookie, csrf_header, csrf_pattern) = match &auth.csrf {
+        Some(c) => (
+            plain(&c.cookie, &key_path!["auth", "csrf", "cookie"], problems),
+            plain(&c.header, &key_path!["auth", "csrf", "header"], problems),
+            regex(
+                c.pattern.as_deref(),
+                &key_path!["auth", "csrf", "pattern"],
+                problems,
+            ),
+        ),
+        None => (None, None, None),
+    };
+    Auth {
+        cookie_name,
+        token_pattern,
+        csrf_cookie,
+        csrf_header,
+        csrf_pattern,
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn urlencode_strict(value: minijinja::Value) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    const RESERVED: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let text = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    utf8_percent_encode(&text, RESERVED).to_string()
+}
+
+fn check_source(src: &str) -> Result<(), String> {
+    match src.split_once('.') {
+        Some(("body" | "path" | "query" | "header" | "cookie", name)) if !name.is_empty() => Ok(()),
+        Some(("basic", "username" | "password")) => Ok(()),
+        _ => Err(format!("`{src}` is not a field source (body.X, path.X, query.X, header.X, cookie.X, basic.username, basic.password)")),
+    }
+}
+
+/// What went wrong in one file, each at the line of the key it concerns.
+struct Problems<'a> {
+    origin: &'a str,
+    spans: &'a Spans<'a>,
+    list: Vec<LoadError>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, path: &[Step], message: String) {
+        let line = self.spans.line(path);
+        self.push(line, message);
+    }
+
+    fn at_offset(&mut self, offset: Option<usize>, message: String) {
+        let line = offset.map(|o| self.spans.line_at(o));
+        self.push(line, message);
+    }
+
+    fn push(&mut self, line: Option<usize>, message: String) {
+        self.list.push(LoadError {
+            origin: self.origin.to_owned(),
+            line,
+            message,
+        });
+    }
+
+    fn finish(mut self) -> Vec<LoadError> {
+        self.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        self.list
+    }
+}

@@ -1,3 +1,0 @@
-//! The append-only audit trail.
-
-include!("../shared/audit.rs");

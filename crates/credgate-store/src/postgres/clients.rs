@@ -1,3 +1,0 @@
-//! API clients and application keys.
-
-include!("../shared/clients.rs");

@@ -1,3 +1,0 @@
-//! Password resets (tokens and codes, by digest, each usable once) and security answers.
-
-include!("../shared/resets.rs");

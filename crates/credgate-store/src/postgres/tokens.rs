@@ -1,3 +1,0 @@
-//! Issued tokens, kept by digest.
-
-include!("../shared/tokens.rs");

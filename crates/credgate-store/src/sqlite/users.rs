@@ -1,3 +1,0 @@
-//! Users, their aliases and credentials; the password-change transaction.
-
-include!("../shared/users.rs");
