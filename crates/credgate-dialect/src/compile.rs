@@ -7,12 +7,14 @@ use credgate_core::Error as CoreError;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use regex::Regex;
 
-use crate::dialect::{CompiledRoute, Dialect, Mount};
+use crate::dialect::{Dialect, Mount};
 use crate::load::{DialectSource, LoadError, LoadOptions};
 use crate::parse::{parse_spec, Found};
+use crate::route::{accepted_types, compile_sources, CompiledRoute, GrantKind, Response};
+use crate::route::{Source, SourceList, SubjectSources};
 use crate::router::PathTemplate;
 use crate::spans::{key_path, Spans, Step};
-use crate::spec::{DialectSpec, ResponseSpec, RouteSpec, Sources};
+use crate::spec::{DialectSpec, ResponseSpec, RouteSpec};
 
 /// The compiled dialect (whatever of it could be compiled, when the file was readable) and
 /// every problem found in it, in line order.
@@ -49,10 +51,16 @@ pub(crate) fn compile(
     }
 
     let mut env = template_env();
+    let mut errors = BTreeMap::new();
     for (kind, r) in &spec.errors {
-        let at = key_path!["errors", kind.as_str()];
-        let mut templates = Templates::new(&mut env, &mut problems, &spec.content_type);
-        templates.response(&format!("errors.{kind}"), r, &at);
+        let response = Response::new(&format!("errors.{kind}"), r, &spec.content_type);
+        add_templates(
+            &mut env,
+            &mut problems,
+            &response,
+            &key_path!["errors", kind.as_str()],
+        );
+        errors.insert(kind.clone(), response);
     }
     let routes: Vec<CompiledRoute> = (spec.routes.iter().enumerate())
         .filter_map(|(i, route)| compile_route(&mut env, &spec, &mount, i, route, &mut problems))
@@ -70,6 +78,7 @@ pub(crate) fn compile(
         csrf_cookie: auth.csrf_cookie,
         csrf_header: auth.csrf_header,
         csrf_pattern: auth.csrf_pattern,
+        errors,
         spec,
         mount,
     };
@@ -140,59 +149,22 @@ fn template_env() -> Environment<'static> {
     env
 }
 
-/// Adds a response's templates to the environment, under names that start with its prefix
-/// (`errors.internal`, `routes.3.ok`), reporting syntax errors at `at`.
-struct Templates<'e, 'p, 'a> {
-    env: &'e mut Environment<'static>,
-    problems: &'p mut Problems<'a>,
-    default_content_type: &'e str,
-}
-
-impl<'e, 'p, 'a> Templates<'e, 'p, 'a> {
-    fn new(
-        env: &'e mut Environment<'static>,
-        problems: &'p mut Problems<'a>,
-        default_content_type: &'e str,
-    ) -> Self {
-        Self {
-            env,
-            problems,
-            default_content_type,
-        }
-    }
-
-    fn add(&mut self, name: String, text: &str, at: &[Step]) {
-        if let Err(e) = self.env.add_template_owned(name.clone(), text.to_owned()) {
-            self.problems.at(at, format!("template {name}: {e}"));
-        }
-    }
-
-    fn response(&mut self, prefix: &str, r: &ResponseSpec, at: &[Step]) {
-        let content_type = r
-            .content_type
-            .as_deref()
-            .unwrap_or(self.default_content_type);
-        let suffix = crate::render::template_suffix(content_type);
-        self.add(format!("{prefix}.body.{suffix}"), &r.body, at);
-        for (h, v) in &r.headers {
-            self.add(format!("{prefix}.header.{h}"), v, at);
-        }
-        for c in &r.cookies {
-            let cookie = format!("{prefix}.cookie.{}", c.name);
-            self.add(format!("{cookie}.name"), &c.name, at);
-            self.add(format!("{cookie}.value"), &c.value, at);
-            if let Some(age) = &c.max_age {
-                self.add(format!("{cookie}.max_age"), age, at);
-            }
-        }
-        for (i, c) in r.clear_cookies.iter().enumerate() {
-            self.add(format!("{prefix}.clear.{i}"), c, at);
+/// Adds a response's templates to the environment, reporting syntax errors at `at`.
+fn add_templates(
+    env: &mut Environment<'static>,
+    problems: &mut Problems,
+    response: &Response,
+    at: &[Step],
+) {
+    for (name, text) in response.templates() {
+        if let Err(e) = env.add_template_owned(name.to_owned(), text.to_owned()) {
+            problems.at(at, format!("template {name}: {e}"));
         }
     }
 }
 
 /// Route `i` compiled: its templates added, its method, path and field sources checked.
-/// `None` when its path cannot be compiled (the problem is reported).
+/// `None` when its method or path cannot be compiled (the problem is reported).
 fn compile_route(
     env: &mut Environment<'static>,
     spec: &DialectSpec,
@@ -203,9 +175,6 @@ fn compile_route(
 ) -> Option<CompiledRoute> {
     // Route problems are reported at the route's name, where an operator looks for a route.
     let at = key_path!["routes", i, "name"];
-    let fail = |problems: &mut Problems, m: String| {
-        problems.at(&at, format!("route `{}`: {m}", route.name));
-    };
     let what = format!("route `{}` errors", route.name);
     check_kinds(
         &route.errors,
@@ -213,65 +182,119 @@ fn compile_route(
         &key_path!["routes", i, "errors"],
         problems,
     );
-    let mut templates = Templates::new(env, problems, &spec.content_type);
-    templates.response(&format!("routes.{i}.ok"), &route.ok, &at);
-    for (kind, r) in &route.errors {
-        templates.response(&format!("routes.{i}.errors.{kind}"), r, &at);
+    let response = |prefix: String, r: &ResponseSpec| Response::new(&prefix, r, &spec.content_type);
+    let ok = response(format!("routes.{i}.ok"), &route.ok);
+    let errors: BTreeMap<String, Response> = (route.errors.iter())
+        .map(|(kind, r)| {
+            (
+                kind.clone(),
+                response(format!("routes.{i}.errors.{kind}"), r),
+            )
+        })
+        .collect();
+    for r in std::iter::once(&ok).chain(errors.values()) {
+        add_templates(env, problems, r, &at);
     }
-    let method = route.method.to_ascii_uppercase();
-    if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-        fail(problems, format!("unsupported method `{}`", route.method));
-    }
-    for src in all_sources(route) {
-        if let Err(m) = check_source(src) {
-            fail(problems, m);
-        }
-    }
-    for name in &route.required {
-        if name != "subject" && !route.fields.contains_key(name) {
-            fail(
-                problems,
-                format!("required field `{name}` has no source in `fields`"),
-            );
-        }
-    }
-    for g in route.grants.values() {
-        if !["password", "client_credentials", "refresh_token"].contains(&g.as_str()) {
-            fail(problems, format!("unknown grant `{g}`"));
-        }
-    }
+    let mut failures = Vec::new();
+    let mut fail = |m: String| failures.push(m);
+    let method = parse_method(&route.method).map_err(&mut fail).ok();
+    let sources = compile_route_sources(route, &mut fail);
+    let grants = compile_grants(route, &mut fail);
     let full = format!(
         "{}{}{}",
         mount.prefix.trim_end_matches('/'),
         spec.base.trim_end_matches('/'),
         route.path
     );
-    match PathTemplate::compile(&full, route.trailing_slash) {
-        Ok(path) => {
-            let mut spec = route.clone();
-            spec.method = method;
-            Some(CompiledRoute {
-                index: i,
-                spec,
-                path,
-            })
-        }
-        Err(m) => {
-            fail(problems, m);
-            None
-        }
+    let path = PathTemplate::compile(&full, route.trailing_slash).map_err(&mut fail);
+    for m in failures {
+        problems.at(&at, format!("route `{}`: {m}", route.name));
+    }
+    let method = method?;
+    let csrf = (spec.auth.csrf.as_ref()).is_some_and(|c| {
+        c.enabled
+            && c.methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(method.as_str()))
+    });
+    let mut route_spec = route.clone();
+    route_spec.method = method.to_string();
+    Some(CompiledRoute {
+        index: i,
+        method,
+        path: path.ok()?,
+        fields: sources.fields,
+        subject: sources.subject,
+        subject_check: sources.subject_check,
+        grants,
+        constants: sources.constants,
+        accepts: accepted_types(route),
+        csrf,
+        ok,
+        errors,
+        spec: route_spec,
+    })
+}
+
+fn parse_method(text: &str) -> Result<http::Method, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "GET" => Ok(http::Method::GET),
+        "POST" => Ok(http::Method::POST),
+        "PUT" => Ok(http::Method::PUT),
+        "PATCH" => Ok(http::Method::PATCH),
+        "DELETE" => Ok(http::Method::DELETE),
+        _ => Err(format!("unsupported method `{text}`")),
     }
 }
 
-/// Every field source a route names: fields, subject, subject check and constants.
-fn all_sources(route: &RouteSpec) -> Vec<&str> {
-    let mut all: Vec<&str> = route.fields.values().flat_map(Sources::list).collect();
-    if let Some(s) = &route.subject {
-        all.extend(s.id.iter().chain(s.username.iter()).flat_map(Sources::list));
+/// A route's field sources, parsed.
+struct RouteSources {
+    fields: BTreeMap<String, SourceList>,
+    subject: Option<SubjectSources>,
+    subject_check: Option<SourceList>,
+    constants: Vec<(Source, String)>,
+}
+
+fn compile_route_sources(route: &RouteSpec, fail: &mut dyn FnMut(String)) -> RouteSources {
+    let fields = (route.fields.iter())
+        .map(|(name, sources)| (name.clone(), compile_sources(sources, fail)))
+        .collect();
+    let subject = route.subject.as_ref().and_then(|s| {
+        let sources = s.id.as_ref().or(s.username.as_ref())?;
+        Some(SubjectSources {
+            sources: compile_sources(sources, fail),
+            by_id: s.id.is_some(),
+            me: s.me.clone(),
+        })
+    });
+    let subject_check = (route.subject_check.as_ref()).map(|s| compile_sources(s, fail));
+    let constants = (route.constants.iter())
+        .filter_map(|(src, v)| Some((Source::parse(src).map_err(&mut *fail).ok()?, v.clone())))
+        .collect();
+    for name in &route.required {
+        if name != "subject" && !route.fields.contains_key(name) {
+            fail(format!("required field `{name}` has no source in `fields`"));
+        }
     }
-    all.extend(route.subject_check.iter().flat_map(Sources::list));
-    all.extend(route.constants.keys().map(String::as_str));
-    all
+    RouteSources {
+        fields,
+        subject,
+        subject_check,
+        constants,
+    }
+}
+
+fn compile_grants(route: &RouteSpec, fail: &mut dyn FnMut(String)) -> BTreeMap<String, GrantKind> {
+    let mut grants = BTreeMap::new();
+    for (vendor, g) in &route.grants {
+        match GrantKind::parse(g) {
+            Some(kind) => {
+                grants.insert(vendor.clone(), kind);
+            }
+            None => fail(format!("unknown grant `{g}`")),
+        }
+    }
+    grants
 }
 
 /// The auth settings whose templates and patterns are fixed once the vars are known.
@@ -339,14 +362,6 @@ fn urlencode_strict(value: minijinja::Value) -> String {
         .map(str::to_owned)
         .unwrap_or_else(|| value.to_string());
     utf8_percent_encode(&text, RESERVED).to_string()
-}
-
-fn check_source(src: &str) -> Result<(), String> {
-    match src.split_once('.') {
-        Some(("body" | "path" | "query" | "header" | "cookie", name)) if !name.is_empty() => Ok(()),
-        Some(("basic", "username" | "password")) => Ok(()),
-        _ => Err(format!("`{src}` is not a field source (body.X, path.X, query.X, header.X, cookie.X, basic.username, basic.password)")),
-    }
 }
 
 /// What went wrong in one file, each at the line of the key it concerns.

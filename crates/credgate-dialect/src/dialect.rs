@@ -6,8 +6,9 @@ use std::sync::Arc;
 use minijinja::Environment;
 use regex::Regex;
 
-use crate::router::PathTemplate;
-use crate::spec::{DialectSpec, RouteSpec};
+pub use crate::route::CompiledRoute;
+use crate::route::Response;
+use crate::spec::DialectSpec;
 
 pub struct Dialect {
     pub name: String,
@@ -22,6 +23,8 @@ pub struct Dialect {
     pub(crate) csrf_cookie: Option<String>,
     pub(crate) csrf_header: Option<String>,
     pub(crate) csrf_pattern: Option<Regex>,
+    /// The error table, compiled.
+    pub errors: BTreeMap<String, Response>,
     pub spec: DialectSpec,
     /// Where it is served: its listener and path prefix.
     pub mount: Mount,
@@ -50,6 +53,15 @@ impl Dialect {
     pub fn csrf_header(&self) -> Option<&str> {
         self.csrf_header.as_deref()
     }
+
+    /// The answer to canonical error `kind`: the route's own override, else the dialect's.
+    pub fn error_response<'a>(
+        &'a self,
+        route: Option<&'a CompiledRoute>,
+        kind: &str,
+    ) -> Option<&'a Response> {
+        (route.and_then(|r| r.errors.get(kind))).or_else(|| self.errors.get(kind))
+    }
 }
 
 impl std::fmt::Debug for Dialect {
@@ -59,13 +71,6 @@ impl std::fmt::Debug for Dialect {
             .field("origin", &self.origin)
             .finish()
     }
-}
-
-pub struct CompiledRoute {
-    /// Position in the file, which names its templates.
-    pub(crate) index: usize,
-    pub spec: RouteSpec,
-    pub path: PathTemplate,
 }
 
 /// A route that matched a request, with its decoded path parameters.
@@ -130,14 +135,14 @@ impl DialectSet {
             }
             let route = &self.dialects[d].routes[r];
             if let Some(params) = route.path.matches(path) {
-                if route.spec.method.eq_ignore_ascii_case(method) {
+                if route.method.as_str().eq_ignore_ascii_case(method) {
                     return Lookup::Found(RouteMatch {
                         dialect: Arc::clone(&self.dialects[d]),
                         route: r,
                         params,
                     });
                 }
-                allowed.push(route.spec.method.clone());
+                allowed.push(route.method.to_string());
             }
         }
         if allowed.is_empty() {

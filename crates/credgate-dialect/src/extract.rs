@@ -1,4 +1,7 @@
 //! Request -> canonical command. Reads only what the route declares, in the vendor's names.
+//! The steps: auth evidence (app key, session, CSRF), the body, then one builder per command.
+
+use std::collections::BTreeMap;
 
 use credgate_core::{
     Access, AppKey, ChangePassword, ClientCredentials, Command, Error, FieldProblem, FieldReason,
@@ -10,9 +13,8 @@ use serde_json::{Map, Value};
 use crate::body::{parse_form, parse_json_object};
 use crate::dialect::{Dialect, RouteMatch};
 use crate::http::HttpRequest;
-use crate::spec::{
-    AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, Sources, TokenRequirement,
-};
+use crate::route::{CompiledRoute, GrantKind, Source};
+use crate::spec::{AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, TokenRequirement};
 
 /// A translated request, and what of it templates may show (never a secret).
 #[derive(Debug)]
@@ -24,7 +26,7 @@ pub struct Extracted {
 /// The non-secret parts of a request, for rendering.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RequestView {
-    pub path: std::collections::BTreeMap<String, String>,
+    pub path: BTreeMap<String, String>,
     pub username: Option<String>,
     pub subject: Option<String>,
 }
@@ -35,6 +37,7 @@ enum Field {
     WrongType,
 }
 
+/// Everything a request carries that a field source can point at.
 struct Input<'a> {
     req: &'a HttpRequest,
     params: &'a [(String, String)],
@@ -45,16 +48,15 @@ struct Input<'a> {
 }
 
 impl Input<'_> {
-    fn get(&self, source: &str) -> Field {
-        let Some((place, name)) = source.split_once('.') else {
-            return Field::Absent;
-        };
+    fn get(&self, source: &Source) -> Field {
         let text = |v: Option<&str>| v.map_or(Field::Absent, |s| Field::Text(s.to_owned()));
-        match place {
-            "body" => {
+        let pair = |list: &[(String, String)], name: &str| {
+            list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        };
+        match source {
+            Source::Body(name) => {
                 let found = if self.case_insensitive {
-                    self.body
-                        .iter()
+                    (self.body.iter())
                         .find(|(k, _)| k.eq_ignore_ascii_case(name))
                         .map(|(_, v)| v)
                 } else {
@@ -66,32 +68,18 @@ impl Input<'_> {
                     Some(_) => Field::WrongType,
                 }
             }
-            "path" => text(
-                self.params
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.as_str()),
-            ),
-            "query" => text(
-                self.query
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.as_str()),
-            ),
-            "header" => text(self.req.header(name)),
-            "cookie" => text(self.req.cookie(name)),
-            "basic" => match (&self.basic, name) {
-                (Some((u, _)), "username") => Field::Text(u.clone()),
-                (Some((_, p)), "password") => Field::Text(p.clone()),
-                _ => Field::Absent,
-            },
-            _ => Field::Absent,
+            Source::Path(name) => pair(self.params, name).map_or(Field::Absent, Field::Text),
+            Source::Query(name) => pair(&self.query, name).map_or(Field::Absent, Field::Text),
+            Source::Header(name) => text(self.req.header(name)),
+            Source::Cookie(name) => text(self.req.cookie(name)),
+            Source::BasicUsername => text(self.basic.as_ref().map(|(u, _)| u.as_str())),
+            Source::BasicPassword => text(self.basic.as_ref().map(|(_, p)| p.as_str())),
         }
     }
 
     /// The first source that is present.
-    fn first(&self, sources: &Sources) -> Field {
-        for s in sources.list() {
+    fn first(&self, sources: &[Source]) -> Field {
+        for s in sources {
             match self.get(s) {
                 Field::Absent => continue,
                 found => return found,
@@ -101,10 +89,77 @@ impl Input<'_> {
     }
 }
 
-/// The vendor's name for a source (`body.OldPassword` -> `OldPassword`).
-pub(crate) fn vendor_name(sources: &Sources) -> String {
-    let first = sources.list().first().copied().unwrap_or_default();
-    first.split_once('.').map_or(first, |(_, n)| n).to_owned()
+/// The route's fields read from one request, with the problems found so far: every required
+/// field is reported together, as the vendors' validators do.
+struct Fields<'a> {
+    route: &'a CompiledRoute,
+    input: Input<'a>,
+    problems: Vec<FieldProblem>,
+    view: RequestView,
+}
+
+impl Fields<'_> {
+    /// The text of `canonical` from `sources`; a wrong type or a missing required field is
+    /// noted as a problem.
+    fn text(&mut self, canonical: &str, sources: Option<&[Source]>) -> Option<String> {
+        match sources.map_or(Field::Absent, |s| self.input.first(s)) {
+            Field::Text(s) if !s.trim().is_empty() => Some(s),
+            Field::WrongType => {
+                self.problems
+                    .push(FieldProblem::new(canonical, FieldReason::WrongType));
+                None
+            }
+            Field::Text(_) | Field::Absent => {
+                if self.route.requires(canonical) {
+                    self.problems
+                        .push(FieldProblem::new(canonical, FieldReason::Missing));
+                }
+                None
+            }
+        }
+    }
+
+    /// A canonical field of the route.
+    fn field(&mut self, name: &str) -> Option<String> {
+        let route = self.route;
+        self.text(name, route.fields.get(name).map(Vec::as_slice))
+    }
+
+    /// A field this request must carry (a grant's own fields), required or not on the route.
+    fn needed(&mut self, name: &str) -> Option<String> {
+        let value = self.field(name);
+        if value.is_none() {
+            self.problems
+                .push(FieldProblem::new(name, FieldReason::Missing));
+        }
+        value
+    }
+
+    /// A confirmation: the client's, or an empty one where the vendor declares the field but
+    /// the client left it out.
+    fn confirm(&mut self) -> Option<Password> {
+        let confirm = self.field("confirm").map(Password::new);
+        confirm.or_else(|| {
+            self.route
+                .fields
+                .contains_key("confirm")
+                .then(Password::default)
+        })
+    }
+
+    fn username(&mut self) -> Option<String> {
+        let username = self.field("username");
+        self.view.username.clone_from(&username);
+        username
+    }
+
+    fn password(&mut self, name: &str) -> Password {
+        Password::new(self.field(name).unwrap_or_default())
+    }
+
+    fn secret(&mut self, name: &str) -> SecretToken {
+        SecretToken::new(self.field(name).unwrap_or_default())
+    }
 }
 
 impl Dialect {
@@ -115,259 +170,36 @@ impl Dialect {
         req: &HttpRequest,
         meta: RequestMeta,
     ) -> Result<Extracted, Error> {
-        let route = &m.route().spec;
-        let mut view = RequestView {
-            path: m.params.iter().cloned().collect(),
-            ..RequestView::default()
-        };
-
+        let route = m.route();
         // Authentication comes first, as the vendors' servers check it before binding the body:
         // a request without its session or app key is refused as such, whatever its body.
-        let app_key = match (&self.spec.auth.app_key, route.no_app_key) {
-            (Some(spec), false) => {
-                let presented = req
-                    .header(&spec.header)
-                    .filter(|k| !k.is_empty())
-                    .map(SecretToken::new);
-                if presented.is_none() {
-                    return Err(Error::UnknownApp);
-                }
-                Some(AppKey { presented })
-            }
-            _ => None,
-        };
-        let access = match route.token {
-            TokenRequirement::None => Access::Public,
-            TokenRequirement::User | TokenRequirement::Client => {
-                let token = self
-                    .presented_token(req)
-                    .filter(|t| !t.is_empty())
-                    .ok_or(Error::Unauthenticated)?;
-                self.check_csrf(route.method.as_str(), req, &token)?;
-                let kind = if route.token == TokenRequirement::Client {
-                    TokenKind::Client
-                } else {
-                    TokenKind::User
-                };
-                Access::Token {
-                    token: Some(token),
-                    kind,
-                }
-            }
-        };
-
-        let body = match route.body {
-            BodyFormat::None => Map::new(),
-            format => {
-                let accepted: Vec<String> = match (&route.content_types, format) {
-                    (Some(list), _) => list.iter().map(|s| s.to_ascii_lowercase()).collect(),
-                    (None, BodyFormat::Form) => vec!["application/x-www-form-urlencoded".into()],
-                    (None, _) => vec!["application/json".into()],
-                };
-                let empty = req.body.iter().all(u8::is_ascii_whitespace);
-                match req.media_type() {
-                    Some(mt) if accepted.contains(&mt) => {}
-                    None if empty => {}
-                    _ => return Err(Error::UnsupportedMediaType),
-                }
-                match format {
-                    _ if empty => Map::new(),
-                    BodyFormat::Json => parse_json_object(&req.body)?,
-                    _ => parse_form(&req.body)?,
-                }
-            }
-        };
-        if self.spec.case_insensitive_fields && has_case_insensitive_duplicates(&body) {
-            // `OldPassword` and `oldpassword` together: which one a binder takes differs.
-            return Err(Error::MalformedRequest(
-                "a field is repeated in another case".into(),
-            ));
-        }
-        let query =
-            serde_urlencoded::from_str::<Vec<(String, String)>>(&req.query).unwrap_or_default();
-        let input = Input {
-            req,
-            params: &m.params,
-            body,
-            query,
-            basic: basic_credentials(req),
-            case_insensitive: self.spec.case_insensitive_fields,
-        };
-
-        // Every required field, reported together as the vendors' validators do.
-        let mut problems = Vec::new();
-        let mut text = |canonical: &str, sources: Option<&Sources>| -> Option<String> {
-            let required = route.required.iter().any(|r| r == canonical);
-            match sources.map_or(Field::Absent, |s| input.first(s)) {
-                Field::Text(s) if !s.trim().is_empty() => Some(s),
-                Field::WrongType => {
-                    problems.push(FieldProblem::new(canonical, FieldReason::WrongType));
-                    None
-                }
-                Field::Text(_) | Field::Absent => {
-                    if required {
-                        problems.push(FieldProblem::new(canonical, FieldReason::Missing));
-                    }
-                    None
-                }
-            }
-        };
-
-        let subject_spec = route.subject.clone().unwrap_or_default();
-        let subject_sources = subject_spec.id.as_ref().or(subject_spec.username.as_ref());
-        let subject_raw = text("subject", subject_sources);
-        view.subject = subject_raw.clone();
-        let subject = match (&subject_raw, &subject_spec) {
-            (None, _) => Subject::Caller,
-            (Some(v), s) if s.me.as_deref() == Some(v.as_str()) => Subject::Caller,
-            (Some(v), s) if s.id.is_some() => Subject::Id(v.clone()),
-            (Some(v), _) => Subject::Username(v.clone()),
-        };
-        let mut field = |name: &str| text(name, route.fields.get(name));
-
-        let command = match route.command {
-            CommandName::Login => {
-                let (username, password) = (field("username"), field("password"));
-                view.username = username.clone();
-                Command::IssueToken(TokenRequest {
-                    client: None,
-                    client_required: false,
-                    grant: Grant::Password {
-                        username: username.unwrap_or_default(),
-                        password: Password::new(password.unwrap_or_default()),
-                    },
-                    with_refresh: false,
-                })
-            }
-            CommandName::Token => {
-                let grant_type = field("grant_type");
-                let canonical = match (&grant_type, route.grants.is_empty()) {
-                    (None, true) => Some("password"),
-                    (Some(g), false) => route.grants.get(g).map(String::as_str),
-                    _ => None,
-                };
-                let client_id = field("client_id");
-                let client_secret = field("client_secret");
-                let client = match (route.client_auth, client_id) {
-                    (ClientAuth::None, _) | (_, None) => None,
-                    (_, Some(id)) => Some(ClientCredentials {
-                        client_id: id,
-                        secret: Password::new(client_secret.unwrap_or_default()),
-                    }),
-                };
-                let grant = match canonical {
-                    Some("password") => {
-                        let (username, password) = (field("username"), field("password"));
-                        if username.is_none() {
-                            problems.push(FieldProblem::new("username", FieldReason::Missing));
-                        }
-                        if password.is_none() {
-                            problems.push(FieldProblem::new("password", FieldReason::Missing));
-                        }
-                        view.username = username.clone();
-                        Grant::Password {
-                            username: username.unwrap_or_default(),
-                            password: Password::new(password.unwrap_or_default()),
-                        }
-                    }
-                    Some("client_credentials") => Grant::ClientCredentials,
-                    Some(_) => match field("refresh_token") {
-                        Some(t) => Grant::Refresh {
-                            refresh_token: SecretToken::new(t),
-                        },
-                        None => {
-                            problems.push(FieldProblem::new("refresh_token", FieldReason::Missing));
-                            Grant::ClientCredentials
-                        }
-                    },
-                    None => {
-                        let reason = if grant_type.is_some() {
-                            FieldReason::Unsupported
-                        } else {
-                            FieldReason::Missing
-                        };
-                        problems.push(FieldProblem::new("grant_type", reason));
-                        Grant::ClientCredentials
-                    }
-                };
-                Command::IssueToken(TokenRequest {
-                    client,
-                    client_required: route.client_auth == ClientAuth::Required,
-                    grant,
-                    with_refresh: route.refresh,
-                })
-            }
-            CommandName::ChangePassword => {
-                let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
-                if let (Some(check), Some(raw)) = (&route.subject_check, &subject_raw) {
-                    if let Field::Text(given) = input.first(check) {
-                        if &given != raw {
-                            problems
-                                .push(FieldProblem::new("subject_check", FieldReason::Mismatch));
-                        }
-                    }
-                }
-                Command::ChangePassword(ChangePassword {
-                    subject,
-                    current: Password::new(current.unwrap_or_default()),
-                    new: Password::new(new.unwrap_or_default()),
-                    confirm: confirm.map(Password::new).or_else(|| {
-                        // A confirmation field the vendor declares but the client left empty.
-                        route.fields.contains_key("confirm").then(Password::default)
-                    }),
-                })
-            }
-            CommandName::RequestReset => {
-                let username = field("username");
-                view.username = username.clone();
-                Command::RequestReset {
-                    username: username.unwrap_or_default(),
-                }
-            }
-            CommandName::ValidateReset => {
-                let (username, token) = (field("username"), field("token"));
-                view.username = username.clone();
-                Command::ValidateReset {
-                    username,
-                    token: SecretToken::new(token.unwrap_or_default()),
-                }
-            }
-            CommandName::ResetPassword => {
-                let (username, token, new, confirm) = (
-                    field("username"),
-                    field("token"),
-                    field("new"),
-                    field("confirm"),
-                );
-                view.username = username.clone();
-                Command::ResetPassword {
-                    username,
-                    token: SecretToken::new(token.unwrap_or_default()),
-                    new: Password::new(new.unwrap_or_default()),
-                    confirm: confirm
-                        .map(Password::new)
-                        .or_else(|| route.fields.contains_key("confirm").then(Password::default)),
-                }
-            }
-            CommandName::RequestResetCode => {
-                let (username, answer) = (field("username"), field("answer"));
-                view.username = username.clone();
-                Command::RequestResetCode {
-                    username: username.unwrap_or_default(),
-                    answer: Password::new(answer.unwrap_or_default()),
-                }
-            }
-            CommandName::ExchangeResetCode => Command::ExchangeResetCode {
-                code: SecretToken::new(field("code").unwrap_or_default()),
+        let app_key = self.app_key(route, req)?;
+        let access = self.access(route, req)?;
+        let body = self.body(route, req)?;
+        let mut fields = Fields {
+            route,
+            input: Input {
+                req,
+                params: &m.params,
+                body,
+                query: serde_urlencoded::from_str(&req.query).unwrap_or_default(),
+                basic: crate::authorization::basic_credentials(
+                    req.header("authorization").unwrap_or_default(),
+                ),
+                case_insensitive: self.spec.case_insensitive_fields,
             },
-            CommandName::Logout => Command::Logout,
-            CommandName::RenewSession => Command::RenewSession,
-            CommandName::ShowUser => Command::ShowUser { subject },
+            problems: Vec::new(),
+            view: RequestView {
+                path: m.params.iter().cloned().collect(),
+                ..RequestView::default()
+            },
         };
-        if !problems.is_empty() {
-            return Err(Error::InvalidRequest { problems });
+        let command = command(&mut fields);
+        if !fields.problems.is_empty() {
+            return Err(Error::InvalidRequest {
+                problems: fields.problems,
+            });
         }
-
         Ok(Extracted {
             request: Request {
                 meta,
@@ -375,8 +207,69 @@ impl Dialect {
                 access,
                 command,
             },
-            view,
+            view: fields.view,
         })
+    }
+
+    /// The application key the dialect asks for on this route, if it does.
+    fn app_key(&self, route: &CompiledRoute, req: &HttpRequest) -> Result<Option<AppKey>, Error> {
+        match (&self.spec.auth.app_key, route.spec.no_app_key) {
+            (Some(spec), false) => {
+                let presented = (req.header(&spec.header))
+                    .filter(|k| !k.is_empty())
+                    .map(SecretToken::new);
+                if presented.is_none() {
+                    return Err(Error::UnknownApp);
+                }
+                Ok(Some(AppKey { presented }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The session or client token the route needs, CSRF checked.
+    fn access(&self, route: &CompiledRoute, req: &HttpRequest) -> Result<Access, Error> {
+        let kind = match route.spec.token {
+            TokenRequirement::None => return Ok(Access::Public),
+            TokenRequirement::User => TokenKind::User,
+            TokenRequirement::Client => TokenKind::Client,
+        };
+        let token = (self.presented_token(req))
+            .filter(|t| !t.is_empty())
+            .ok_or(Error::Unauthenticated)?;
+        if route.csrf {
+            self.check_csrf(req, &token)?;
+        }
+        Ok(Access::Token {
+            token: Some(token),
+            kind,
+        })
+    }
+
+    /// The body's fields, in one of the media types the route accepts.
+    fn body(&self, route: &CompiledRoute, req: &HttpRequest) -> Result<Map<String, Value>, Error> {
+        let format = route.spec.body;
+        if format == BodyFormat::None {
+            return Ok(Map::new());
+        }
+        let empty = req.body.iter().all(u8::is_ascii_whitespace);
+        match req.media_type() {
+            Some(mt) if route.accepts.contains(&mt) => {}
+            None if empty => {}
+            _ => return Err(Error::UnsupportedMediaType),
+        }
+        let body = match format {
+            _ if empty => Map::new(),
+            BodyFormat::Json => parse_json_object(&req.body)?,
+            _ => parse_form(&req.body)?,
+        };
+        if self.spec.case_insensitive_fields && has_case_insensitive_duplicates(&body) {
+            // `OldPassword` and `oldpassword` together: which one a binder takes differs.
+            return Err(Error::MalformedRequest(
+                "a field is repeated in another case".into(),
+            ));
+        }
+        Ok(body)
     }
 
     /// The session token as the dialect's auth scheme carries it.
@@ -395,28 +288,17 @@ impl Dialect {
         }
     }
 
-    fn check_csrf(
-        &self,
-        method: &str,
-        req: &HttpRequest,
-        token: &SecretToken,
-    ) -> Result<(), Error> {
-        let Some(csrf) = self.spec.auth.csrf.as_ref().filter(|c| c.enabled) else {
+    /// The route's CSRF check (the caller knows that it applies).
+    fn check_csrf(&self, req: &HttpRequest, token: &SecretToken) -> Result<(), Error> {
+        let Some(csrf) = self.spec.auth.csrf.as_ref() else {
             return Ok(());
         };
-        if !csrf.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
-            return Ok(());
-        }
-        let header = self
-            .csrf_header
-            .as_deref()
+        let header = (self.csrf_header.as_deref())
             .and_then(|h| req.header(h))
             .unwrap_or_default();
         let ok = match csrf.style {
             CsrfStyle::DoubleSubmit => {
-                let cookie = self
-                    .csrf_cookie
-                    .as_deref()
+                let cookie = (self.csrf_cookie.as_deref())
                     .and_then(|c| req.cookie(c))
                     .unwrap_or_default();
                 !header.is_empty()
@@ -425,17 +307,14 @@ impl Dialect {
             CsrfStyle::Session => {
                 let decoded = percent_decode_str(header).decode_utf8_lossy();
                 let value = match &self.csrf_pattern {
-                    Some(re) => re
-                        .captures(&decoded)
+                    Some(re) => (re.captures(&decoded))
                         .and_then(|c| c.get(1))
                         .map(|m| m.as_str().to_owned()),
                     None => Some(decoded.into_owned()),
                 };
                 value.is_some_and(|v| {
-                    credgate_core::token::constant_time_eq(
-                        v.as_bytes(),
-                        csrf_value(token).as_bytes(),
-                    )
+                    let expected = csrf_value(token);
+                    credgate_core::token::constant_time_eq(v.as_bytes(), expected.as_bytes())
                 })
             }
         };
@@ -444,6 +323,140 @@ impl Dialect {
         } else {
             Err(Error::CsrfRejected)
         }
+    }
+}
+
+/// The canonical command of the route, from its fields.
+fn command(f: &mut Fields) -> Command {
+    let route = f.route;
+    let subject = subject(f);
+    match route.spec.command {
+        CommandName::Login => {
+            let username = f.username();
+            Command::IssueToken(TokenRequest {
+                client: None,
+                client_required: false,
+                grant: Grant::Password {
+                    username: username.unwrap_or_default(),
+                    password: f.password("password"),
+                },
+                with_refresh: false,
+            })
+        }
+        CommandName::Token => Command::IssueToken(token_request(f)),
+        CommandName::ChangePassword => Command::ChangePassword(change_password(f, subject)),
+        CommandName::RequestReset => Command::RequestReset {
+            username: f.username().unwrap_or_default(),
+        },
+        CommandName::ValidateReset => Command::ValidateReset {
+            username: f.username(),
+            token: f.secret("token"),
+        },
+        CommandName::ResetPassword => Command::ResetPassword {
+            username: f.username(),
+            token: f.secret("token"),
+            new: f.password("new"),
+            confirm: f.confirm(),
+        },
+        CommandName::RequestResetCode => Command::RequestResetCode {
+            username: f.username().unwrap_or_default(),
+            answer: f.password("answer"),
+        },
+        CommandName::ExchangeResetCode => Command::ExchangeResetCode {
+            code: f.secret("code"),
+        },
+        CommandName::Logout => Command::Logout,
+        CommandName::RenewSession => Command::RenewSession,
+        CommandName::ShowUser => Command::ShowUser { subject },
+    }
+}
+
+/// Who the request is about: the caller unless the route names someone else.
+fn subject(f: &mut Fields) -> Subject {
+    let route = f.route;
+    let Some(spec) = &route.subject else {
+        f.text("subject", None);
+        return Subject::Caller;
+    };
+    let raw = f.text("subject", Some(&spec.sources));
+    f.view.subject.clone_from(&raw);
+    match raw {
+        None => Subject::Caller,
+        Some(v) if spec.me.as_deref() == Some(v.as_str()) => Subject::Caller,
+        Some(v) if spec.by_id => Subject::Id(v),
+        Some(v) => Subject::Username(v),
+    }
+}
+
+fn token_request(f: &mut Fields) -> TokenRequest {
+    let route = f.route;
+    let grant_type = f.field("grant_type");
+    let canonical = match (&grant_type, route.grants.is_empty()) {
+        (None, true) => Some(GrantKind::Password),
+        (Some(g), false) => route.grants.get(g).copied(),
+        _ => None,
+    };
+    let client_id = f.field("client_id");
+    let client_secret = f.field("client_secret");
+    let client = match (route.spec.client_auth, client_id) {
+        (ClientAuth::None, _) | (_, None) => None,
+        (_, Some(id)) => Some(ClientCredentials {
+            client_id: id,
+            secret: Password::new(client_secret.unwrap_or_default()),
+        }),
+    };
+    let grant = match canonical {
+        Some(GrantKind::Password) => {
+            let (username, password) = (f.needed("username"), f.needed("password"));
+            f.view.username.clone_from(&username);
+            Grant::Password {
+                username: username.unwrap_or_default(),
+                password: Password::new(password.unwrap_or_default()),
+            }
+        }
+        Some(GrantKind::ClientCredentials) => Grant::ClientCredentials,
+        Some(GrantKind::RefreshToken) => match f.needed("refresh_token") {
+            Some(t) => Grant::Refresh {
+                refresh_token: SecretToken::new(t),
+            },
+            None => Grant::ClientCredentials,
+        },
+        None => {
+            let reason = if grant_type.is_some() {
+                FieldReason::Unsupported
+            } else {
+                FieldReason::Missing
+            };
+            f.problems.push(FieldProblem::new("grant_type", reason));
+            Grant::ClientCredentials
+        }
+    };
+    TokenRequest {
+        client,
+        client_required: route.spec.client_auth == ClientAuth::Required,
+        grant,
+        with_refresh: route.spec.refresh,
+    }
+}
+
+fn change_password(f: &mut Fields, subject: Subject) -> ChangePassword {
+    let route = f.route;
+    let (current, new) = (f.password("current"), f.password("new"));
+    let confirm = f.confirm();
+    let named = f.view.subject.clone();
+    if let (Some(check), Some(raw)) = (&route.subject_check, named) {
+        if let Field::Text(given) = f.input.first(check) {
+            if given != raw {
+                f.problems
+                    .push(FieldProblem::new("subject_check", FieldReason::Mismatch));
+            }
+        }
+    }
+    ChangePassword {
+        subject,
+        current,
+        new,
+        confirm,
     }
 }
 
@@ -461,8 +474,4 @@ pub fn csrf_value(token: &SecretToken) -> String {
 fn has_case_insensitive_duplicates(body: &Map<String, Value>) -> bool {
     let mut seen = std::collections::HashSet::new();
     body.keys().any(|k| !seen.insert(k.to_ascii_lowercase()))
-}
-
-fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
-    crate::authorization::basic_credentials(req.header("authorization")?)
 }

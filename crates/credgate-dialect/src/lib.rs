@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod outbound;
 mod parse;
 mod render;
+pub mod route;
 pub mod router;
 mod spans;
 pub mod spec;

@@ -9,11 +9,9 @@ use credgate_core::Error as CoreError;
 use minijinja::{context, Value as Ctx};
 use serde_json::{json, Map, Value};
 
-use crate::dialect::{CompiledRoute, Dialect};
-use crate::spec::{
-    AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, ResponseSpec, Sources,
-    TokenRequirement,
-};
+use crate::dialect::Dialect;
+use crate::route::{vendor_name, CompiledRoute, Response, Source};
+use crate::spec::{AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, TokenRequirement};
 
 /// The OpenAPI version the documents declare.
 pub const OPENAPI_VERSION: &str = "3.1.0";
@@ -27,7 +25,7 @@ pub fn document(d: &Dialect) -> Value {
         paths
             .entry(route.path.template.clone())
             .or_default()
-            .insert(route.spec.method.to_ascii_lowercase(), op);
+            .insert(route.method.as_str().to_ascii_lowercase(), op);
     }
     let mut doc = json!({
         "openapi": OPENAPI_VERSION,
@@ -45,22 +43,15 @@ pub fn document(d: &Dialect) -> Value {
     doc
 }
 
-/// Where a field travels, split from `body.OldPassword`.
-fn place(source: &str) -> (&str, &str) {
-    source.split_once('.').unwrap_or((source, ""))
-}
-
 /// Canonical field -> its sources, subject and subject check included.
-fn all_fields(route: &CompiledRoute) -> Vec<(String, &Sources)> {
-    let spec = &route.spec;
-    let mut fields: Vec<(String, &Sources)> =
-        spec.fields.iter().map(|(k, v)| (k.clone(), v)).collect();
-    if let Some(s) = &spec.subject {
-        if let Some(src) = s.id.as_ref().or(s.username.as_ref()) {
-            fields.push(("subject".into(), src));
-        }
+fn all_fields(route: &CompiledRoute) -> Vec<(String, &[Source])> {
+    let mut fields: Vec<(String, &[Source])> = (route.fields.iter())
+        .map(|(k, v)| (k.clone(), v.as_slice()))
+        .collect();
+    if let Some(s) = &route.subject {
+        fields.push(("subject".into(), &s.sources));
     }
-    if let Some(check) = &spec.subject_check {
+    if let Some(check) = &route.subject_check {
         fields.push(("subject_check".into(), check));
     }
     fields
@@ -85,27 +76,27 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
     op.insert("description".into(), json!(description));
 
     let fields = all_fields(route);
-    let required = |canonical: &str, sources: &Sources| {
-        spec.required.iter().any(|r| r == canonical) && sources.list().len() == 1
-    };
+    let required =
+        |canonical: &str, sources: &[Source]| route.requires(canonical) && sources.len() == 1;
     let mut parameters: Vec<Value> = route
         .path
         .params()
         .iter()
         .map(|name| {
-            let canonical = fields
-                .iter()
-                .find(|(_, s)| s.list().contains(&format!("path.{name}").as_str()))
+            let at = Source::Path(name.clone());
+            let canonical = (fields.iter())
+                .find(|(_, s)| s.contains(&at))
                 .map(|(c, _)| c.clone());
             let mut p =
                 json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
             if let Some(c) = canonical {
                 p["description"] = json!(format!("canonical field `{c}`"));
             }
-            if let Some(me) = spec.subject.as_ref().and_then(|s| s.me.as_ref()) {
-                if fields.iter().any(|(c, s)| {
-                    c == "subject" && s.list().contains(&format!("path.{name}").as_str())
-                }) {
+            if let Some(me) = route.subject.as_ref().and_then(|s| s.me.as_ref()) {
+                if fields
+                    .iter()
+                    .any(|(c, s)| c == "subject" && s.contains(&at))
+                {
                     p["description"] = json!(format!("the user's id, or `{me}` for the caller"));
                 }
             }
@@ -115,10 +106,10 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
     let mut body_props = Map::new();
     let mut body_required = Vec::new();
     for (canonical, sources) in &fields {
-        for src in sources.list() {
-            let (at, name) = place(src);
-            match at {
-                "query" | "header" | "cookie"
+        for src in sources.iter() {
+            let (at, name) = (src.place(), src.name());
+            match src {
+                Source::Query(_) | Source::Header(_) | Source::Cookie(_)
                     if !parameters
                         .iter()
                         .any(|p| p["in"] == at && p["name"] == name) =>
@@ -129,10 +120,10 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
                         "schema": {"type": "string"},
                     }));
                 }
-                "body" => {
+                Source::Body(_) => {
                     let mut schema = json!({"type": "string", "description": format!("canonical field `{canonical}`")});
-                    if canonical == "grant_type" && !spec.grants.is_empty() {
-                        schema["enum"] = json!(spec.grants.keys().collect::<Vec<_>>());
+                    if canonical == "grant_type" && !route.grants.is_empty() {
+                        schema["enum"] = json!(route.grants.keys().collect::<Vec<_>>());
                     }
                     body_props.insert(name.to_owned(), schema);
                     if required(canonical, sources) && !body_required.contains(&name) {
@@ -147,11 +138,7 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
         op.insert("parameters".into(), json!(parameters));
     }
     if spec.body != BodyFormat::None {
-        let types = match (&spec.content_types, spec.body) {
-            (Some(list), _) => list.clone(),
-            (None, BodyFormat::Form) => vec!["application/x-www-form-urlencoded".into()],
-            (None, _) => vec!["application/json".into()],
-        };
+        let types = route.accepts.clone();
         let mut schema = json!({"type": "object", "properties": body_props});
         if !body_required.is_empty() {
             schema["required"] = json!(body_required);
@@ -202,12 +189,7 @@ fn security(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value>
                     json!({"type": "apiKey", "in": "cookie", "name": name, "description": "The session cookie set at login."}),
                 );
                 all.push("session");
-                let csrf = auth.csrf.as_ref().filter(|c| {
-                    c.enabled
-                        && c.methods
-                            .iter()
-                            .any(|m| m.eq_ignore_ascii_case(&spec.method))
-                });
+                let csrf = auth.csrf.as_ref().filter(|_| route.csrf);
                 if let Some(c) = csrf {
                     let how = match c.style {
                         CsrfStyle::Session => "The CSRF value the login set as a cookie, echoed.",
@@ -231,10 +213,8 @@ fn security(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value>
             }
         }
     }
-    let client_sources = spec.fields.get("client_id").map(Sources::list);
-    let by_basic = client_sources
-        .as_ref()
-        .is_some_and(|s| s.contains(&"basic.username"));
+    let client_sources = route.fields.get("client_id");
+    let by_basic = client_sources.is_some_and(|s| s.contains(&Source::BasicUsername));
     let mut alternatives = Vec::new();
     if spec.client_auth != ClientAuth::None && by_basic {
         schemes.insert(
@@ -245,7 +225,7 @@ fn security(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value>
         with.push("clientBasic");
         alternatives.push(with);
         // The credentials may also travel in the body, or not be needed at all.
-        let only_basic = client_sources.as_ref().is_some_and(|s| s.len() == 1);
+        let only_basic = client_sources.is_some_and(|s| s.len() == 1);
         if spec.client_auth == ClientAuth::Optional || !only_basic {
             alternatives.push(all);
         }
@@ -265,13 +245,7 @@ fn security(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value>
 /// The success response and every error the route can answer, grouped by status.
 fn responses(d: &Dialect, route: &CompiledRoute) -> Value {
     let mut out = Map::new();
-    let ok = sample(
-        d,
-        &format!("routes.{}.ok", route.index),
-        &route.spec.ok,
-        route,
-        None,
-    );
+    let ok = sample(d, &route.ok, route, None);
     out.insert(
         route.spec.ok.status.to_string(),
         response_object("Success.", &[(None, ok)]),
@@ -281,15 +255,14 @@ fn responses(d: &Dialect, route: &CompiledRoute) -> Value {
         if !applies(d, route, kind) {
             continue;
         }
-        let (name, r) = match route.spec.errors.get(*kind) {
-            Some(r) => (format!("routes.{}.errors.{kind}", route.index), r),
-            None => match d.spec.errors.get(*kind) {
-                Some(r) => (format!("errors.{kind}"), r),
-                None => continue,
-            },
+        let Some(r) = d.error_response(Some(route), kind) else {
+            continue;
         };
-        let s = sample(d, &name, r, route, Some(kind));
-        by_status.entry(r.status).or_default().push((Some(kind), s));
+        let s = sample(d, r, route, Some(kind));
+        by_status
+            .entry(r.spec.status)
+            .or_default()
+            .push((Some(kind), s));
     }
     for (status, samples) in by_status {
         let kinds: Vec<&str> = samples.iter().filter_map(|(k, _)| *k).collect();
@@ -317,12 +290,7 @@ fn applies(d: &Dialect, route: &CompiledRoute, kind: &str) -> bool {
         "csrf_rejected" => {
             route.spec.token != TokenRequirement::None
                 && auth.scheme == AuthScheme::Cookie
-                && auth.csrf.as_ref().is_some_and(|c| {
-                    c.enabled
-                        && c.methods
-                            .iter()
-                            .any(|m| m.eq_ignore_ascii_case(&route.spec.method))
-                })
+                && route.csrf
         }
         "unknown_app" => auth.app_key.is_some() && !route.spec.no_app_key,
         _ => true,
@@ -405,39 +373,20 @@ fn schema_of(v: &Value) -> Value {
 }
 
 /// Renders a response's templates with sample values (never real data).
-fn sample(
-    d: &Dialect,
-    name: &str,
-    r: &ResponseSpec,
-    route: &CompiledRoute,
-    kind: Option<&str>,
-) -> Sample {
+fn sample(d: &Dialect, r: &Response, route: &CompiledRoute, kind: Option<&str>) -> Sample {
     let ctx = sample_context(d, route, kind);
-    let ct = r.content_type.as_deref().unwrap_or(&d.spec.content_type);
-    let suffix = if ct.contains("json") { "json" } else { "txt" };
-    let render = |template: String| {
-        d.env
-            .get_template(&template)
+    let ct = r.content_type.as_str();
+    let render = |template: &str| {
+        (d.env.get_template(template))
             .and_then(|t| t.render(&ctx))
             .unwrap_or_default()
     };
-    let body = render(format!("{name}.body.{suffix}"));
-    let mut headers: Vec<(String, String)> = r
-        .headers
-        .keys()
-        .map(|h| (h.clone(), render(format!("{name}.header.{h}"))))
+    let body = render(&r.body);
+    let mut headers: Vec<(String, String)> = (r.headers.iter())
+        .map(|(h, template)| (h.clone(), render(template)))
         .collect();
-    let mut cookies: Vec<String> = r
-        .cookies
-        .iter()
-        .map(|c| render(format!("{name}.cookie.{}.name", c.name)))
-        .collect();
-    cookies.extend(r.clear_cookies.iter().map(|c| {
-        format!(
-            "{} (cleared)",
-            d.env.render_str(c, &ctx).unwrap_or_default()
-        )
-    }));
+    let mut cookies: Vec<String> = r.cookies.iter().map(|c| render(&c.name)).collect();
+    cookies.extend(r.clear.iter().map(|c| format!("{} (cleared)", render(c))));
     if !cookies.is_empty() {
         headers.push(("Set-Cookie".into(), format!("Sets {}", cookies.join(", "))));
     }
@@ -456,12 +405,9 @@ fn sample_context(d: &Dialect, route: &CompiledRoute, kind: Option<&str>) -> Ctx
         .map(|p| (p.as_str(), format!("{p}-value")))
         .collect();
     let user_id = "7d0b7a4e-1c3f-4f63-9a55-2d1f0c6b8e21";
-    let field = route
-        .spec
-        .required
-        .first()
-        .and_then(|c| route.spec.fields.get(c))
-        .map(crate::extract::vendor_name)
+    let field = (route.spec.required.first())
+        .and_then(|c| route.fields.get(c))
+        .map(|s| vendor_name(s))
         .unwrap_or_else(|| "field".into());
     context! {
         base => d.spec.base, vars => d.vars, dialect => d.name, path => path,

@@ -5,9 +5,10 @@ use minijinja::{context, Value};
 use serde::Serialize;
 
 use crate::dialect::{Dialect, RouteMatch};
-use crate::extract::{csrf_value, vendor_name, RequestView};
+use crate::extract::{csrf_value, RequestView};
 use crate::http::HttpResponse;
-use crate::spec::ResponseSpec;
+use crate::route::vendor_name;
+use crate::route::{CompiledRoute, Response};
 
 #[derive(Serialize)]
 struct UserView<'a> {
@@ -93,8 +94,7 @@ impl Dialect {
             client_id: t.client_id.as_deref(),
         });
         let ctx = context! { user => user.map(|u| self.user_view(u)), token => token, reset => reset, ..self.base_context(view) };
-        let route = m.route();
-        self.render_spec(&format!("routes.{}.ok", route.index), &route.spec.ok, ctx)
+        self.render_response(&m.route().ok, ctx)
     }
 
     /// The vendor's answer to a canonical error, from the route's overrides or the dialect table.
@@ -106,19 +106,15 @@ impl Dialect {
     ) -> HttpResponse {
         let kind = error.kind();
         let route = m.map(|m| m.route());
-        let (name, spec) = match route.and_then(|r| r.spec.errors.get(kind).map(|s| (r, s))) {
-            Some((r, s)) => (format!("routes.{}.errors.{kind}", r.index), s),
-            None => match self.spec.errors.get(kind) {
-                Some(s) => (format!("errors.{kind}"), s),
-                None => return plain_500(),
-            },
+        let Some(response) = self.error_response(route, kind) else {
+            return plain_500();
         };
         let problems: Vec<ProblemView> = match error {
             Error::InvalidRequest { problems } => problems
                 .iter()
                 .map(|p| {
-                    let field = route
-                        .map_or_else(|| p.field.clone(), |r| self.vendor_field(&r.spec, &p.field));
+                    let field =
+                        route.map_or_else(|| p.field.clone(), |r| vendor_field(r, &p.field));
                     let message = match p.reason {
                         FieldReason::Missing => format!("{field} is required"),
                         FieldReason::WrongType => format!("{field} must be a string"),
@@ -152,36 +148,20 @@ impl Dialect {
             error => kind, message => error.to_string(), problems => problems, missing => missing,
             rules => rules, retry_after => retry_after, ..self.base_context(view)
         };
-        self.render_spec(&name, spec, ctx)
+        self.render_response(response, ctx)
     }
 
-    /// The vendor's name of a canonical field on a route, for error messages.
-    fn vendor_field(&self, route: &crate::spec::RouteSpec, canonical: &str) -> String {
-        let subject = route
-            .subject
-            .as_ref()
-            .and_then(|s| s.id.as_ref().or(s.username.as_ref()));
-        let sources = match canonical {
-            "subject" => subject,
-            "subject_check" => route.subject_check.as_ref(),
-            other => route.fields.get(other),
-        };
-        sources.map_or_else(|| canonical.to_owned(), vendor_name)
-    }
-
-    fn render_spec(&self, name: &str, spec: &ResponseSpec, ctx: Value) -> HttpResponse {
-        match self.try_render(name, spec, &ctx) {
+    fn render_response(&self, response: &Response, ctx: Value) -> HttpResponse {
+        match self.try_render(response, &ctx) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(dialect = %self.name, template = name, error = %e, "response template failed");
-                match self
-                    .spec
-                    .errors
-                    .get("internal")
-                    .filter(|_| !name.starts_with("errors.internal"))
-                {
-                    Some(internal) => self.render_spec("errors.internal", internal, ctx),
-                    None => plain_500(),
+                let template = response.body.as_str();
+                tracing::error!(dialect = %self.name, template, error = %e, "response template failed");
+                match self.errors.get("internal") {
+                    Some(internal) if !template.starts_with("errors.internal") => {
+                        self.render_response(internal, ctx)
+                    }
+                    _ => plain_500(),
                 }
             }
         }
@@ -189,58 +169,40 @@ impl Dialect {
 
     fn try_render(
         &self,
-        name: &str,
-        spec: &ResponseSpec,
+        response: &Response,
         ctx: &Value,
     ) -> Result<HttpResponse, minijinja::Error> {
-        let content_type = spec
-            .content_type
-            .as_deref()
-            .unwrap_or(&self.spec.content_type);
-        let suffix = template_suffix(content_type);
-        let body = self
-            .env
-            .get_template(&format!("{name}.body.{suffix}"))?
-            .render(ctx)?;
+        let render = |name: &str| self.env.get_template(name)?.render(ctx);
+        let body = render(&response.body)?;
         let mut headers = Vec::new();
         if !body.is_empty() {
-            headers.push(("Content-Type".to_owned(), content_type.to_owned()));
+            headers.push(("Content-Type".to_owned(), response.content_type.clone()));
         }
-        for h in spec.headers.keys() {
-            let value = self
-                .env
-                .get_template(&format!("{name}.header.{h}"))?
-                .render(ctx)?;
-            headers.push((h.clone(), header_safe(h, value)?));
+        for (h, template) in &response.headers {
+            headers.push((h.clone(), header_safe(h, render(template)?)?));
         }
-        for c in &spec.cookies {
-            let cookie_name = self
-                .env
-                .get_template(&format!("{name}.cookie.{}.name", c.name))?
-                .render(ctx)?;
-            let value = self
-                .env
-                .get_template(&format!("{name}.cookie.{}.value", c.name))?
-                .render(ctx)?;
-            let mut cookie = format!("{cookie_name}={}; Path={}", cookie_safe(&value), c.path);
-            if let Some(_age) = &c.max_age {
-                let age = self
-                    .env
-                    .get_template(&format!("{name}.cookie.{}.max_age", c.name))?
-                    .render(ctx)?;
-                cookie.push_str(&format!("; Max-Age={}", age.trim()));
+        for c in &response.cookies {
+            let cookie_name = render(&c.name)?;
+            let value = render(&c.value)?;
+            let mut cookie = format!(
+                "{cookie_name}={}; Path={}",
+                cookie_safe(&value),
+                c.spec.path
+            );
+            if let Some(age) = &c.max_age {
+                cookie.push_str(&format!("; Max-Age={}", render(age)?.trim()));
             }
-            if c.http_only {
+            if c.spec.http_only {
                 cookie.push_str("; HttpOnly");
             }
-            if c.secure {
+            if c.spec.secure {
                 cookie.push_str("; Secure");
             }
             cookie.push_str("; SameSite=Lax");
             headers.push(("Set-Cookie".into(), header_safe("Set-Cookie", cookie)?));
         }
-        for c in &spec.clear_cookies {
-            let cookie_name = self.env.render_str(c, ctx)?;
+        for template in &response.clear {
+            let cookie_name = render(template)?;
             headers.push((
                 "Set-Cookie".into(),
                 header_safe("Set-Cookie", format!("{cookie_name}=; Path=/; Max-Age=0"))?,
@@ -250,20 +212,21 @@ impl Dialect {
         headers.push(("Cache-Control".into(), "no-store".into()));
         headers.push(("Pragma".into(), "no-cache".into()));
         Ok(HttpResponse {
-            status: spec.status,
+            status: response.spec.status,
             headers,
             body: body.into_bytes(),
         })
     }
 }
 
-/// The suffix of a body template's name, which picks its escaping: JSON or none.
-pub(crate) fn template_suffix(content_type: &str) -> &'static str {
-    if content_type.contains("json") {
-        "json"
-    } else {
-        "txt"
-    }
+/// The vendor's name of a canonical field on a route, for error messages.
+fn vendor_field(route: &CompiledRoute, canonical: &str) -> String {
+    let sources = match canonical {
+        "subject" => route.subject.as_ref().map(|s| &s.sources),
+        "subject_check" => route.subject_check.as_ref(),
+        other => route.fields.get(other),
+    };
+    sources.map_or_else(|| canonical.to_owned(), |s| vendor_name(s))
 }
 
 /// Refuses header values that could split the response; templates must encode what they embed.

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use super::{Operation, OutboundError, Session, UpstreamAuth, Values};
 use crate::dialect::{CompiledRoute, Dialect};
-use crate::spec::{AuthScheme, BodyFormat, CommandName, CsrfStyle, Sources, TokenRequirement};
+use crate::route::{GrantKind, Source};
+use crate::spec::{AuthScheme, BodyFormat, CommandName, CsrfStyle, TokenRequirement};
 
 /// RFC 3986 path-segment characters kept as they are (Et-App's `@me` stays `@me`).
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -57,16 +58,13 @@ impl OutboundRequest {
 impl Dialect {
     /// The route an operation uses: the dialect's login, else its token route with the grant.
     pub fn outbound_route(&self, op: Operation) -> Option<&CompiledRoute> {
-        let has_grant = |r: &CompiledRoute, g: &str| {
-            r.spec.grants.values().any(|v| v == g) || (r.spec.grants.is_empty() && g == "password")
-        };
         let find = |pred: &dyn Fn(&CompiledRoute) -> bool| self.routes.iter().find(|r| pred(r));
         match op {
             Operation::Login => find(&|r| r.spec.command == CommandName::Login).or_else(|| {
-                find(&|r| r.spec.command == CommandName::Token && has_grant(r, "password"))
+                find(&|r| r.spec.command == CommandName::Token && r.has_grant(GrantKind::Password))
             }),
             Operation::ClientToken => find(&|r| {
-                r.spec.command == CommandName::Token && has_grant(r, "client_credentials")
+                r.spec.command == CommandName::Token && r.has_grant(GrantKind::ClientCredentials)
             }),
             Operation::ChangePassword => find(&|r| r.spec.command == CommandName::ChangePassword),
             Operation::RequestReset => find(&|r| r.spec.command == CommandName::RequestReset),
@@ -96,13 +94,13 @@ impl Dialect {
             field: field.to_owned(),
         };
         let grant = match op {
-            Operation::ClientToken => "client_credentials",
-            _ => "password",
+            Operation::ClientToken => GrantKind::ClientCredentials,
+            _ => GrantKind::Password,
         };
 
         // (source, value): each canonical value goes where the route reads it from.
-        let mut placed: Vec<(String, String)> = Vec::new();
-        for (canonical, sources) in &spec.fields {
+        let mut placed: Vec<(Source, String)> = Vec::new();
+        for (canonical, sources) in &route.fields {
             let value = match canonical.as_str() {
                 "username" if op != Operation::ClientToken => values.username.clone(),
                 "password" if op != Operation::ClientToken => {
@@ -110,40 +108,34 @@ impl Dialect {
                 }
                 "current" => values.current.as_ref().map(|p| p.expose().to_owned()),
                 "new" | "confirm" => values.new.as_ref().map(|p| p.expose().to_owned()),
-                "grant_type" => spec
-                    .grants
-                    .iter()
-                    .find(|(_, canonical)| *canonical == grant)
+                "grant_type" => (route.grants.iter())
+                    .find(|(_, canonical)| **canonical == grant)
                     .map(|(vendor, _)| vendor.clone()),
                 "client_id" => auth.client_id.clone(),
                 "client_secret" => auth.client_secret.as_ref().map(|s| s.expose().to_owned()),
                 _ => None,
             };
             match value {
-                Some(v) => placed.push((first(sources), v)),
-                None if spec.required.contains(canonical) => return Err(missing(canonical)),
+                Some(v) => placed.extend(sources.first().map(|s| (s.clone(), v))),
+                None if route.requires(canonical) => return Err(missing(canonical)),
                 None => {}
             }
         }
-        if let Some(subject) = &spec.subject {
-            let value = match (&subject.id, &subject.username) {
-                (Some(_), _) => values.subject_ref.clone().or_else(|| subject.me.clone()),
-                (None, Some(_)) => values.username.clone(),
-                (None, None) => None,
+        if let Some(subject) = &route.subject {
+            let value = if subject.by_id {
+                values.subject_ref.clone().or_else(|| subject.me.clone())
+            } else {
+                values.username.clone()
             };
-            let source = subject.id.as_ref().or(subject.username.as_ref());
-            match (value, source) {
-                (Some(v), Some(source)) => {
-                    if let Some(check) = &spec.subject_check {
-                        placed.push((first(check), v.clone()));
-                    }
-                    placed.push((first(source), v));
-                }
-                (None, Some(_)) => return Err(missing("subject")),
-                _ => {}
+            let (Some(v), Some(source)) = (value, subject.sources.first()) else {
+                return Err(missing("subject"));
+            };
+            if let Some(check) = route.subject_check.as_ref().and_then(|c| c.first()) {
+                placed.push((check.clone(), v.clone()));
             }
+            placed.push((source.clone(), v));
         }
-        placed.extend(spec.constants.iter().map(|(s, v)| (s.clone(), v.clone())));
+        placed.extend(route.constants.iter().cloned());
 
         let url = format!(
             "{}{}",
@@ -156,19 +148,16 @@ impl Dialect {
         let mut body = Map::new();
         let mut basic: (Option<String>, Option<String>) = (None, None);
         for (source, value) in placed {
-            let Some((place, name)) = source.split_once('.') else {
-                continue;
-            };
-            match place {
-                "body" => {
-                    body.insert(name.to_owned(), Value::String(value));
+            match source {
+                Source::Body(name) => {
+                    body.insert(name, Value::String(value));
                 }
-                "header" => headers.push((name.to_owned(), value)),
-                "query" => query.push((name.to_owned(), value)),
-                "cookie" => cookies.push((name.to_owned(), value)),
-                "basic" if name == "username" => basic.0 = Some(value),
-                "basic" => basic.1 = Some(value),
-                _ => {}
+                Source::Header(name) => headers.push((name, value)),
+                Source::Query(name) => query.push((name, value)),
+                Source::Cookie(name) => cookies.push((name, value)),
+                Source::BasicUsername => basic.0 = Some(value),
+                Source::BasicPassword => basic.1 = Some(value),
+                Source::Path(_) => {}
             }
         }
         if let (Some(id), Some(secret)) = basic {
@@ -187,7 +176,7 @@ impl Dialect {
             let session = session.ok_or_else(|| OutboundError::NoSession {
                 route: spec.name.clone(),
             })?;
-            self.present_session(&spec.method, session, &mut headers, &mut cookies);
+            self.present_session(route.csrf, session, &mut headers, &mut cookies);
         }
         if !cookies.is_empty() {
             let joined: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
@@ -207,11 +196,8 @@ impl Dialect {
             }
         };
         if spec.body != BodyFormat::None {
-            let content_type = match (&spec.content_types, spec.body) {
-                (Some(list), _) if !list.is_empty() => list[0].clone(),
-                (_, BodyFormat::Form) => "application/x-www-form-urlencoded".into(),
-                _ => "application/json".into(),
-            };
+            // The first type the route accepts: the vendor's own.
+            let content_type = route.accepts.first().cloned().unwrap_or_default();
             headers.push(("Content-Type".into(), content_type));
         }
         let url = if query.is_empty() {
@@ -223,7 +209,7 @@ impl Dialect {
             )
         };
         Ok(OutboundRequest {
-            method: spec.method.clone(),
+            method: route.method.to_string(),
             url,
             headers,
             body,
@@ -234,7 +220,7 @@ impl Dialect {
     fn fill_path(
         &self,
         route: &CompiledRoute,
-        placed: &[(String, String)],
+        placed: &[(Source, String)],
     ) -> Result<String, String> {
         let template = format!(
             "{}{}",
@@ -248,7 +234,7 @@ impl Dialect {
             let name = &rest[open + 1..close];
             let value = placed
                 .iter()
-                .find(|(s, _)| s.strip_prefix("path.") == Some(name))
+                .find(|(s, _)| matches!(s, Source::Path(n) if n == name))
                 .map(|(_, v)| v.as_str())
                 .or_else(|| self.vars.get(name).map(String::as_str))
                 .ok_or_else(|| format!("path.{name}"))?;
@@ -260,10 +246,10 @@ impl Dialect {
         Ok(out)
     }
 
-    /// The session as the dialect's auth scheme carries it, with CSRF where the method needs it.
+    /// The session as the dialect's auth scheme carries it, with CSRF where the route needs it.
     fn present_session(
         &self,
-        method: &str,
+        csrf_applies: bool,
         session: &Session,
         headers: &mut Vec<(String, String)>,
         cookies: &mut Vec<(String, String)>,
@@ -280,12 +266,9 @@ impl Dialect {
                 }
             }
         }
-        let Some(csrf) = self.spec.auth.csrf.as_ref().filter(|c| c.enabled) else {
+        let Some(csrf) = self.spec.auth.csrf.as_ref().filter(|_| csrf_applies) else {
             return;
         };
-        if !csrf.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
-            return;
-        }
         let (Some(cookie), Some(header)) = (&self.csrf_cookie, &self.csrf_header) else {
             return;
         };
@@ -305,15 +288,6 @@ impl Dialect {
             }
         }
     }
-}
-
-fn first(sources: &Sources) -> String {
-    sources
-        .list()
-        .first()
-        .copied()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn form_encode(value: &str) -> String {

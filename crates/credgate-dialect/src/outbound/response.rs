@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::Operation;
 use crate::dialect::{CompiledRoute, Dialect};
 use crate::http::HttpResponse;
-use crate::spec::{AuthScheme, ResponseSpec};
+use crate::spec::AuthScheme;
 
 /// A session opened on an upstream: what later calls present. Never printed.
 #[derive(Clone, Default)]
@@ -86,7 +86,7 @@ impl Dialect {
         let Some(route) = self.outbound_route(op) else {
             return Err(Error::Internal);
         };
-        if response.status == route.spec.ok.status && self.matches_ok(route, response) {
+        if response.status == route.ok.spec.status && self.matches_ok(route, response) {
             return Ok(match op {
                 Operation::Login | Operation::ClientToken => {
                     Reply::Session(self.read_session(route, response))
@@ -95,15 +95,6 @@ impl Dialect {
             });
         }
         Err(self.recognise_error(route, response))
-    }
-
-    fn template_name(&self, prefix: &str, spec: &ResponseSpec) -> String {
-        let ct = spec
-            .content_type
-            .as_deref()
-            .unwrap_or(&self.spec.content_type);
-        let suffix = if ct.contains("json") { "json" } else { "txt" };
-        format!("{prefix}.body.{suffix}")
     }
 
     /// The context a success template sees, with markers where values vary.
@@ -147,10 +138,10 @@ impl Dialect {
     /// A success body that does not depend on any value (`true`, `{"message": "OK"}`) must be
     /// exactly that: Crayon answering `false` with 200 is not a success.
     fn matches_ok(&self, route: &CompiledRoute, response: &HttpResponse) -> bool {
-        let name = self.template_name(&format!("routes.{}.ok", route.index), &route.spec.ok);
+        let name = &route.ok.body;
         let (a, b) = (
-            self.render(&name, &self.marker_context(1)),
-            self.render(&name, &self.marker_context(2)),
+            self.render(name, &self.marker_context(1)),
+            self.render(name, &self.marker_context(2)),
         );
         match (a, b) {
             (Some(a), Some(b)) if a == b && !a.trim().is_empty() => {
@@ -169,11 +160,9 @@ impl Dialect {
 
     fn read_session(&self, route: &CompiledRoute, response: &HttpResponse) -> Session {
         let ctx = self.marker_context(1);
-        let prefix = format!("routes.{}.ok", route.index);
         let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-        let rendered: Option<Value> = self
-            .render(&self.template_name(&prefix, &route.spec.ok), &ctx)
-            .and_then(|t| serde_json::from_str(&t).ok());
+        let rendered: Option<Value> =
+            (self.render(&route.ok.body, &ctx)).and_then(|t| serde_json::from_str(&t).ok());
         let at = |what: &str| -> Option<String> {
             let pointer = find_pointer(rendered.as_ref()?, &marker(1, what), "")?;
             match body.as_ref()?.pointer(&pointer)? {
@@ -195,10 +184,10 @@ impl Dialect {
             .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
             .filter_map(|(_, v)| v.split(';').next()?.trim().split_once('='))
             .collect();
-        for c in &route.spec.ok.cookies {
-            let render =
-                |part: &str| self.render(&format!("{prefix}.cookie.{}.{part}", c.name), &ctx);
-            let (Some(name), Some(value)) = (render("name"), render("value")) else {
+        for c in &route.ok.cookies {
+            let (Some(name), Some(value)) =
+                (self.render(&c.name, &ctx), self.render(&c.value, &ctx))
+            else {
                 continue;
             };
             let Some((_, received)) = set_cookies.iter().find(|(n, _)| *n == name) else {
@@ -227,31 +216,22 @@ impl Dialect {
         let plain = self.error_context(None);
         let marked = self.error_context(Some(ERROR_MARK));
         let mut best: Option<(i64, usize, &str)> = None;
-        let overrides = route
-            .spec
-            .errors
-            .iter()
-            .map(|(k, s)| (k, s, format!("routes.{}.errors.{k}", route.index), 1));
-        let table = self
-            .spec
-            .errors
-            .iter()
-            .filter(|(k, _)| !route.spec.errors.contains_key(*k))
-            .map(|(k, s)| (k, s, format!("errors.{k}"), 0));
-        for (kind, spec, prefix, bonus) in overrides.chain(table) {
-            if spec.status != response.status {
+        let overrides = route.errors.iter().map(|(k, r)| (k, r, 1));
+        let table = (self.errors.iter())
+            .filter(|(k, _)| !route.errors.contains_key(*k))
+            .map(|(k, r)| (k, r, 0));
+        for (kind, r, bonus) in overrides.chain(table) {
+            if r.spec.status != response.status {
                 continue;
             }
-            let name = self.template_name(&prefix, spec);
+            let name = r.body.as_str();
             // The template's literal text around its values, as a pattern, says most; how
             // alike the bodies are decides otherwise.
-            let pattern = self
-                .render(&name, &marked)
-                .and_then(|t| literal_pattern(&t));
+            let pattern = self.render(name, &marked).and_then(|t| literal_pattern(&t));
             let score = match pattern {
                 Some((re, literal)) if re.is_match(actual) => 10_000 + literal,
                 _ => {
-                    let rendered = self.render(&name, &plain).unwrap_or_default();
+                    let rendered = self.render(name, &plain).unwrap_or_default();
                     similarity(&rendered, actual)
                 }
             } * 2
