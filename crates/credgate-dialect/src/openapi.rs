@@ -63,6 +63,24 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
     op.insert("operationId".into(), json!(spec.name));
     op.insert("tags".into(), json!([d.name]));
     op.insert("summary".into(), json!(command_summary(spec.command)));
+    op.insert("description".into(), json!(description(d, route)));
+    let (parameters, body) = parameters_and_body(route);
+    if !parameters.is_empty() {
+        op.insert("parameters".into(), json!(parameters));
+    }
+    if let Some(body) = body {
+        op.insert("requestBody".into(), body);
+    }
+    let security = security(d, route, schemes);
+    if !security.is_empty() {
+        op.insert("security".into(), json!(security));
+    }
+    op.insert("responses".into(), responses(d, route));
+    Value::Object(op)
+}
+
+fn description(d: &Dialect, route: &CompiledRoute) -> String {
+    let spec = &route.spec;
     let mut description = format!("credgate command `{}`.", command_name(spec.command));
     if spec.trailing_slash {
         description.push_str(" Also answered with a trailing slash.");
@@ -73,35 +91,16 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
     if !spec.notes.is_empty() {
         description.push_str(&format!(" {}", spec.notes));
     }
-    op.insert("description".into(), json!(description));
+    description
+}
 
+/// The route's parameters (path, query, header, cookie) and its request body, if it has one.
+fn parameters_and_body(route: &CompiledRoute) -> (Vec<Value>, Option<Value>) {
     let fields = all_fields(route);
     let required =
         |canonical: &str, sources: &[Source]| route.requires(canonical) && sources.len() == 1;
-    let mut parameters: Vec<Value> = route
-        .path
-        .params()
-        .iter()
-        .map(|name| {
-            let at = Source::Path(name.clone());
-            let canonical = (fields.iter())
-                .find(|(_, s)| s.contains(&at))
-                .map(|(c, _)| c.clone());
-            let mut p =
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
-            if let Some(c) = canonical {
-                p["description"] = json!(format!("canonical field `{c}`"));
-            }
-            if let Some(me) = route.subject.as_ref().and_then(|s| s.me.as_ref()) {
-                if fields
-                    .iter()
-                    .any(|(c, s)| c == "subject" && s.contains(&at))
-                {
-                    p["description"] = json!(format!("the user's id, or `{me}` for the caller"));
-                }
-            }
-            p
-        })
+    let mut parameters: Vec<Value> = (route.path.params().iter())
+        .map(|name| path_parameter(route, &fields, name))
         .collect();
     let mut body_props = Map::new();
     let mut body_required = Vec::new();
@@ -110,9 +109,7 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
             let (at, name) = (src.place(), src.name());
             match src {
                 Source::Query(_) | Source::Header(_) | Source::Cookie(_)
-                    if !parameters
-                        .iter()
-                        .any(|p| p["in"] == at && p["name"] == name) =>
+                    if !(parameters.iter()).any(|p| p["in"] == at && p["name"] == name) =>
                 {
                     parameters.push(json!({
                         "name": name, "in": at, "required": required(canonical, sources),
@@ -134,30 +131,35 @@ fn operation(d: &Dialect, route: &CompiledRoute, schemes: &mut Map<String, Value
             }
         }
     }
-    if !parameters.is_empty() {
-        op.insert("parameters".into(), json!(parameters));
+    if route.spec.body == BodyFormat::None {
+        return (parameters, None);
     }
-    if spec.body != BodyFormat::None {
-        let types = route.accepts.clone();
-        let mut schema = json!({"type": "object", "properties": body_props});
-        if !body_required.is_empty() {
-            schema["required"] = json!(body_required);
+    let mut schema = json!({"type": "object", "properties": body_props});
+    if !body_required.is_empty() {
+        schema["required"] = json!(body_required);
+    }
+    let content: Map<String, Value> = (route.accepts.iter())
+        .map(|t| (t.clone(), json!({ "schema": schema })))
+        .collect();
+    let body = json!({"required": !body_required.is_empty(), "content": content});
+    (parameters, Some(body))
+}
+
+fn path_parameter(route: &CompiledRoute, fields: &[(String, &[Source])], name: &String) -> Value {
+    let at = Source::Path(name.clone());
+    let canonical = (fields.iter())
+        .find(|(_, s)| s.contains(&at))
+        .map(|(c, _)| c.clone());
+    let mut p = json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
+    if let Some(c) = canonical {
+        p["description"] = json!(format!("canonical field `{c}`"));
+    }
+    if let Some(me) = route.subject.as_ref().and_then(|s| s.me.as_ref()) {
+        if (fields.iter()).any(|(c, s)| c == "subject" && s.contains(&at)) {
+            p["description"] = json!(format!("the user's id, or `{me}` for the caller"));
         }
-        let content: Map<String, Value> = types
-            .into_iter()
-            .map(|t| (t, json!({ "schema": schema })))
-            .collect();
-        op.insert(
-            "requestBody".into(),
-            json!({"required": !body_required.is_empty(), "content": content}),
-        );
     }
-    let security = security(d, route, schemes);
-    if !security.is_empty() {
-        op.insert("security".into(), json!(security));
-    }
-    op.insert("responses".into(), responses(d, route));
-    Value::Object(op)
+    p
 }
 
 /// The security requirements of a route (alternatives, each a set that must all be present),

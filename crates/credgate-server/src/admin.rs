@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::native::{bearer, meta};
-use crate::problem::{json_body, problem};
+use crate::extract::{bearer, AdminMeta, Json};
+use crate::problem::{problem, Problem};
 
 /// Proof that the caller presented the admin token: handlers take it as an argument.
 pub struct Admin;
@@ -69,7 +69,7 @@ pub fn user_json(user: &User) -> serde_json::Value {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateUser {
+pub struct CreateUser {
     username: String,
     password: Password,
     id: Option<String>,
@@ -85,14 +85,10 @@ struct CreateUser {
 
 pub async fn create_user(
     _: Admin,
-    req: HttpRequest,
-    body: web::Bytes,
+    AdminMeta(meta): AdminMeta,
+    Json(input): Json<CreateUser>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let input: CreateUser = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Result<HttpResponse, Problem> {
     let spec = NewUserSpec {
         username: input.username,
         password: input.password,
@@ -102,21 +98,17 @@ pub async fn create_user(
         aliases: input.aliases,
         profile: input.profile,
     };
-    match state.core.create_user(spec, &meta(&req, "admin")).await {
-        Ok(user) => HttpResponse::Created().json(json!({"id": user.id})),
-        Err(e) => problem(&e),
-    }
+    let user = state.core.create_user(spec, &meta).await?;
+    Ok(HttpResponse::Created().json(json!({"id": user.id})))
 }
 
 pub async fn get_user(
     _: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    match state.core.user(&path).await {
-        Ok(user) => HttpResponse::Ok().json(user_json(&user)),
-        Err(e) => problem(&e),
-    }
+) -> Result<HttpResponse, Problem> {
+    let user = state.core.user(&path).await?;
+    Ok(HttpResponse::Ok().json(user_json(&user)))
 }
 
 #[derive(Deserialize)]
@@ -131,16 +123,14 @@ pub async fn list_users(
     _: Admin,
     page: web::Query<Page>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    match state.core.users(page.limit, page.offset).await {
-        Ok(users) => HttpResponse::Ok().json(users.iter().map(user_json).collect::<Vec<_>>()),
-        Err(e) => problem(&e),
-    }
+) -> Result<HttpResponse, Problem> {
+    let users = state.core.users(page.limit, page.offset).await?;
+    Ok(HttpResponse::Ok().json(users.iter().map(user_json).collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateClient {
+pub struct CreateClient {
     client_id: String,
     client_secret: Password,
     name: Option<String>,
@@ -148,55 +138,36 @@ struct CreateClient {
 
 pub async fn create_client(
     _: Admin,
-    req: HttpRequest,
-    body: web::Bytes,
+    AdminMeta(meta): AdminMeta,
+    Json(input): Json<CreateClient>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let input: CreateClient = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Result<HttpResponse, Problem> {
     let client_id = input.client_id.clone();
-    match state
+    state
         .core
-        .create_client(
-            input.client_id,
-            input.client_secret,
-            input.name,
-            &meta(&req, "admin"),
-        )
-        .await
-    {
-        Ok(()) => HttpResponse::Created().json(json!({"client_id": client_id})),
-        Err(e) => problem(&e),
-    }
+        .create_client(input.client_id, input.client_secret, input.name, &meta)
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"client_id": client_id})))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateApp {
+pub struct CreateApp {
     key: SecretToken,
     name: Option<String>,
 }
 
 pub async fn create_app(
     _: Admin,
-    req: HttpRequest,
-    body: web::Bytes,
+    AdminMeta(meta): AdminMeta,
+    Json(input): Json<CreateApp>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let input: CreateApp = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match state
+) -> Result<HttpResponse, Problem> {
+    state
         .core
-        .create_app(input.key, input.name.clone(), &meta(&req, "admin"))
-        .await
-    {
-        Ok(()) => HttpResponse::Created().json(json!({"name": input.name})),
-        Err(e) => problem(&e),
-    }
+        .create_app(input.key, input.name.clone(), &meta)
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"name": input.name})))
 }
 
 #[derive(Deserialize)]
@@ -210,20 +181,18 @@ pub async fn audit(
     _: Admin,
     params: web::Query<AuditParams>,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Problem> {
     let query = AuditQuery {
         user_id: params.user_id.clone().filter(|s| !s.is_empty()),
         limit: params.limit,
     };
-    match state.core.audit(&query).await {
-        Ok(records) => HttpResponse::Ok().json(records),
-        Err(e) => problem(&e),
-    }
+    let records = state.core.audit(&query).await?;
+    Ok(HttpResponse::Ok().json(records))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SecurityAnswerBody {
+pub struct SecurityAnswerBody {
     question: String,
     answer: Password,
 }
@@ -231,21 +200,14 @@ struct SecurityAnswerBody {
 /// `PUT /admin/users/{id}/security-answer` `{"question","answer"}` -> 204 (the answer is hashed).
 pub async fn set_security_answer(
     _: Admin,
-    req: HttpRequest,
+    AdminMeta(meta): AdminMeta,
     path: web::Path<String>,
-    body: web::Bytes,
+    Json(input): Json<SecurityAnswerBody>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let input: SecurityAnswerBody = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match state
+) -> Result<HttpResponse, Problem> {
+    state
         .core
-        .set_security_answer(&path, input.question, input.answer, &meta(&req, "admin"))
-        .await
-    {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => problem(&e),
-    }
+        .set_security_answer(&path, input.question, input.answer, &meta)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

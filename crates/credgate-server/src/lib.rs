@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 mod dispatch;
+pub mod extract;
 pub mod listeners;
 pub mod metrics;
 pub mod native;

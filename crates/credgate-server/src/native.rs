@@ -2,24 +2,16 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use credgate_core::{
-    Access, ChangePassword, ClientCredentials, Command, Error, FieldReason, Grant, Outcome,
-    Password, Request, RequestMeta, SecretToken, Subject, TokenKind, TokenRequest,
+    Access, ChangePassword, ClientCredentials, Command, Error, FieldProblem, FieldReason, Grant,
+    Outcome, Password, Request, SecretToken, Subject, TokenKind, TokenRequest,
 };
-use credgate_dialect::authorization::{basic_credentials, bearer_token};
+use credgate_dialect::authorization::basic_credentials;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::problem::{json_body, problem};
-use crate::telemetry::request_id;
-
-pub fn meta(req: &HttpRequest, label: &str) -> RequestMeta {
-    RequestMeta {
-        dialect: label.into(),
-        request_id: request_id(req),
-        client_addr: req.peer_addr().map(|a| a.ip().to_string()),
-    }
-}
+use crate::extract::{meta, Bearer, Json, NativeMeta};
+use crate::problem::{problem, Problem};
 
 #[derive(Deserialize, Default)]
 struct TokenForm {
@@ -118,52 +110,30 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
 }
 
 #[derive(Deserialize)]
-struct PasswordChange {
+pub struct PasswordChange {
     current_password: Option<Password>,
     new_password: Option<Password>,
 }
 
 /// `PUT /v1/users/{id}/password` with a Bearer user token -> 204. `{id}` may be `me`.
 pub async fn change_password(
-    req: HttpRequest,
+    Bearer(token): Bearer,
+    NativeMeta(meta): NativeMeta,
     path: web::Path<String>,
-    body: web::Bytes,
+    Json(change): Json<PasswordChange>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    // Authenticate before reading the body, as the dialects do: a caller without a token learns
-    // nothing about what a valid body looks like.
-    let Some(token) = bearer(&req) else {
-        return problem(&Error::Unauthenticated);
-    };
-    let change: PasswordChange = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => {
-            return problem(&Error::MalformedRequest(format!(
-                "invalid JSON at line {} column {}",
-                e.line(),
-                e.column()
-            )))
-        }
-    };
-    let mut missing = Vec::new();
-    if change
-        .current_password
-        .as_ref()
-        .is_none_or(|p| p.is_empty())
-    {
-        missing.push(credgate_core::FieldProblem::new(
-            "current_password",
-            FieldReason::Missing,
-        ));
-    }
-    if change.new_password.as_ref().is_none_or(|p| p.is_empty()) {
-        missing.push(credgate_core::FieldProblem::new(
-            "new_password",
-            FieldReason::Missing,
-        ));
-    }
+) -> Result<HttpResponse, Problem> {
+    let blank = |p: &Option<Password>| p.as_ref().is_none_or(|p| p.is_empty());
+    let missing: Vec<FieldProblem> = [
+        ("current_password", &change.current_password),
+        ("new_password", &change.new_password),
+    ]
+    .into_iter()
+    .filter(|(_, value)| blank(value))
+    .map(|(field, _)| FieldProblem::new(field, FieldReason::Missing))
+    .collect();
     if !missing.is_empty() {
-        return problem(&Error::InvalidRequest { problems: missing });
+        return Err(Error::InvalidRequest { problems: missing }.into());
     }
     let id = path.into_inner();
     let subject = if id == "me" {
@@ -172,7 +142,7 @@ pub async fn change_password(
         Subject::Id(id)
     };
     let request = Request {
-        meta: meta(&req, "native"),
+        meta,
         app_key: None,
         access: Access::Token {
             token: Some(token),
@@ -185,16 +155,14 @@ pub async fn change_password(
             confirm: None,
         }),
     };
-    match state.core.execute(request).await {
-        Ok(_) => HttpResponse::NoContent()
-            .insert_header(("Cache-Control", "no-store"))
-            .finish(),
-        Err(e) => problem(&e),
-    }
+    state.core.execute(request).await?;
+    Ok(no_content())
 }
 
-pub fn bearer(req: &HttpRequest) -> Option<SecretToken> {
-    bearer_token(req.headers().get("authorization")?.to_str().ok()?)
+fn no_content() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
 }
 
 fn basic_auth(req: &HttpRequest) -> Option<(String, Password)> {
@@ -203,63 +171,50 @@ fn basic_auth(req: &HttpRequest) -> Option<(String, Password)> {
 }
 
 /// A required string field, or the problem naming it.
-#[allow(clippy::result_large_err)] // the error is the response itself
-fn required<T>(
-    value: Option<T>,
-    field: &str,
-    empty: impl Fn(&T) -> bool,
-) -> Result<T, HttpResponse> {
+fn required<T>(value: Option<T>, field: &str, empty: impl Fn(&T) -> bool) -> Result<T, Problem> {
     match value {
         Some(v) if !empty(&v) => Ok(v),
-        _ => Err(problem(&Error::invalid(field, FieldReason::Missing))),
+        _ => Err(Error::invalid(field, FieldReason::Missing).into()),
     }
 }
 
+/// Runs a command that needs no token; `ok` is the answer to its success.
 async fn run_public(
-    req: &HttpRequest,
+    meta: credgate_core::RequestMeta,
     state: &AppState,
     command: Command,
     ok: HttpResponse,
-) -> HttpResponse {
+) -> Result<HttpResponse, Problem> {
     let request = Request {
-        meta: meta(req, "native"),
+        meta,
         app_key: None,
         access: Access::Public,
         command,
     };
-    match state.core.execute(request).await {
-        Ok(_) => ok,
-        Err(e) => problem(&e),
-    }
+    state.core.execute(request).await?;
+    Ok(ok)
 }
 
 #[derive(Deserialize)]
-struct ResetRequestBody {
+pub struct ResetRequestBody {
     username: Option<String>,
 }
 
 /// `POST /v1/password-resets` `{"username"}` -> 202, whether or not the user exists.
 pub async fn request_reset(
-    req: HttpRequest,
-    body: web::Bytes,
+    NativeMeta(meta): NativeMeta,
+    Json(input): Json<ResetRequestBody>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let input: ResetRequestBody = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let username = match required(input.username, "username", |s| s.trim().is_empty()) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Result<HttpResponse, Problem> {
+    let username = required(input.username, "username", |s| s.trim().is_empty())?;
     let ok = HttpResponse::Accepted()
         .insert_header(("Cache-Control", "no-store"))
         .finish();
-    run_public(&req, &state, Command::RequestReset { username }, ok).await
+    run_public(meta, &state, Command::RequestReset { username }, ok).await
 }
 
 #[derive(Deserialize)]
-struct ResetTokenBody {
+pub struct ResetTokenBody {
     username: Option<String>,
     token: Option<SecretToken>,
     new_password: Option<Password>,
@@ -267,59 +222,31 @@ struct ResetTokenBody {
 
 /// `POST /v1/password-resets/validate` `{"username","token"}` -> 204 or 400.
 pub async fn validate_reset(
-    req: HttpRequest,
-    body: web::Bytes,
+    NativeMeta(meta): NativeMeta,
+    Json(input): Json<ResetTokenBody>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let input: ResetTokenBody = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
+) -> Result<HttpResponse, Problem> {
+    let token = required(input.token, "token", SecretToken::is_empty)?;
+    let command = Command::ValidateReset {
+        username: input.username,
+        token,
     };
-    let token = match required(input.token, "token", SecretToken::is_empty) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let ok = HttpResponse::NoContent()
-        .insert_header(("Cache-Control", "no-store"))
-        .finish();
-    run_public(
-        &req,
-        &state,
-        Command::ValidateReset {
-            username: input.username,
-            token,
-        },
-        ok,
-    )
-    .await
+    run_public(meta, &state, command, no_content()).await
 }
 
 /// `POST /v1/password-resets/complete` `{"username","token","new_password"}` -> 204.
 pub async fn complete_reset(
-    req: HttpRequest,
-    body: web::Bytes,
+    NativeMeta(meta): NativeMeta,
+    Json(input): Json<ResetTokenBody>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let input: ResetTokenBody = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let token = match required(input.token, "token", SecretToken::is_empty) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let new = match required(input.new_password, "new_password", Password::is_empty) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Result<HttpResponse, Problem> {
+    let token = required(input.token, "token", SecretToken::is_empty)?;
+    let new = required(input.new_password, "new_password", Password::is_empty)?;
     let command = Command::ResetPassword {
         username: input.username,
         token,
         new,
         confirm: None,
     };
-    let ok = HttpResponse::NoContent()
-        .insert_header(("Cache-Control", "no-store"))
-        .finish();
-    run_public(&req, &state, command, ok).await
+    run_public(meta, &state, command, no_content()).await
 }

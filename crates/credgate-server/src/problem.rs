@@ -2,9 +2,25 @@
 //! error. This table is the native "dialect"'s error mapping, in one place.
 
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, ResponseError};
 use credgate_core::Error;
 use serde_json::json;
+
+/// A canonical error on the native or admin API: handlers return `Result<_, Problem>` and
+/// actix renders it with [`problem`].
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Problem(#[from] pub Error);
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        status_of(&self.0)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        problem(&self.0)
+    }
+}
 
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
@@ -67,17 +83,16 @@ pub fn problem(error: &Error) -> HttpResponse {
     response.json(body)
 }
 
-/// Parses a JSON body or answers the 400 problem saying where it broke. The message gives only
-/// line and column: serde's own text can quote a value, and a value may be a password.
-#[allow(clippy::result_large_err)] // the error is the response itself, built once
-pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+/// Parses a JSON body, or the 400 problem saying where it broke. The message gives only line
+/// and column: serde's own text can quote a value, and a value may be a password.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         let what = if e.is_data() {
             "a field is missing or has the wrong type"
         } else {
             "invalid JSON"
         };
-        problem(&Error::MalformedRequest(format!(
+        Problem(Error::MalformedRequest(format!(
             "{what} at line {} column {}",
             e.line(),
             e.column()

@@ -5,6 +5,8 @@ use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
 
+use credgate_core::Password;
+
 use super::{Operation, OutboundError, Session, UpstreamAuth, Values};
 use crate::dialect::{CompiledRoute, Dialect};
 use crate::route::{GrantKind, Source};
@@ -93,50 +95,7 @@ impl Dialect {
             route: spec.name.clone(),
             field: field.to_owned(),
         };
-        let grant = match op {
-            Operation::ClientToken => GrantKind::ClientCredentials,
-            _ => GrantKind::Password,
-        };
-
-        // (source, value): each canonical value goes where the route reads it from.
-        let mut placed: Vec<(Source, String)> = Vec::new();
-        for (canonical, sources) in &route.fields {
-            let value = match canonical.as_str() {
-                "username" if op != Operation::ClientToken => values.username.clone(),
-                "password" if op != Operation::ClientToken => {
-                    values.password.as_ref().map(|p| p.expose().to_owned())
-                }
-                "current" => values.current.as_ref().map(|p| p.expose().to_owned()),
-                "new" | "confirm" => values.new.as_ref().map(|p| p.expose().to_owned()),
-                "grant_type" => (route.grants.iter())
-                    .find(|(_, canonical)| **canonical == grant)
-                    .map(|(vendor, _)| vendor.clone()),
-                "client_id" => auth.client_id.clone(),
-                "client_secret" => auth.client_secret.as_ref().map(|s| s.expose().to_owned()),
-                _ => None,
-            };
-            match value {
-                Some(v) => placed.extend(sources.first().map(|s| (s.clone(), v))),
-                None if route.requires(canonical) => return Err(missing(canonical)),
-                None => {}
-            }
-        }
-        if let Some(subject) = &route.subject {
-            let value = if subject.by_id {
-                values.subject_ref.clone().or_else(|| subject.me.clone())
-            } else {
-                values.username.clone()
-            };
-            let (Some(v), Some(source)) = (value, subject.sources.first()) else {
-                return Err(missing("subject"));
-            };
-            if let Some(check) = route.subject_check.as_ref().and_then(|c| c.first()) {
-                placed.push((check.clone(), v.clone()));
-            }
-            placed.push((source.clone(), v));
-        }
-        placed.extend(route.constants.iter().cloned());
-
+        let placed = place_values(route, op, values, auth).map_err(|f| missing(&f))?;
         let url = format!(
             "{}{}",
             base_url.trim_end_matches('/'),
@@ -182,19 +141,7 @@ impl Dialect {
             let joined: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
             headers.push(("Cookie".into(), joined.join("; ")));
         }
-        let body = match spec.body {
-            BodyFormat::None => Vec::new(),
-            BodyFormat::Json => serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
-            BodyFormat::Form => {
-                let pairs: Vec<(String, String)> = body
-                    .into_iter()
-                    .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-                    .collect();
-                serde_urlencoded::to_string(pairs)
-                    .unwrap_or_default()
-                    .into_bytes()
-            }
-        };
+        let body = encode_body(spec.body, body);
         if spec.body != BodyFormat::None {
             // The first type the route accepts: the vendor's own.
             let content_type = route.accepts.first().cloned().unwrap_or_default();
@@ -286,6 +233,73 @@ impl Dialect {
                 cookies.push((cookie.clone(), value.clone()));
                 headers.push((header.clone(), value));
             }
+        }
+    }
+}
+
+/// (source, value) pairs: each canonical value where the route reads it from. `Err` names a
+/// value the route requires and the caller did not give.
+fn place_values(
+    route: &CompiledRoute,
+    op: Operation,
+    values: &Values,
+    auth: &UpstreamAuth,
+) -> Result<Vec<(Source, String)>, String> {
+    let grant = match op {
+        Operation::ClientToken => GrantKind::ClientCredentials,
+        _ => GrantKind::Password,
+    };
+    let secret = |p: &Option<Password>| p.as_ref().map(|p| p.expose().to_owned());
+    let mut placed: Vec<(Source, String)> = Vec::new();
+    for (canonical, sources) in &route.fields {
+        let value = match canonical.as_str() {
+            "username" if op != Operation::ClientToken => values.username.clone(),
+            "password" if op != Operation::ClientToken => secret(&values.password),
+            "current" => secret(&values.current),
+            "new" | "confirm" => secret(&values.new),
+            "grant_type" => (route.grants.iter())
+                .find(|(_, canonical)| **canonical == grant)
+                .map(|(vendor, _)| vendor.clone()),
+            "client_id" => auth.client_id.clone(),
+            "client_secret" => auth.client_secret.as_ref().map(|s| s.expose().to_owned()),
+            _ => None,
+        };
+        match value {
+            Some(v) => placed.extend(sources.first().map(|s| (s.clone(), v))),
+            None if route.requires(canonical) => return Err(canonical.clone()),
+            None => {}
+        }
+    }
+    if let Some(subject) = &route.subject {
+        let value = if subject.by_id {
+            values.subject_ref.clone().or_else(|| subject.me.clone())
+        } else {
+            values.username.clone()
+        };
+        let (Some(v), Some(source)) = (value, subject.sources.first()) else {
+            return Err("subject".into());
+        };
+        if let Some(check) = route.subject_check.as_ref().and_then(|c| c.first()) {
+            placed.push((check.clone(), v.clone()));
+        }
+        placed.push((source.clone(), v));
+    }
+    placed.extend(route.constants.iter().cloned());
+    Ok(placed)
+}
+
+/// The body's fields in the route's format.
+fn encode_body(format: BodyFormat, body: Map<String, Value>) -> Vec<u8> {
+    match format {
+        BodyFormat::None => Vec::new(),
+        BodyFormat::Json => serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        BodyFormat::Form => {
+            let pairs: Vec<(String, String)> = (body.into_iter())
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            serde_urlencoded::to_string(pairs)
+                .unwrap_or_default()
+                .into_bytes()
         }
     }
 }
