@@ -73,8 +73,62 @@ fn id_param() -> Value {
 
 /// The document served at `GET /openapi/native.json`.
 pub fn document() -> Value {
-    let string = json!({"type": "string"});
-    let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let mut paths = Map::new();
+    for group in [health_paths(), native_paths(), admin_paths()] {
+        if let Value::Object(group) = group {
+            paths.extend(group);
+        }
+    }
+    json!({
+        "openapi": credgate_dialect::openapi::OPENAPI_VERSION,
+        "info": {
+            "title": "credgate native and admin APIs",
+            "description": "The gateway's own API (OAuth 2.0 token endpoint, password change, resets) and its admin API. Errors are RFC 9457 problems with `type` `urn:credgate:error:<kind>`; the token endpoint answers RFC 6749 errors.",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn string_map() -> Value {
+    json!({"type": "object", "additionalProperties": {"type": "string"}})
+}
+
+fn bad_request() -> Value {
+    problem("The request is malformed or invalid (`malformed_request`, `invalid_request`, `policy_violation`, `invalid_credentials`, `reset_token_invalid`).")
+}
+
+/// Liveness, readiness and the OpenAPI documents.
+fn health_paths() -> Value {
+    let string = string();
+    json!({
+        "/healthz": {"get": {
+            "summary": "The process is up", "tags": ["health"],
+            "responses": {"200": json_response("Up.", object(json!({"status": {"const": "ok"}}), &["status"]))},
+        }},
+        "/readyz": {"get": {
+            "summary": "The database is reachable", "tags": ["health"],
+            "responses": common(responses(&[("200", json_response("Ready.", object(json!({"status": {"const": "ready"}}), &["status"])))]), false),
+        }},
+        "/openapi/{name}.json": {"get": {
+            "summary": "An OpenAPI document: `native`, or a served dialect's name", "tags": ["health"],
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": string}],
+            "responses": {
+                "200": json_response("The document.", json!({"type": "object", "required": ["openapi", "paths"]})),
+                "404": problem("No such dialect (`not_found`)."),
+            },
+        }},
+    })
+}
+
+/// The token endpoint, password change and resets.
+fn native_paths() -> Value {
+    let string = string();
     let oauth_error = json!({
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "string", "enum": ["invalid_request", "invalid_grant", "invalid_client", "unsupported_grant_type"]}},
@@ -92,18 +146,8 @@ pub fn document() -> Value {
     });
     let token_form =
         json!({"type": "object", "properties": token_fields, "required": ["grant_type"]});
-    let bad_request = problem("The request is malformed or invalid (`malformed_request`, `invalid_request`, `policy_violation`, `invalid_credentials`, `reset_token_invalid`).");
-    let user = json!({"$ref": "#/components/schemas/User"});
-
-    let paths = json!({
-        "/healthz": {"get": {
-            "summary": "The process is up", "tags": ["health"],
-            "responses": {"200": json_response("Up.", object(json!({"status": {"const": "ok"}}), &["status"]))},
-        }},
-        "/readyz": {"get": {
-            "summary": "The database is reachable", "tags": ["health"],
-            "responses": common(responses(&[("200", json_response("Ready.", object(json!({"status": {"const": "ready"}}), &["status"])))]), false),
-        }},
+    let bad_request = bad_request();
+    json!({
         "/v1/token": {"post": {
             "summary": "Issue a token: password, client_credentials or refresh_token grant", "tags": ["native"],
             "security": [{"clientBasic": []}, {}],
@@ -156,14 +200,14 @@ pub fn document() -> Value {
                 ("409", problem("Changed concurrently (`conflict`).")),
             ]), false),
         }},
-        "/openapi/{name}.json": {"get": {
-            "summary": "An OpenAPI document: `native`, or a served dialect's name", "tags": ["health"],
-            "parameters": [{"name": "name", "in": "path", "required": true, "schema": string}],
-            "responses": {
-                "200": json_response("The document.", json!({"type": "object", "required": ["openapi", "paths"]})),
-                "404": problem("No such dialect (`not_found`)."),
-            },
-        }},
+    })
+}
+
+/// The admin API, metrics and reload.
+fn admin_paths() -> Value {
+    let (string, string_map, bad_request) = (string(), string_map(), bad_request());
+    let user = json!({"$ref": "#/components/schemas/User"});
+    json!({
         "/admin/users": {
             "post": admin_op("Create a user", json!({
                 "requestBody": json_body(closed_object(json!({
@@ -243,51 +287,46 @@ pub fn document() -> Value {
                 ("400", problem("A bad query parameter (`malformed_request`).")),
             ]), true),
         }))},
-    });
+    })
+}
+
+fn components() -> Value {
+    let (string, string_map) = (string(), string_map());
     json!({
-        "openapi": credgate_dialect::openapi::OPENAPI_VERSION,
-        "info": {
-            "title": "credgate native and admin APIs",
-            "description": "The gateway's own API (OAuth 2.0 token endpoint, password change, resets) and its admin API. Errors are RFC 9457 problems with `type` `urn:credgate:error:<kind>`; the token endpoint answers RFC 6749 errors.",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "A user token from `POST /v1/token`."},
-                "clientBasic": {"type": "http", "scheme": "basic", "description": "Client credentials (or `client_id`/`client_secret` in the body)."},
-                "adminToken": {"type": "http", "scheme": "bearer", "description": "The configured `admin_token`."},
-            },
-            "schemas": {
-                "Problem": {
-                    "type": "object", "required": ["type", "title", "status"],
-                    "properties": {
-                        "type": {"type": "string"}, "title": {"type": "string"},
-                        "status": {"type": "integer"}, "detail": {"type": "string"},
-                        "errors": {"type": "array", "items": object(json!({"field": string, "reason": string}), &["field", "reason"])},
-                        "rules": {"type": "array", "items": object(json!({"rule": string, "message": string}), &["rule", "message"])},
-                    },
-                },
-                "User": object(json!({
-                    "id": string, "username": string, "admin": {"type": "boolean"},
-                    "externally_managed": {"type": "boolean"}, "aliases": string_map,
-                    "profile": string_map, "created_at": {"type": "integer"},
-                }), &["id", "username", "admin", "externally_managed", "aliases", "profile", "created_at"]),
-                "ReloadReport": object(json!({
-                    "status": {"enum": ["reloaded", "unchanged", "rejected"]},
-                    "changed": {"type": "array", "items": string},
-                    "error": {"type": ["string", "null"]},
-                    "failures": {"type": "array", "items": object(json!({
-                        "dialect": string, "example": string,
-                        "mismatches": {"type": "array", "items": string},
-                    }), &["dialect", "example", "mismatches"])},
-                }), &["status", "changed", "error", "failures"]),
-                "AuditRecord": object(json!({
-                    "seq": {"type": "integer"}, "at": {"type": "integer"}, "kind": string,
-                    "user_id": {"type": ["string", "null"]}, "dialect": string, "request_id": string,
-                    "client_addr": {"type": ["string", "null"]}, "detail": {},
-                }), &["seq", "at", "kind", "dialect", "request_id"]),
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "A user token from `POST /v1/token`."},
+        "clientBasic": {"type": "http", "scheme": "basic", "description": "Client credentials (or `client_id`/`client_secret` in the body)."},
+        "adminToken": {"type": "http", "scheme": "bearer", "description": "The configured `admin_token`."},
+    },
+    "schemas": {
+        "Problem": {
+            "type": "object", "required": ["type", "title", "status"],
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"}, "detail": {"type": "string"},
+                "errors": {"type": "array", "items": object(json!({"field": string, "reason": string}), &["field", "reason"])},
+                "rules": {"type": "array", "items": object(json!({"rule": string, "message": string}), &["rule", "message"])},
             },
         },
+        "User": object(json!({
+            "id": string, "username": string, "admin": {"type": "boolean"},
+            "externally_managed": {"type": "boolean"}, "aliases": string_map,
+            "profile": string_map, "created_at": {"type": "integer"},
+        }), &["id", "username", "admin", "externally_managed", "aliases", "profile", "created_at"]),
+        "ReloadReport": object(json!({
+            "status": {"enum": ["reloaded", "unchanged", "rejected"]},
+            "changed": {"type": "array", "items": string},
+            "error": {"type": ["string", "null"]},
+            "failures": {"type": "array", "items": object(json!({
+                "dialect": string, "example": string,
+                "mismatches": {"type": "array", "items": string},
+            }), &["dialect", "example", "mismatches"])},
+        }), &["status", "changed", "error", "failures"]),
+        "AuditRecord": object(json!({
+            "seq": {"type": "integer"}, "at": {"type": "integer"}, "kind": string,
+            "user_id": {"type": ["string", "null"]}, "dialect": string, "request_id": string,
+            "client_addr": {"type": ["string", "null"]}, "detail": {},
+        }), &["seq", "at", "kind", "dialect", "request_id"]),
+    },
     })
 }
