@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use credgate_core::{
-    token, Access, Command, CredentialService, Error, FieldReason, Grant, IssuedToken, Outcome,
-    Request, Subject, TokenKind, TokenRequest, User,
+    token, Access, ChangePassword, Command, CredentialService, Error, FieldReason, Grant,
+    IssuedToken, Outcome, Password, Request, Subject, TokenKind, TokenRequest, User,
 };
 use credgate_dialect::outbound::{Operation, Reply, Session, Values};
 
@@ -112,57 +112,13 @@ impl Passthrough {
                     None if client_required => return Err(Error::InvalidClient),
                     None => None,
                 };
-                let values = Values {
-                    username: Some(username.clone()),
-                    password: Some(password),
-                    ..Values::default()
-                };
-                let session = match upstream.call(Operation::Login, &values, None).await {
-                    Ok(Reply::Session(s)) => s,
-                    Ok(Reply::Done) => Session::default(),
-                    Err(e) => return Err(for_caller(&upstream.name, e)),
-                };
-                let held = Held {
-                    session,
-                    username,
-                    client_id,
-                };
+                let held = login(upstream, username, password, client_id).await?;
                 tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough login");
                 Ok(self.issue(Arc::new(held), core.now()).await)
             }
             Command::ChangePassword(change) => {
                 let held = self.held(&access).await?;
-                if !held.is(&change.subject) {
-                    return Err(Error::Forbidden);
-                }
-                if change.current.is_empty() {
-                    return Err(Error::invalid("current", FieldReason::Invalid));
-                }
-                if change.confirm.as_ref().is_some_and(|c| c != &change.new) {
-                    return Err(Error::invalid("confirm", FieldReason::Mismatch));
-                }
-                // An upstream that names the user by id only (Crayon's path) gets the client's id
-                // when its login did not say which id the user has.
-                let by_id_only = upstream
-                    .dialect
-                    .outbound_route(Operation::ChangePassword)
-                    .and_then(|r| r.spec.subject.as_ref())
-                    .is_some_and(|s| s.id.is_some() && s.me.is_none());
-                let client_id = match &change.subject {
-                    Subject::Id(id) if by_id_only => Some(id.clone()),
-                    _ => None,
-                };
-                let values = Values {
-                    username: Some(held.username.clone()),
-                    current: Some(change.current),
-                    new: Some(change.new),
-                    subject_ref: held.session.user_ref.clone().or(client_id),
-                    ..Values::default()
-                };
-                upstream
-                    .call(Operation::ChangePassword, &values, Some(&held.session))
-                    .await
-                    .map_err(|e| for_caller(&upstream.name, e))?;
+                change_password(upstream, &held, change).await?;
                 tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough password change");
                 Ok(Outcome::PasswordChanged {
                     user: held.user(core.now()),
@@ -241,4 +197,66 @@ impl Passthrough {
             .await
             .ok_or(Error::Unauthenticated)
     }
+}
+
+/// Logs in at the upstream; the session it hands back is held for the client.
+async fn login(
+    upstream: &UpstreamClient,
+    username: String,
+    password: Password,
+    client_id: Option<String>,
+) -> Result<Held, Error> {
+    let values = Values {
+        username: Some(username.clone()),
+        password: Some(password),
+        ..Values::default()
+    };
+    let session = match upstream.call(Operation::Login, &values, None).await {
+        Ok(Reply::Session(s)) => s,
+        Ok(Reply::Done) => Session::default(),
+        Err(e) => return Err(for_caller(&upstream.name, e)),
+    };
+    Ok(Held {
+        session,
+        username,
+        client_id,
+    })
+}
+
+/// Changes the held user's password at the upstream.
+async fn change_password(
+    upstream: &UpstreamClient,
+    held: &Held,
+    change: ChangePassword,
+) -> Result<(), Error> {
+    if !held.is(&change.subject) {
+        return Err(Error::Forbidden);
+    }
+    if change.current.is_empty() {
+        return Err(Error::invalid("current", FieldReason::Invalid));
+    }
+    if change.confirm.as_ref().is_some_and(|c| c != &change.new) {
+        return Err(Error::invalid("confirm", FieldReason::Mismatch));
+    }
+    // An upstream that names the user by id only (Crayon's path) gets the client's id when its
+    // login did not say which id the user has.
+    let by_id_only = (upstream.dialect.outbound_route(Operation::ChangePassword))
+        .and_then(|r| r.subject.as_ref())
+        .is_some_and(|s| s.by_id && s.me.is_none());
+    let client_id = match &change.subject {
+        Subject::Id(id) if by_id_only => Some(id.clone()),
+        _ => None,
+    };
+    let values = Values {
+        username: Some(held.username.clone()),
+        current: Some(change.current),
+        new: Some(change.new),
+        subject_ref: held.session.user_ref.clone().or(client_id),
+        ..Values::default()
+    };
+    upstream
+        .call(Operation::ChangePassword, &values, Some(&held.session))
+        .await
+        .map_err(|e| for_caller(&upstream.name, e))?;
+    Ok(())
 }
