@@ -2,10 +2,10 @@
 
 mod binary;
 mod common;
-mod contracts;
 mod core_service;
 mod db_outage;
 mod dialects_cli;
+mod examples;
 mod extra_dialect;
 mod foundation;
 mod import;

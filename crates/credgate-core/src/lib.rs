@@ -8,7 +8,6 @@ pub mod command;
 pub mod error;
 pub mod hasher;
 pub mod import;
-pub mod legacy;
 pub mod limits;
 pub mod model;
 pub mod notify;
@@ -20,6 +19,7 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod upstream;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use command::{
@@ -27,7 +27,6 @@ pub use command::{
     Outcome, Request, Subject, TokenRequest,
 };
 pub use error::{Error, FieldProblem, FieldReason, PolicyRule};
-pub use legacy::{LegacyAccount, LegacyDirectory, LegacyReset, LegacyVerdict};
 pub use limits::LimitConfig;
 pub use model::{RequestMeta, ResetKind, TokenKind, User};
 pub use notify::{Notifier, ResetNotice};
@@ -35,3 +34,4 @@ pub use policy::PolicyConfig;
 pub use secret::{Password, SecretToken};
 pub use service::{CoreConfig, CredentialService};
 pub use store::{Store, StoreError};
+pub use upstream::{UpstreamAccount, UpstreamDirectory, UpstreamReset, UpstreamVerdict};

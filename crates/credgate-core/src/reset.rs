@@ -41,7 +41,7 @@ impl CredentialService {
                 let outcome = if other.is_some() {
                     "externally_managed"
                 } else {
-                    self.legacy_reset(username).await?
+                    self.upstream_reset(username).await?
                 };
                 let detail = json!({"username": username, "outcome": outcome});
                 let user_id = other.as_ref().map(|u| u.id.as_str());

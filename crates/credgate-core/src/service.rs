@@ -13,7 +13,6 @@ use crate::command::{
 };
 use crate::error::{Error, FieldReason, PolicyRule};
 use crate::hasher::HashPool;
-use crate::legacy::Migration;
 use crate::limits::Keys;
 use crate::model::{
     AuditEvent, AuditKind, PasswordUpdate, RequestMeta, TokenKind, TokenRecord, User, UserKey,
@@ -23,6 +22,7 @@ use crate::policy::PolicyConfig;
 use crate::secret::{Password, SecretToken};
 use crate::store::{Store, StoreError};
 use crate::token;
+use crate::upstream::Migration;
 
 /// The core's settings; the server builds them from its configuration.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub struct CredentialService {
     /// Failed reset-code exchanges per client address, for the life of a code.
     pub(crate) code_failures: moka::future::Cache<String, u32>,
     /// Legacy systems unknown users are migrated from (lazy migration), if any.
-    pub(crate) legacy: Option<Arc<dyn crate::legacy::LegacyDirectory>>,
+    pub(crate) upstream: Option<Arc<dyn crate::upstream::UpstreamDirectory>>,
 }
 
 impl From<StoreError> for Error {
@@ -147,13 +147,13 @@ impl CredentialService {
             config,
             tokens,
             code_failures,
-            legacy: None,
+            upstream: None,
         })
     }
 
     /// Migrates users unknown here from `legacy` when they log in.
-    pub fn with_legacy(mut self, legacy: Arc<dyn crate::legacy::LegacyDirectory>) -> Self {
-        self.legacy = Some(legacy);
+    pub fn with_upstream(mut self, upstream: Arc<dyn crate::upstream::UpstreamDirectory>) -> Self {
+        self.upstream = Some(upstream);
         self
     }
 

@@ -1,4 +1,4 @@
-//! Contract examples (`dialects/<name>/examples/*.toml`): one vendor example each, with what
+//! Vendor examples (`dialects/<name>/examples/*.toml`): one each, with what
 //! must exist first, the request exactly as the vendor documents it, the expected answer, and
 //! follow-up checks. The same files drive the test suite and replays against a deployment.
 

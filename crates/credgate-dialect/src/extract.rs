@@ -14,7 +14,7 @@ use crate::body::{parse_form, parse_json_object};
 use crate::dialect::{Dialect, RouteMatch};
 use crate::http::HttpRequest;
 use crate::route::{CompiledRoute, GrantKind, Source};
-use crate::spec::{AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, TokenRequirement};
+use crate::spec::{AuthScheme, BodyFormat, ClientAuth, CommandKind, CsrfStyle, TokenRequirement};
 
 /// A translated request, and what of it templates may show (never a secret).
 #[derive(Debug)]
@@ -331,7 +331,7 @@ fn command(f: &mut Fields) -> Command {
     let route = f.route;
     let subject = subject(f);
     match route.spec.command {
-        CommandName::Login => {
+        CommandKind::Login => {
             let username = f.username();
             Command::IssueToken(TokenRequest {
                 client: None,
@@ -343,31 +343,31 @@ fn command(f: &mut Fields) -> Command {
                 with_refresh: false,
             })
         }
-        CommandName::Token => Command::IssueToken(token_request(f)),
-        CommandName::ChangePassword => Command::ChangePassword(change_password(f, subject)),
-        CommandName::RequestReset => Command::RequestReset {
+        CommandKind::Token => Command::IssueToken(token_request(f)),
+        CommandKind::ChangePassword => Command::ChangePassword(change_password(f, subject)),
+        CommandKind::RequestReset => Command::RequestReset {
             username: f.username().unwrap_or_default(),
         },
-        CommandName::ValidateReset => Command::ValidateReset {
+        CommandKind::ValidateReset => Command::ValidateReset {
             username: f.username(),
             token: f.secret("token"),
         },
-        CommandName::ResetPassword => Command::ResetPassword {
+        CommandKind::ResetPassword => Command::ResetPassword {
             username: f.username(),
             token: f.secret("token"),
             new: f.password("new"),
             confirm: f.confirm(),
         },
-        CommandName::RequestResetCode => Command::RequestResetCode {
+        CommandKind::RequestResetCode => Command::RequestResetCode {
             username: f.username().unwrap_or_default(),
             answer: f.password("answer"),
         },
-        CommandName::ExchangeResetCode => Command::ExchangeResetCode {
+        CommandKind::ExchangeResetCode => Command::ExchangeResetCode {
             code: f.secret("code"),
         },
-        CommandName::Logout => Command::Logout,
-        CommandName::RenewSession => Command::RenewSession,
-        CommandName::ShowUser => Command::ShowUser { subject },
+        CommandKind::Logout => Command::Logout,
+        CommandKind::RenewSession => Command::RenewSession,
+        CommandKind::ShowUser => Command::ShowUser { subject },
     }
 }
 

@@ -13,13 +13,13 @@ pub mod extract;
 pub mod http;
 pub mod load;
 pub mod openapi;
-pub mod outbound;
 mod parse;
 mod render;
 pub mod route;
 pub mod router;
 mod spans;
 pub mod spec;
+pub mod upstream;
 
 pub use dialect::{Dialect, DialectSet, Lookup, Mount, RouteMatch};
 pub use extract::{csrf_value, Extracted, RequestView};

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dialect::Dialect;
 use crate::route::{vendor_name, CompiledRoute, Response, Source};
-use crate::spec::{AuthScheme, BodyFormat, ClientAuth, CommandName, CsrfStyle, TokenRequirement};
+use crate::spec::{AuthScheme, BodyFormat, ClientAuth, CommandKind, CsrfStyle, TokenRequirement};
 
 /// The OpenAPI version the documents declare.
 pub const OPENAPI_VERSION: &str = "3.1.0";
@@ -435,34 +435,34 @@ fn sample_context(d: &Dialect, route: &CompiledRoute, kind: Option<&str>) -> Ctx
 }
 
 /// The canonical command's name, as dialect files spell it.
-pub fn command_name(c: CommandName) -> &'static str {
+pub fn command_name(c: CommandKind) -> &'static str {
     match c {
-        CommandName::Login => "login",
-        CommandName::Token => "token",
-        CommandName::ChangePassword => "change_password",
-        CommandName::Logout => "logout",
-        CommandName::RenewSession => "renew_session",
-        CommandName::ShowUser => "show_user",
-        CommandName::RequestReset => "request_reset",
-        CommandName::ValidateReset => "validate_reset",
-        CommandName::ResetPassword => "reset_password",
-        CommandName::RequestResetCode => "request_reset_code",
-        CommandName::ExchangeResetCode => "exchange_reset_code",
+        CommandKind::Login => "login",
+        CommandKind::Token => "token",
+        CommandKind::ChangePassword => "change_password",
+        CommandKind::Logout => "logout",
+        CommandKind::RenewSession => "renew_session",
+        CommandKind::ShowUser => "show_user",
+        CommandKind::RequestReset => "request_reset",
+        CommandKind::ValidateReset => "validate_reset",
+        CommandKind::ResetPassword => "reset_password",
+        CommandKind::RequestResetCode => "request_reset_code",
+        CommandKind::ExchangeResetCode => "exchange_reset_code",
     }
 }
 
-fn command_summary(c: CommandName) -> &'static str {
+fn command_summary(c: CommandKind) -> &'static str {
     match c {
-        CommandName::Login => "Log in with username and password",
-        CommandName::Token => "Issue a token (OAuth-style grants)",
-        CommandName::ChangePassword => "Change a password",
-        CommandName::Logout => "End the session",
-        CommandName::RenewSession => "Renew the session",
-        CommandName::ShowUser => "Show a user",
-        CommandName::RequestReset => "Request a password reset",
-        CommandName::ValidateReset => "Validate a reset token",
-        CommandName::ResetPassword => "Set a new password with a reset token",
-        CommandName::RequestResetCode => "Request a reset code by security answer",
-        CommandName::ExchangeResetCode => "Exchange a reset code for a reset token",
+        CommandKind::Login => "Log in with username and password",
+        CommandKind::Token => "Issue a token (OAuth-style grants)",
+        CommandKind::ChangePassword => "Change a password",
+        CommandKind::Logout => "End the session",
+        CommandKind::RenewSession => "Renew the session",
+        CommandKind::ShowUser => "Show a user",
+        CommandKind::RequestReset => "Request a password reset",
+        CommandKind::ValidateReset => "Validate a reset token",
+        CommandKind::ResetPassword => "Set a new password with a reset token",
+        CommandKind::RequestResetCode => "Request a reset code by security answer",
+        CommandKind::ExchangeResetCode => "Exchange a reset code for a reset token",
     }
 }

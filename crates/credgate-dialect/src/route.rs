@@ -1,5 +1,5 @@
 //! A route compiled once at load into typed values, so that extraction, rendering, the OpenAPI
-//! document and the outbound direction all ask it the same questions and nothing is re-parsed
+//! document and the upstream direction all ask it the same questions and nothing is re-parsed
 //! per request.
 
 use std::collections::BTreeMap;
@@ -196,7 +196,7 @@ pub struct CompiledRoute {
     pub subject_check: Option<SourceList>,
     /// Vendor `grant_type` value -> canonical grant.
     pub grants: BTreeMap<String, GrantKind>,
-    /// Values an outbound call sends as they are.
+    /// Values an upstream call sends as they are.
     pub constants: Vec<(Source, String)>,
     /// Accepted request media types, lower case; empty for routes without a body.
     pub accepts: Vec<String>,

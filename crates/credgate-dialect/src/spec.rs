@@ -102,7 +102,7 @@ pub struct AppKeySpec {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CommandName {
+pub enum CommandKind {
     /// A login with username and password: issues a user session.
     Login,
     /// An OAuth-style token endpoint: the grant decides.
@@ -194,7 +194,7 @@ pub struct RouteSpec {
     /// Also match the path with a trailing slash.
     #[serde(default)]
     pub trailing_slash: bool,
-    pub command: CommandName,
+    pub command: CommandKind,
     #[serde(default)]
     pub token: TokenRequirement,
     #[serde(default)]
@@ -223,7 +223,7 @@ pub struct RouteSpec {
     pub no_app_key: bool,
     /// A field the body may repeat that must equal the subject (Crayon's `Id`).
     pub subject_check: Option<Sources>,
-    /// Values an outbound call sends as they are (`{ "body.scope" = "CustomerApi" }`), where
+    /// Values an upstream call sends as they are (`{ "body.scope" = "CustomerApi" }`), where
     /// the vendor's clients always send a field the gateway has no use for. Ignored inbound.
     #[serde(default)]
     pub constants: BTreeMap<String, String>,

@@ -110,14 +110,14 @@ pub async fn build_core(
 async fn build_core_with(
     settings: &Settings,
     clock: Arc<dyn Clock>,
-    legacy: Option<Arc<dyn credgate_core::LegacyDirectory>>,
+    upstream: Option<Arc<dyn credgate_core::UpstreamDirectory>>,
 ) -> Result<Arc<CredentialService>, StartError> {
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let notifier = crate::notify::from_settings(&settings.reset)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
     let core = CredentialService::new(store, clock, notifier, settings.core_config())?;
-    Ok(Arc::new(match legacy {
-        Some(legacy) => core.with_legacy(legacy),
+    Ok(Arc::new(match upstream {
+        Some(upstream) => core.with_upstream(upstream),
         None => core,
     }))
 }
@@ -138,7 +138,7 @@ pub async fn build_state_with(
 ) -> Result<web::Data<AppState>, StartError> {
     let upstreams = crate::upstream::Upstreams::build(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = build_core_with(settings, clock, upstreams.legacy_directory()).await?;
+    let core = build_core_with(settings, clock, upstreams.directory()).await?;
     Ok(web::Data::new(AppState {
         core,
         dialects: ArcSwap::new(dialects),

@@ -2,7 +2,7 @@
 //! dialect folders, find the dialects whose files changed, replay each one's examples against
 //! a scratch gateway, and swap the new set in only when every example passes. Otherwise the old
 //! set keeps serving and the failures are logged and answered. The example runner is injected
-//! (the `credgate` crate provides it on top of its contract runner).
+//! (the `credgate` crate provides it on top of its example runner).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

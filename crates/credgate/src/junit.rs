@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::contract::Outcome;
+use crate::examples::Outcome;
 use crate::replay::Record;
 
 /// The report for `records` (in replay order; suites keep the order dialects first appear).

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use credgate_dialect::example::{load_dir, Example};
 
-use crate::contract::{self, Outcome, Target};
-use crate::namespace;
+use crate::examples::{self, Outcome, Target};
+use crate::isolate;
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -80,7 +80,7 @@ async fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     let examples = select(load(&dirs)?, &args.dialects)?;
     let target = Target::new(&args.target, args.admin_token.clone());
     preflight(&target).await?;
-    let run_id = namespace::run_id();
+    let run_id = isolate::run_id();
     println!(
         "replaying {} examples against {} (identities prefixed rp{run_id}-N-)",
         examples.len(),
@@ -116,7 +116,7 @@ async fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Replays `examples` one after another; `isolate_run` (a [`namespace::run_id`]) gives each
+/// Replays `examples` one after another; `isolate_run` (a [`isolate::run_id`]) gives each
 /// example's identities a prefix of their own. `each` sees every record as it is made.
 pub async fn replay_all(
     target: &Target,
@@ -129,10 +129,10 @@ pub async fn replay_all(
         let started = Instant::now();
         let outcome = match isolate_run {
             Some(run) => {
-                let isolated = namespace::isolate(example, &namespace::prefix(run, index + 1));
-                contract::run(target, &isolated).await
+                let isolated = isolate::isolate(example, &isolate::prefix(run, index + 1));
+                examples::run(target, &isolated).await
             }
-            None => contract::run(target, example).await,
+            None => examples::run(target, example).await,
         };
         let record = Record {
             dialect: dialect.clone(),

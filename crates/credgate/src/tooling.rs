@@ -8,7 +8,7 @@ use crate::replay::{self, ReplayArgs};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Tooling {
-    /// Replay the vendor contract examples against a running deployment (prove a migration
+    /// Replay the vendor examples against a running deployment (prove a migration
     /// before switching clients over).
     Replay(ReplayArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.

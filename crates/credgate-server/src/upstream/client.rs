@@ -1,4 +1,4 @@
-//! Sending outbound requests: one pooled reqwest client (rustls) per upstream, a timeout per
+//! Sending upstream requests: one pooled reqwest client (rustls) per upstream, a timeout per
 //! attempt, and bounded retries for idempotent calls only. Nothing secret is logged: requests
 //! are named by upstream, operation and status.
 
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use credgate_core::Error;
-use credgate_dialect::outbound::{Operation, Reply, Session, UpstreamAuth, Values};
+use credgate_dialect::upstream::{Reply, Session, UpstreamAuth, UpstreamCommand, Values};
 use credgate_dialect::{Dialect, HttpResponse};
 
 use super::UpstreamSettings;
@@ -62,7 +62,7 @@ impl UpstreamClient {
     /// One operation on the upstream. Outages and unreadable answers are `Unavailable`.
     pub async fn call(
         &self,
-        op: Operation,
+        op: UpstreamCommand,
         values: &Values,
         session: Option<&Session>,
     ) -> Result<Reply, Error> {
@@ -89,13 +89,13 @@ impl UpstreamClient {
 
     async fn attempt_all(
         &self,
-        op: Operation,
+        op: UpstreamCommand,
         values: &Values,
         session: Option<&Session>,
     ) -> Result<Reply, Failure> {
         let request = self
             .dialect
-            .outbound_request(op, &self.base_url, values, &self.auth, session)
+            .upstream_request(op, &self.base_url, values, &self.auth, session)
             .map_err(|e| {
                 tracing::error!(upstream = %self.name, error = %e, "cannot build the upstream request");
                 Failure::Misconfigured
@@ -141,7 +141,7 @@ impl UpstreamClient {
             }
             return self
                 .dialect
-                .outbound_reply(op, &response)
+                .upstream_reply(op, &response)
                 .map_err(Failure::Rejected);
         }
         Err(failure)

@@ -1,20 +1,20 @@
-//! Upstreams: legacy vendor APIs credgate calls as a client, through the outbound side of their
+//! Upstreams: legacy vendor APIs credgate calls as a client, through the client side of their
 //! dialect files. `migrate` upstreams vouch for users unknown here (lazy migration);
 //! `passthrough` upstreams serve the requests of the client dialects bound to them.
 
 mod client;
-mod legacy;
+mod migrate;
 mod passthrough;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use credgate_core::{LegacyDirectory, SecretToken};
+use credgate_core::{SecretToken, UpstreamDirectory};
 use credgate_dialect::{Dialect, DialectSet, DialectSource, LoadOptions};
 use serde::Deserialize;
 
 pub use client::UpstreamClient;
-pub use legacy::LegacyUpstreams;
+pub use migrate::MigrateUpstreams;
 pub use passthrough::Passthrough;
 
 use crate::settings::Settings;
@@ -112,7 +112,7 @@ pub fn validate(upstreams: &[UpstreamSettings]) -> Result<(), String> {
 /// The configured upstreams, built once at start.
 #[derive(Default)]
 pub struct Upstreams {
-    pub legacy: Option<Arc<LegacyUpstreams>>,
+    pub migrate: Option<Arc<MigrateUpstreams>>,
     pub passthrough: Option<Arc<Passthrough>>,
 }
 
@@ -121,7 +121,7 @@ impl Upstreams {
         if settings.upstreams.is_empty() {
             return Ok(Self::default());
         }
-        // Every dialect can be spoken outbound, including those not served here. Each file is
+        // Every dialect can be spoken to an upstream, including those not served here. Each file is
         // loaded on its own: routes of dialects not served together cannot clash.
         let mut sources = DialectSource::embedded();
         for dir in &settings.dialects.dirs {
@@ -132,21 +132,21 @@ impl Upstreams {
             csrf: settings.dialects.csrf.clone(),
             ..LoadOptions::default()
         };
-        let mut outbound: BTreeMap<String, Arc<Dialect>> = BTreeMap::new();
+        let mut spoken: BTreeMap<String, Arc<Dialect>> = BTreeMap::new();
         for source in &sources {
             let set = DialectSet::load(std::slice::from_ref(source), &options)
                 .map_err(|e| e.to_string())?;
             for d in set.dialects() {
-                outbound.insert(d.name.clone(), Arc::clone(d));
+                spoken.insert(d.name.clone(), Arc::clone(d));
             }
         }
         let (mut migrate, mut passthrough) = (Vec::new(), Vec::new());
         for (i, u) in settings.upstreams.iter().enumerate() {
-            let dialect = outbound
+            let dialect = spoken
                 .get(&u.dialect)
                 .ok_or_else(|| format!("upstreams[{i}].dialect: no dialect `{}`", u.dialect))?;
             for d in &u.inbound {
-                if !outbound.contains_key(d) || settings.dialects.disabled.contains(d) {
+                if !spoken.contains_key(d) || settings.dialects.disabled.contains(d) {
                     return Err(format!(
                         "upstreams[{i}].inbound: `{d}` is not a served dialect"
                     ));
@@ -159,7 +159,7 @@ impl Upstreams {
             }
         }
         Ok(Self {
-            legacy: (!migrate.is_empty()).then(|| Arc::new(LegacyUpstreams::new(migrate))),
+            migrate: (!migrate.is_empty()).then(|| Arc::new(MigrateUpstreams::new(migrate))),
             passthrough: (!passthrough.is_empty()).then(|| {
                 Arc::new(Passthrough::new(
                     passthrough,
@@ -169,10 +169,10 @@ impl Upstreams {
         })
     }
 
-    pub fn legacy_directory(&self) -> Option<Arc<dyn LegacyDirectory>> {
-        self.legacy
+    pub fn directory(&self) -> Option<Arc<dyn UpstreamDirectory>> {
+        self.migrate
             .as_ref()
-            .map(|l| Arc::clone(l) as Arc<dyn LegacyDirectory>)
+            .map(|l| Arc::clone(l) as Arc<dyn UpstreamDirectory>)
     }
 }
 
@@ -208,7 +208,7 @@ mod tests {
         assert!(!printed.contains("client-secret-value"), "{printed}");
         assert!(!printed.contains("app-key-value"), "{printed}");
         let built = Upstreams::build(&s).unwrap();
-        assert!(built.legacy.is_some() && built.passthrough.is_none());
+        assert!(built.migrate.is_some() && built.passthrough.is_none());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use credgate_core::{
     token, Access, ChangePassword, Command, CredentialService, Error, FieldReason, Grant,
     IssuedToken, Outcome, Password, Request, Subject, TokenKind, TokenRequest, User,
 };
-use credgate_dialect::outbound::{Operation, Reply, Session, Values};
+use credgate_dialect::upstream::{Reply, Session, UpstreamCommand, Values};
 
 use super::client::for_caller;
 use super::UpstreamClient;
@@ -211,7 +211,7 @@ async fn login(
         password: Some(password),
         ..Values::default()
     };
-    let session = match upstream.call(Operation::Login, &values, None).await {
+    let session = match upstream.call(UpstreamCommand::Login, &values, None).await {
         Ok(Reply::Session(s)) => s,
         Ok(Reply::Done) => Session::default(),
         Err(e) => return Err(for_caller(&upstream.name, e)),
@@ -240,9 +240,11 @@ async fn change_password(
     }
     // An upstream that names the user by id only (Crayon's path) gets the client's id when its
     // login did not say which id the user has.
-    let by_id_only = (upstream.dialect.outbound_route(Operation::ChangePassword))
-        .and_then(|r| r.subject.as_ref())
-        .is_some_and(|s| s.by_id && s.me.is_none());
+    let by_id_only = (upstream
+        .dialect
+        .upstream_route(UpstreamCommand::ChangePassword))
+    .and_then(|r| r.subject.as_ref())
+    .is_some_and(|s| s.by_id && s.me.is_none());
     let client_id = match &change.subject {
         Subject::Id(id) if by_id_only => Some(id.clone()),
         _ => None,
@@ -255,7 +257,11 @@ async fn change_password(
         ..Values::default()
     };
     upstream
-        .call(Operation::ChangePassword, &values, Some(&held.session))
+        .call(
+            UpstreamCommand::ChangePassword,
+            &values,
+            Some(&held.session),
+        )
         .await
         .map_err(|e| for_caller(&upstream.name, e))?;
     Ok(())

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use credgate::contract::{replay, Target};
+use credgate::examples::{replay, Target};
 use credgate_dialect::example::load_dir;
 
 use crate::common::{self, ADMIN_TOKEN};
@@ -27,7 +27,7 @@ async fn every_vendor_example_replays() {
     }
     let passed = examples.len() - failures.len();
     println!(
-        "contract examples: {passed} passed, {} failed",
+        "vendor examples: {passed} passed, {} failed",
         failures.len()
     );
     assert!(

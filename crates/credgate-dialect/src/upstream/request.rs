@@ -7,10 +7,10 @@ use serde_json::{Map, Value};
 
 use credgate_core::Password;
 
-use super::{Operation, OutboundError, Session, UpstreamAuth, Values};
+use super::{Session, UpstreamAuth, UpstreamCommand, UpstreamError, Values};
 use crate::dialect::{CompiledRoute, Dialect};
 use crate::route::{GrantKind, Source};
-use crate::spec::{AuthScheme, BodyFormat, CommandName, CsrfStyle, TokenRequirement};
+use crate::spec::{AuthScheme, BodyFormat, CommandKind, CsrfStyle, TokenRequirement};
 
 /// RFC 3986 path-segment characters kept as they are (Et-App's `@me` stays `@me`).
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -23,7 +23,7 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// One request to send. Header values and the body hold secrets: Debug shows neither.
 #[derive(Clone, PartialEq, Eq)]
-pub struct OutboundRequest {
+pub struct UpstreamRequest {
     pub method: String,
     /// Absolute: the upstream's base URL, the dialect's base path, the route's path.
     pub url: String,
@@ -31,10 +31,10 @@ pub struct OutboundRequest {
     pub body: Vec<u8>,
 }
 
-impl std::fmt::Debug for OutboundRequest {
+impl std::fmt::Debug for UpstreamRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("OutboundRequest")
+        f.debug_struct("UpstreamRequest")
             .field("method", &self.method)
             .field("url", &self.url)
             .field("headers", &names)
@@ -43,7 +43,7 @@ impl std::fmt::Debug for OutboundRequest {
     }
 }
 
-impl OutboundRequest {
+impl UpstreamRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -59,38 +59,44 @@ impl OutboundRequest {
 
 impl Dialect {
     /// The route an operation uses: the dialect's login, else its token route with the grant.
-    pub fn outbound_route(&self, op: Operation) -> Option<&CompiledRoute> {
+    pub fn upstream_route(&self, op: UpstreamCommand) -> Option<&CompiledRoute> {
         let find = |pred: &dyn Fn(&CompiledRoute) -> bool| self.routes.iter().find(|r| pred(r));
         match op {
-            Operation::Login => find(&|r| r.spec.command == CommandName::Login).or_else(|| {
-                find(&|r| r.spec.command == CommandName::Token && r.has_grant(GrantKind::Password))
+            UpstreamCommand::Login => {
+                find(&|r| r.spec.command == CommandKind::Login).or_else(|| {
+                    find(&|r| {
+                        r.spec.command == CommandKind::Token && r.has_grant(GrantKind::Password)
+                    })
+                })
+            }
+            UpstreamCommand::ClientToken => find(&|r| {
+                r.spec.command == CommandKind::Token && r.has_grant(GrantKind::ClientCredentials)
             }),
-            Operation::ClientToken => find(&|r| {
-                r.spec.command == CommandName::Token && r.has_grant(GrantKind::ClientCredentials)
-            }),
-            Operation::ChangePassword => find(&|r| r.spec.command == CommandName::ChangePassword),
-            Operation::RequestReset => find(&|r| r.spec.command == CommandName::RequestReset),
+            UpstreamCommand::ChangePassword => {
+                find(&|r| r.spec.command == CommandKind::ChangePassword)
+            }
+            UpstreamCommand::RequestReset => find(&|r| r.spec.command == CommandKind::RequestReset),
         }
     }
 
     /// The vendor request for `op`. `session` is what a previous `Login` (or `ClientToken`)
     /// returned; routes that need one refuse to build without it.
-    pub fn outbound_request(
+    pub fn upstream_request(
         &self,
-        op: Operation,
+        op: UpstreamCommand,
         base_url: &str,
         values: &Values,
         auth: &UpstreamAuth,
         session: Option<&Session>,
-    ) -> Result<OutboundRequest, OutboundError> {
+    ) -> Result<UpstreamRequest, UpstreamError> {
         let route = self
-            .outbound_route(op)
-            .ok_or_else(|| OutboundError::NoRoute {
+            .upstream_route(op)
+            .ok_or_else(|| UpstreamError::NoRoute {
                 dialect: self.name.clone(),
                 operation: op.as_str(),
             })?;
         let spec = &route.spec;
-        let missing = |field: &str| OutboundError::MissingValue {
+        let missing = |field: &str| UpstreamError::MissingValue {
             dialect: self.name.clone(),
             route: spec.name.clone(),
             field: field.to_owned(),
@@ -132,7 +138,7 @@ impl Dialect {
             headers.push((app_key.header.clone(), key.expose().to_owned()));
         }
         if spec.token != TokenRequirement::None {
-            let session = session.ok_or_else(|| OutboundError::NoSession {
+            let session = session.ok_or_else(|| UpstreamError::NoSession {
                 route: spec.name.clone(),
             })?;
             self.present_session(route.csrf, session, &mut headers, &mut cookies);
@@ -155,7 +161,7 @@ impl Dialect {
                 serde_urlencoded::to_string(query).unwrap_or_default()
             )
         };
-        Ok(OutboundRequest {
+        Ok(UpstreamRequest {
             method: route.method.to_string(),
             url,
             headers,
@@ -241,20 +247,20 @@ impl Dialect {
 /// value the route requires and the caller did not give.
 fn place_values(
     route: &CompiledRoute,
-    op: Operation,
+    op: UpstreamCommand,
     values: &Values,
     auth: &UpstreamAuth,
 ) -> Result<Vec<(Source, String)>, String> {
     let grant = match op {
-        Operation::ClientToken => GrantKind::ClientCredentials,
+        UpstreamCommand::ClientToken => GrantKind::ClientCredentials,
         _ => GrantKind::Password,
     };
     let secret = |p: &Option<Password>| p.as_ref().map(|p| p.expose().to_owned());
     let mut placed: Vec<(Source, String)> = Vec::new();
     for (canonical, sources) in &route.fields {
         let value = match canonical.as_str() {
-            "username" if op != Operation::ClientToken => values.username.clone(),
-            "password" if op != Operation::ClientToken => secret(&values.password),
+            "username" if op != UpstreamCommand::ClientToken => values.username.clone(),
+            "password" if op != UpstreamCommand::ClientToken => secret(&values.password),
             "current" => secret(&values.current),
             "new" | "confirm" => secret(&values.new),
             "grant_type" => (route.grants.iter())

@@ -1,9 +1,9 @@
-//! Replays one contract example against a gateway over HTTP: set up through the admin API,
+//! Replays one vendor example against a gateway over HTTP: set up through the admin API,
 //! run the preparatory steps, send the vendor's request, compare the answer, run the checks.
 //!
 //! [`run`] gives a structured [`Outcome`]; [`replay`] is the older `Result` form. Examples are
 //! replayed as written: against a gateway that has seen them before, isolate them first with
-//! [`crate::namespace::isolate`].
+//! [`crate::isolate::isolate`].
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -13,12 +13,12 @@ mod response;
 
 use credgate_core::{Password, SecretToken};
 
-pub use request::OutboundRequest;
+pub use request::UpstreamRequest;
 pub use response::{Reply, Session};
 
 /// What credgate asks of an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+pub enum UpstreamCommand {
     /// A login (or password grant) with username and password: opens a session.
     Login,
     /// A password change within a session opened by `Login`.
@@ -29,7 +29,7 @@ pub enum Operation {
     ClientToken,
 }
 
-impl Operation {
+impl UpstreamCommand {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Login => "login",
@@ -61,7 +61,7 @@ impl std::fmt::Debug for UpstreamAuth {
     }
 }
 
-/// The canonical values of one outbound call. `subject_ref` is the id the upstream knows the
+/// The canonical values of one upstream call. `subject_ref` is the id the upstream knows the
 /// user by (its own id, e.g. Akana's `<uuid>.<fedmember>`); without it routes that name the
 /// user by id use their `me` literal.
 #[derive(Debug, Default)]
@@ -74,7 +74,7 @@ pub struct Values {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum OutboundError {
+pub enum UpstreamError {
     #[error("dialect `{dialect}` has no route for {operation}")]
     NoRoute {
         dialect: String,

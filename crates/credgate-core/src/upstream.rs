@@ -1,5 +1,5 @@
 //! Lazy migration from legacy backends. A user unknown here is checked against the legacy
-//! system (through [`LegacyDirectory`], implemented by the server with the outbound dialects);
+//! system (through [`UpstreamDirectory`], implemented by the server with the dialects spoken as a client);
 //! a verified password becomes a local user with a fresh bcrypt hash, and every later request
 //! is served locally. The core knows nothing of how the legacy system is reached.
 
@@ -16,7 +16,7 @@ use crate::store::StoreError;
 
 /// A user the legacy system vouched for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LegacyAccount {
+pub struct UpstreamAccount {
     /// The upstream's configured name, for audit and metrics.
     pub upstream: String,
     /// (dialect, id): the id the legacy system knows the user by, kept as the alias its
@@ -25,15 +25,15 @@ pub struct LegacyAccount {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LegacyVerdict {
-    Verified(LegacyAccount),
+pub enum UpstreamVerdict {
+    Verified(UpstreamAccount),
     /// Wrong password, or a user the legacy system does not know either.
     Refused,
 }
 
 /// What became of a reset for a user not migrated yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LegacyReset {
+pub enum UpstreamReset {
     /// The legacy system started its own reset (its mail reaches the user); the user's next
     /// login with the new password migrates them.
     Forwarded { upstream: String },
@@ -45,9 +45,9 @@ pub enum LegacyReset {
 /// refused connection, an answer that cannot be read) is `Err(Error::Unavailable)`, never a
 /// refusal: an outage must not read as a wrong password.
 #[async_trait]
-pub trait LegacyDirectory: Send + Sync {
-    async fn verify(&self, username: &str, password: &Password) -> Result<LegacyVerdict, Error>;
-    async fn request_reset(&self, username: &str) -> Result<LegacyReset, Error>;
+pub trait UpstreamDirectory: Send + Sync {
+    async fn verify(&self, username: &str, password: &Password) -> Result<UpstreamVerdict, Error>;
+    async fn request_reset(&self, username: &str) -> Result<UpstreamReset, Error>;
 }
 
 /// The outcome of trying to migrate an unknown user at login.
@@ -70,12 +70,12 @@ impl CredentialService {
         password: &Password,
         meta: &RequestMeta,
     ) -> Result<Migration, Error> {
-        let Some(legacy) = &self.legacy else {
+        let Some(upstream) = &self.upstream else {
             return Ok(Migration::NotMigrated);
         };
-        let account = match legacy.verify(username, password).await? {
-            LegacyVerdict::Verified(account) => account,
-            LegacyVerdict::Refused => return Ok(Migration::NotMigrated),
+        let account = match upstream.verify(username, password).await? {
+            UpstreamVerdict::Verified(account) => account,
+            UpstreamVerdict::Refused => return Ok(Migration::NotMigrated),
         };
         let broken: Vec<&str> = self
             .config
@@ -131,13 +131,13 @@ impl CredentialService {
     }
 
     /// A reset for a user unknown here: the legacy system's own reset, where it has one.
-    pub(crate) async fn legacy_reset(&self, username: &str) -> Result<&'static str, Error> {
-        let Some(legacy) = &self.legacy else {
+    pub(crate) async fn upstream_reset(&self, username: &str) -> Result<&'static str, Error> {
+        let Some(upstream) = &self.upstream else {
             return Ok("unknown_user");
         };
-        Ok(match legacy.request_reset(username).await? {
-            LegacyReset::Forwarded { .. } => "forwarded_to_upstream",
-            LegacyReset::Unsupported => "unknown_user",
+        Ok(match upstream.request_reset(username).await? {
+            UpstreamReset::Forwarded { .. } => "forwarded_to_upstream",
+            UpstreamReset::Unsupported => "unknown_user",
         })
     }
 }

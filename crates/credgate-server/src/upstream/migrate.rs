@@ -1,41 +1,43 @@
-//! The core's [`LegacyDirectory`] over `migrate` upstreams, asked in configuration order.
+//! The core's [`UpstreamDirectory`] over `migrate` upstreams, asked in configuration order.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use credgate_core::{Error, LegacyAccount, LegacyDirectory, LegacyReset, LegacyVerdict, Password};
-use credgate_dialect::outbound::{Operation, Reply, Values};
+use credgate_core::{
+    Error, Password, UpstreamAccount, UpstreamDirectory, UpstreamReset, UpstreamVerdict,
+};
 use credgate_dialect::spec::TokenRequirement;
+use credgate_dialect::upstream::{Reply, UpstreamCommand, Values};
 
 use super::client::for_caller;
 use super::UpstreamClient;
 
-pub struct LegacyUpstreams {
+pub struct MigrateUpstreams {
     clients: Vec<Arc<UpstreamClient>>,
 }
 
-impl LegacyUpstreams {
+impl MigrateUpstreams {
     pub fn new(clients: Vec<Arc<UpstreamClient>>) -> Self {
         Self { clients }
     }
 }
 
 #[async_trait]
-impl LegacyDirectory for LegacyUpstreams {
-    async fn verify(&self, username: &str, password: &Password) -> Result<LegacyVerdict, Error> {
+impl UpstreamDirectory for MigrateUpstreams {
+    async fn verify(&self, username: &str, password: &Password) -> Result<UpstreamVerdict, Error> {
         for client in &self.clients {
             let values = Values {
                 username: Some(username.to_owned()),
                 password: Some(password.clone()),
                 ..Values::default()
             };
-            match client.call(Operation::Login, &values, None).await {
+            match client.call(UpstreamCommand::Login, &values, None).await {
                 Ok(reply) => {
                     let external = match reply {
                         Reply::Session(s) => s.user_ref,
                         Reply::Done => None,
                     };
-                    return Ok(LegacyVerdict::Verified(LegacyAccount {
+                    return Ok(UpstreamVerdict::Verified(UpstreamAccount {
                         upstream: client.name.clone(),
                         alias: external.map(|id| (client.dialect.name.clone(), id)),
                     }));
@@ -50,19 +52,19 @@ impl LegacyDirectory for LegacyUpstreams {
                 }
             }
         }
-        Ok(LegacyVerdict::Refused)
+        Ok(UpstreamVerdict::Refused)
     }
 
-    async fn request_reset(&self, username: &str) -> Result<LegacyReset, Error> {
+    async fn request_reset(&self, username: &str) -> Result<UpstreamReset, Error> {
         for client in &self.clients {
-            let Some(route) = client.dialect.outbound_route(Operation::RequestReset) else {
+            let Some(route) = client.dialect.upstream_route(UpstreamCommand::RequestReset) else {
                 continue;
             };
             let session = match route.spec.token {
                 TokenRequirement::None => None,
                 TokenRequirement::Client => {
                     match client
-                        .call(Operation::ClientToken, &Values::default(), None)
+                        .call(UpstreamCommand::ClientToken, &Values::default(), None)
                         .await
                     {
                         Ok(Reply::Session(s)) => Some(s),
@@ -77,11 +79,11 @@ impl LegacyDirectory for LegacyUpstreams {
                 ..Values::default()
             };
             match client
-                .call(Operation::RequestReset, &values, session.as_ref())
+                .call(UpstreamCommand::RequestReset, &values, session.as_ref())
                 .await
             {
                 Ok(_) => {
-                    return Ok(LegacyReset::Forwarded {
+                    return Ok(UpstreamReset::Forwarded {
                         upstream: client.name.clone(),
                     })
                 }
@@ -89,6 +91,6 @@ impl LegacyDirectory for LegacyUpstreams {
                 Err(_) => return Err(Error::Unavailable),
             }
         }
-        Ok(LegacyReset::Unsupported)
+        Ok(UpstreamReset::Unsupported)
     }
 }

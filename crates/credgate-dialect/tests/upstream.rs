@@ -1,4 +1,4 @@
-//! Outbound dialects: the request credgate builds from each shipped dialect matches the
+//! Dialects spoken to an upstream: the request credgate builds from each shipped dialect matches the
 //! vendor's documented example, and the vendor's answers (as the same dialect renders them
 //! inbound) read back as the canonical outcome or error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,8 +8,8 @@ use std::path::Path;
 
 use credgate_core::{Error, IssuedToken, Outcome, Password, SecretToken, TokenKind, User};
 use credgate_dialect::example::Example;
-use credgate_dialect::outbound::{
-    Operation, OutboundRequest, Reply, Session, UpstreamAuth, Values,
+use credgate_dialect::upstream::{
+    Reply, Session, UpstreamAuth, UpstreamCommand, UpstreamRequest, Values,
 };
 use credgate_dialect::{Dialect, DialectSet, DialectSource, HttpResponse, LoadOptions, Lookup};
 use credgate_dialect::{RequestView, RouteMatch};
@@ -87,7 +87,7 @@ fn fill(template: &str) -> String {
 }
 
 /// Method, path, every header the example sends (but Accept), and the body by content.
-fn assert_same(dialect: &str, built: &OutboundRequest, call: &credgate_dialect::example::HttpCall) {
+fn assert_same(dialect: &str, built: &UpstreamRequest, call: &credgate_dialect::example::HttpCall) {
     assert_eq!(built.method, call.method, "{dialect}");
     assert_eq!(built.url, format!("{BASE_URL}{}", call.path), "{dialect}");
     for (name, value) in &call.headers {
@@ -150,7 +150,7 @@ fn requests_match_the_vendor_examples() {
             ..Values::default()
         };
         let built = dialect
-            .outbound_request(Operation::Login, BASE_URL, &login, &auth, None)
+            .upstream_request(UpstreamCommand::Login, BASE_URL, &login, &auth, None)
             .unwrap();
         assert_same(name, &built, &ex.before[0].call);
         assert!(!format!("{built:?}").contains(&user.password), "{name}");
@@ -163,8 +163,8 @@ fn requests_match_the_vendor_examples() {
             ..Values::default()
         };
         let built = dialect
-            .outbound_request(
-                Operation::ChangePassword,
+            .upstream_request(
+                UpstreamCommand::ChangePassword,
                 BASE_URL,
                 &change,
                 &auth,
@@ -175,13 +175,19 @@ fn requests_match_the_vendor_examples() {
         assert!(!format!("{built:?}").contains(new), "{name}");
         // A change without a session is refused, not sent.
         assert!(dialect
-            .outbound_request(Operation::ChangePassword, BASE_URL, &change, &auth, None)
+            .upstream_request(
+                UpstreamCommand::ChangePassword,
+                BASE_URL,
+                &change,
+                &auth,
+                None
+            )
             .is_err());
     }
 }
 
-fn matched(set: &DialectSet, dialect: &Dialect, op: Operation) -> RouteMatch {
-    let route = dialect.outbound_route(op).unwrap();
+fn matched(set: &DialectSet, dialect: &Dialect, op: UpstreamCommand) -> RouteMatch {
+    let route = dialect.upstream_route(op).unwrap();
     let path = format!("{}{}", dialect.spec.base, route.spec.path)
         .replace("{UserID}", "u1")
         .replace("{id}", "u1")
@@ -210,7 +216,7 @@ fn login_answers_give_the_session_back() {
     let set = set();
     for (name, _, _) in cases() {
         let dialect = set.get(name).unwrap();
-        let m = matched(&set, dialect, Operation::Login);
+        let m = matched(&set, dialect, UpstreamCommand::Login);
         let token = IssuedToken {
             access: SecretToken::new("issued-access-token-123"),
             kind: TokenKind::User,
@@ -221,7 +227,8 @@ fn login_answers_give_the_session_back() {
             client_id: None,
         };
         let answer = dialect.render_outcome(&m, &RequestView::default(), &Outcome::Token(token));
-        let Ok(Reply::Session(session)) = dialect.outbound_reply(Operation::Login, &answer) else {
+        let Ok(Reply::Session(session)) = dialect.upstream_reply(UpstreamCommand::Login, &answer)
+        else {
             panic!("{name}: no session");
         };
         let carried = session
@@ -269,11 +276,11 @@ fn every_error_reads_back_as_itself_or_an_identical_answer() {
     let view = RequestView::default();
     for (name, _, _) in cases() {
         let dialect = set.get(name).unwrap();
-        for op in [Operation::Login, Operation::ChangePassword] {
+        for op in [UpstreamCommand::Login, UpstreamCommand::ChangePassword] {
             let m = matched(&set, dialect, op);
             for error in samples() {
                 let sent = dialect.render_error(Some(&m), &view, &error);
-                let read = match dialect.outbound_reply(op, &sent) {
+                let read = match dialect.upstream_reply(op, &sent) {
                     Err(e) => e,
                     Ok(r) => panic!("{name} {op:?} {error:?}: read as success {r:?}"),
                 };
@@ -291,7 +298,8 @@ fn every_error_reads_back_as_itself_or_an_identical_answer() {
                 if matches!(error, Error::InvalidCredentials) {
                     assert_eq!(read, Error::InvalidCredentials, "{name} {op:?}");
                 }
-                if matches!(error, Error::PolicyViolation { .. }) && op == Operation::ChangePassword
+                if matches!(error, Error::PolicyViolation { .. })
+                    && op == UpstreamCommand::ChangePassword
                 {
                     assert_eq!(read, error, "{name}: the rule is read back by name");
                 }
@@ -308,7 +316,7 @@ fn change_answers_read_as_done_and_a_constant_body_must_match() {
     let set = set();
     for (name, _, _) in cases() {
         let dialect = set.get(name).unwrap();
-        let m = matched(&set, dialect, Operation::ChangePassword);
+        let m = matched(&set, dialect, UpstreamCommand::ChangePassword);
         let ok = dialect.render_outcome(
             &m,
             &RequestView::default(),
@@ -316,7 +324,7 @@ fn change_answers_read_as_done_and_a_constant_body_must_match() {
         );
         assert!(
             matches!(
-                dialect.outbound_reply(Operation::ChangePassword, &ok),
+                dialect.upstream_reply(UpstreamCommand::ChangePassword, &ok),
                 Ok(Reply::Done)
             ),
             "{name}"
@@ -331,7 +339,7 @@ fn change_answers_read_as_done_and_a_constant_body_must_match() {
     };
     assert_eq!(
         crayon
-            .outbound_reply(Operation::ChangePassword, &falsy)
+            .upstream_reply(UpstreamCommand::ChangePassword, &falsy)
             .unwrap_err(),
         Error::Unavailable
     );
@@ -343,7 +351,7 @@ fn change_answers_read_as_done_and_a_constant_body_must_match() {
     };
     assert_eq!(
         crayon
-            .outbound_reply(Operation::Login, &bad_gateway)
+            .upstream_reply(UpstreamCommand::Login, &bad_gateway)
             .unwrap_err(),
         Error::Unavailable
     );

@@ -5,7 +5,7 @@ use credgate_core::{Error, PolicyConfig, PolicyRule, SecretToken};
 use minijinja::Value as Template;
 use serde_json::{json, Value};
 
-use super::Operation;
+use super::UpstreamCommand;
 use crate::dialect::{CompiledRoute, Dialect};
 use crate::http::HttpResponse;
 use crate::spec::AuthScheme;
@@ -48,7 +48,7 @@ impl Session {
     }
 }
 
-/// What a successful outbound call gave.
+/// What a successful upstream call gave.
 #[derive(Debug)]
 pub enum Reply {
     /// A login or grant: the session to present next.
@@ -81,14 +81,18 @@ fn marker(set: u8, what: &str) -> String {
 }
 
 impl Dialect {
-    /// Reads the vendor's answer to the request `outbound_request(op, ..)` built.
-    pub fn outbound_reply(&self, op: Operation, response: &HttpResponse) -> Result<Reply, Error> {
-        let Some(route) = self.outbound_route(op) else {
+    /// Reads the vendor's answer to the request `upstream_request(op, ..)` built.
+    pub fn upstream_reply(
+        &self,
+        op: UpstreamCommand,
+        response: &HttpResponse,
+    ) -> Result<Reply, Error> {
+        let Some(route) = self.upstream_route(op) else {
             return Err(Error::Internal);
         };
         if response.status == route.ok.spec.status && self.matches_ok(route, response) {
             return Ok(match op {
-                Operation::Login | Operation::ClientToken => {
+                UpstreamCommand::Login | UpstreamCommand::ClientToken => {
                     Reply::Session(self.read_session(route, response))
                 }
                 _ => Reply::Done,
