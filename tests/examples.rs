@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use credgate::examples::{replay, Target};
 use credgate_dialect::example::load_dir;
+use credgate_examples::runner::{replay, Target};
 
 use crate::common::{self, ADMIN_TOKEN};
 

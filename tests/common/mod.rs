@@ -64,7 +64,7 @@ pub async fn start_with(configure: impl FnOnce(&mut Settings, &std::path::Path))
         .unwrap();
     state
         .reloader
-        .install(Arc::new(credgate::reload::ExampleReplay));
+        .install(Arc::new(credgate_examples::scratch::ExampleReplay));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = credgate_server::serve(listener, state, &settings).unwrap();

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::examples::Outcome;
 use crate::replay::Record;
+use credgate_examples::runner::Outcome;
 
 /// The report for `records` (in replay order; suites keep the order dialects first appear).
 pub fn render(records: &[Record]) -> String {

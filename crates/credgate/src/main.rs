@@ -185,11 +185,12 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
     match command {
         Cmd::Tooling(_) => Err("operator tooling runs before the settings load".into()),
         Cmd::Dialects(cmd) => credgate::dialects_cmd::run(cmd, &settings).await,
-        Cmd::Serve => {
-            credgate_server::run_with(settings, Some(Arc::new(credgate::reload::ExampleReplay)))
-                .await
-                .map_err(|e| e.to_string())
-        }
+        Cmd::Serve => credgate_server::run_with(
+            settings,
+            Some(Arc::new(credgate_examples::scratch::ExampleReplay)),
+        )
+        .await
+        .map_err(|e| e.to_string()),
         Cmd::Migrate => {
             credgate_store::migrate(&settings.database_url)
                 .await

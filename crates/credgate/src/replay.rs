@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use credgate_dialect::example::{load_dir, Example};
 
-use crate::examples::{self, Outcome, Target};
-use crate::isolate;
+use credgate_examples::isolate;
+use credgate_examples::runner::{self, Outcome, Target};
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -130,9 +130,9 @@ pub async fn replay_all(
         let outcome = match isolate_run {
             Some(run) => {
                 let isolated = isolate::isolate(example, &isolate::prefix(run, index + 1));
-                examples::run(target, &isolated).await
+                runner::run(target, &isolated).await
             }
-            None => examples::run(target, example).await,
+            None => runner::run(target, example).await,
         };
         let record = Record {
             dialect: dialect.clone(),

@@ -1,5 +1,5 @@
 //! The example runner behind gated dialect reloads: each example of a changed dialect is
-//! replayed (by [`crate::examples`]) against its own scratch gateway — a temporary SQLite file,
+//! replayed (by [`crate::runner`]) against its own scratch gateway — a temporary SQLite file,
 //! the candidate dialect alone, a loopback port — so examples never see each other's users.
 
 use std::net::TcpListener;
@@ -12,7 +12,7 @@ use credgate_dialect::DialectSet;
 use credgate_server::reload::{Candidate, ExampleFailure, ExampleRunner, RunFuture};
 use credgate_server::settings::{NotifierKind, Settings};
 
-use crate::examples::{replay, Target};
+use crate::runner::{replay, Target};
 
 /// Replays examples in process; installed by `credgate serve` and the test kit.
 pub struct ExampleReplay;

@@ -12,6 +12,8 @@ use credgate_dialect::spec::{AuthScheme, ClientAuth, CsrfStyle, TokenRequirement
 use credgate_dialect::{Dialect, DialectSet, DialectSource, LoadError};
 use credgate_server::Settings;
 
+mod reload;
+
 #[derive(Subcommand)]
 pub enum DialectsCmd {
     /// The loaded dialects (shipped and configured, minus disabled) with their routes.
@@ -71,7 +73,7 @@ pub async fn run(cmd: DialectsCmd, settings: &Settings) -> Result<(), String> {
             let token = admin_token
                 .or_else(|| settings.admin_token.as_ref().map(|t| t.expose().to_owned()))
                 .ok_or("an admin token is needed: --admin-token or CREDGATE_ADMIN_TOKEN")?;
-            crate::dialects_reload::reload(&target, &token).await
+            reload::reload(&target, &token).await
         }
     }
 }
