@@ -21,17 +21,17 @@ pub struct Site {
     pub gateway: Gateway,
     _dir: tempfile::TempDir,
     pub seeded: Seeded,
-    pub changes: HashMap<&'static str, Arc<ChangeLoad>>,
+    pub changes: HashMap<String, Arc<ChangeLoad>>,
 }
 
 impl Site {
     /// Users after the per-API blocks: [0] isolation changes (8), then single users.
     fn spare(&self, index: usize) -> &BenchUser {
-        &self.seeded.users[Api::ALL.len() * CHANGE_CONNECTIONS + index]
+        &self.seeded.users[Api::all().len() * CHANGE_CONNECTIONS + index]
     }
 
     pub fn isolation_users(&self) -> Vec<BenchUser> {
-        let from = Api::ALL.len() * CHANGE_CONNECTIONS;
+        let from = Api::all().len() * CHANGE_CONNECTIONS;
         self.seeded.users[from..from + CHANGE_CONNECTIONS].to_vec()
     }
 
@@ -43,13 +43,15 @@ impl Site {
         self.spare(CHANGE_CONNECTIONS + 1)
     }
 
-    pub fn change(&self, api: Api) -> Arc<ChangeLoad> {
+    pub fn change(&self, api: &Api) -> Arc<ChangeLoad> {
         Arc::clone(&self.changes[api.name()])
     }
 }
 
 /// Bench users every site has: 8 per API, 8 for isolation, then single-purpose ones.
-const SITE_USERS: usize = 6 * CHANGE_CONNECTIONS + CHANGE_CONNECTIONS + 8;
+fn site_users() -> usize {
+    Api::all().len() * CHANGE_CONNECTIONS + CHANGE_CONNECTIONS + 8
+}
 
 /// Starts a gateway at `cost` over a fresh database with `users` bench users and `filler`
 /// further users written in bulk (the scale section's large store).
@@ -63,7 +65,7 @@ pub async fn site(
     let hash = bcrypt::hash(seed::PASSWORDS[0], cost)
         .map_err(|e| BenchError::Setup(format!("bcrypt: {e}")))?;
     let store = seed::open(dir.path()).await?;
-    let seeded = seed::seed(&store, users.max(SITE_USERS), &hash).await?;
+    let seeded = seed::seed(&store, users.max(site_users()), &hash).await?;
     if filler > 0 {
         let started = Instant::now();
         crate::seed::fill(&store, filler, &hash).await?;
@@ -80,12 +82,15 @@ pub async fn site(
         env: vec![("POLICY__HISTORY".into(), "1".into())],
     };
     let gateway = Gateway::start(binary, dir.path(), &config).await?;
-    let changes = Api::ALL
-        .iter()
+    let changes = Api::all()
+        .into_iter()
         .enumerate()
-        .map(|(i, &api)| {
+        .map(|(i, api)| {
             let block = seeded.users[i * CHANGE_CONNECTIONS..(i + 1) * CHANGE_CONNECTIONS].to_vec();
-            (api.name(), ChangeLoad::new(api, &gateway.base, block))
+            (
+                api.name().to_owned(),
+                ChangeLoad::new(api, &gateway.base, block),
+            )
         })
         .collect();
     Ok(Site {
@@ -146,7 +151,7 @@ pub async fn run(cli: &Cli, profile: Profile) -> Result<(), BenchError> {
     let large = if wanted(7) {
         let n = profile.large_users;
         eprintln!("starting the cost-4 gateway with {n} users");
-        Some(site(&binary, 4, 0, n.saturating_sub(SITE_USERS)).await?)
+        Some(site(&binary, 4, 0, n.saturating_sub(site_users())).await?)
     } else {
         None
     };

@@ -68,11 +68,11 @@ pub async fn bound_and_changes(
     if !changes {
         return Ok(());
     }
-    for api in Api::ALL {
+    for api in Api::all() {
         let label = format!("change cost {cost} {}", api.name());
         let r = measure(
             &label,
-            site.change(api),
+            site.change(&api),
             spec(CHANGE_CONNECTIONS, span),
             figures,
         )
@@ -90,10 +90,11 @@ pub async fn bound_and_changes(
 /// eight connections, latency on one (so that it is the request's own time, not a queue).
 /// The APIs take turns in short slices, so a drift of the machine's load hits all alike.
 pub async fn translation(site: &Site, profile: &Profile, figures: &mut Figures) {
-    let n = Api::ALL.len();
+    let apis = Api::all();
+    let n = apis.len();
     let (mut rates, mut samples) = (vec![Vec::new(); n], vec![Vec::new(); n]);
     for _ in 0..profile.slices {
-        for (i, api) in Api::ALL.into_iter().enumerate() {
+        for (i, api) in apis.iter().enumerate() {
             let name = api.name();
             let tput = measure(
                 &format!("cost 4 {name} x{CHANGE_CONNECTIONS}"),
@@ -104,7 +105,7 @@ pub async fn translation(site: &Site, profile: &Profile, figures: &mut Figures) 
             .await;
             rates[i].push(tput.rate);
         }
-        for (i, api) in Api::ALL.into_iter().enumerate() {
+        for (i, api) in apis.iter().enumerate() {
             let lat = measure(
                 &format!("cost 4 {} x1", api.name()),
                 site.change(api),
@@ -116,12 +117,12 @@ pub async fn translation(site: &Site, profile: &Profile, figures: &mut Figures) 
         }
     }
     let mut native = (f64::NAN, f64::NAN);
-    for (i, api) in Api::ALL.into_iter().enumerate() {
+    for (i, api) in apis.iter().enumerate() {
         let name = api.name();
         let rate = rates[i].iter().sum::<f64>() / rates[i].len().max(1) as f64;
         let p50 = stats::quantile(&mut samples[i], 0.50).map_or(f64::NAN, micros);
         let p99 = stats::quantile(&mut samples[i], 0.99).map_or(f64::NAN, micros);
-        if api == Api::Native {
+        if *api == Api::Native {
             native = (rate, p50);
         }
         figures.record(format!("t4.rate.{name}"), rate);
@@ -275,7 +276,7 @@ pub async fn scale(small: &Site, large: &Site, profile: &Profile, figures: &mut 
         let l = measure(&format!("login {tag}"), login, one, figures).await;
         let c = measure(
             &format!("change {tag}"),
-            site.change(Api::Native),
+            site.change(&Api::Native),
             one,
             figures,
         )

@@ -22,7 +22,7 @@ pub fn table(f: &Figures, profile: &Profile) -> Table {
         );
     }
     for cost in [12, 10] {
-        for api in Api::ALL {
+        for api in Api::all() {
             let key = format!("change.{cost}.{}", api.name());
             if !f.has(&key) {
                 continue;
@@ -40,7 +40,7 @@ pub fn table(f: &Figures, profile: &Profile) -> Table {
             );
         }
     }
-    for api in Api::ALL {
+    for api in Api::all() {
         let n = api.name();
         if !f.has(&format!("t4.rate.{n}")) {
             continue;

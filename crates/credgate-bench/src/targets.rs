@@ -4,116 +4,126 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use credgate_core::SecretToken;
+use credgate_core::model::TokenKind;
+use credgate_core::{IssuedToken, Outcome, Password, SecretToken};
+use credgate_dialect::upstream::{Session, UpstreamAuth, UpstreamCommand, Values};
+use credgate_dialect::{Dialect, DialectSet, DialectSource, LoadOptions};
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::json;
 
 use crate::load::Workload;
-use crate::seed::{BenchUser, APP_KEY, PASSWORDS};
+use crate::seed::{user_record, BenchUser, APP_KEY, PASSWORDS};
 
-/// Akana's federation member id: the gateway's default `[dialects.vars.akana]`.
-const FED: &str = "acmepaymentscorp";
-
-/// Where a password change is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a password change is sent: the native API, or a dialect. Every shipped dialect with a
+/// change-password route is benchmarked, its requests built from its own dialect file (the
+/// same code that speaks to upstreams), so a new dialect folder needs no code here.
+#[derive(Clone)]
 pub enum Api {
     Native,
-    Crayon,
-    Akana,
-    Etapp,
-    Crafter,
-    OauthStyle,
+    Dialect(Arc<Dialect>),
+}
+
+impl PartialEq for Api {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
 }
 
 impl Api {
-    pub const ALL: [Api; 6] = [
-        Api::Native,
-        Api::Crayon,
-        Api::Akana,
-        Api::Etapp,
-        Api::Crafter,
-        Api::OauthStyle,
-    ];
+    /// The native API first, then every dialect that changes passwords, by name.
+    pub fn all() -> Vec<Api> {
+        let set = DialectSet::load(&DialectSource::embedded(), &LoadOptions::default());
+        let dialects = set.map(|s| s.dialects().to_vec()).unwrap_or_default();
+        let changing = dialects
+            .into_iter()
+            .filter(|d| d.upstream_route(UpstreamCommand::ChangePassword).is_some());
+        std::iter::once(Api::Native)
+            .chain(changing.map(Api::Dialect))
+            .collect()
+    }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Api::Native => "native",
-            Api::Crayon => "crayon",
-            Api::Akana => "akana",
-            Api::Etapp => "etapp",
-            Api::Crafter => "crafter",
-            Api::OauthStyle => "oauth-style",
+            Api::Dialect(d) => &d.name,
         }
     }
 
     /// The success status of a change in this API.
-    pub fn change_status(self) -> u16 {
+    pub fn change_status(&self) -> u16 {
         match self {
-            Api::Native | Api::OauthStyle => 204,
-            _ => 200,
+            Api::Native => 204,
+            Api::Dialect(d) => d
+                .upstream_route(UpstreamCommand::ChangePassword)
+                .map_or(200, |r| r.ok.spec.status),
         }
+    }
+
+    /// What a client of this API holds for `user`: for a dialect, the session its login hands
+    /// out for the user's seeded token, read back as the client reads it.
+    fn session(&self, user: &BenchUser) -> Option<Session> {
+        let Api::Dialect(d) = self else {
+            return None;
+        };
+        let now = crate::seed::now();
+        d.session_for(&Outcome::Token(IssuedToken {
+            access: SecretToken::new(user.token.clone()),
+            kind: TokenKind::User,
+            issued_at: now,
+            expires_at: now + 3600,
+            refresh: None,
+            user: Some(user_record(user.id.clone(), user.username.clone(), now)),
+            client_id: None,
+        }))
     }
 
     /// A change of `user`'s password from `from` to `to`, as this API's clients send it.
-    pub fn change(
-        self,
+    fn change(
+        &self,
         client: &Client,
         base: &str,
         user: &BenchUser,
-        from: &str,
-        to: &str,
+        session: Option<&Session>,
+        (from, to): (&str, &str),
     ) -> RequestBuilder {
-        let bearer = format!("Bearer {}", user.token);
-        match self {
-            Api::Native => client
+        let Api::Dialect(d) = self else {
+            return client
                 .put(format!("{base}/v1/users/me/password"))
-                .header("Authorization", bearer)
-                .json(&json!({"current_password": from, "new_password": to})),
-            Api::Crayon => client
-                .put(format!("{base}/api/v1/users/{}/changepassword", user.id))
-                .header("Authorization", bearer)
-                .json(&json!({"Id": user.id, "OldPassword": from, "NewPassword": to})),
-            Api::Akana => akana_session(
-                client.put(format!("{base}/api/users/{}/password", user.id)),
-                user,
-            )
-            .header(format!("X-Csrf-Token_{FED}"), akana_csrf(user))
-            .json(&json!({"OldPassword": from, "NewPassword": to})),
-            Api::Etapp => client
-                .put(format!("{base}/api/v1.0/users/@me/password/change"))
-                .header("Authorization", bearer)
-                .header("Et-App-Key", APP_KEY)
-                .json(&json!({"OldPassword": from, "Password": to, "PasswordConfirm": to})),
-            Api::Crafter => client
-                .post(format!(
-                    "{base}/studio/api/1/services/api/1/user/change-password.json"
-                ))
-                .header(
-                    "Cookie",
-                    format!("JSESSIONID={}; XSRF-TOKEN=bench-xsrf", user.token),
-                )
-                .header("X-XSRF-TOKEN", "bench-xsrf")
-                .json(&json!({"username": user.username, "current": from, "new": to})),
-            Api::OauthStyle => client
-                .post(format!("{base}/auth/password/change"))
-                .header("Authorization", bearer)
-                .json(&json!({"CurrentPassword": from, "NewPassword": to})),
+                .header("Authorization", format!("Bearer {}", user.token))
+                .json(&json!({"current_password": from, "new_password": to}));
+        };
+        let values = Values {
+            username: Some(user.username.clone()),
+            current: Some(Password::new(from)),
+            new: Some(Password::new(to)),
+            subject_ref: session
+                .and_then(|s| s.user_ref.clone())
+                .or_else(|| Some(user.id.clone())),
+            ..Values::default()
+        };
+        let auth = UpstreamAuth {
+            app_key: Some(SecretToken::new(APP_KEY)),
+            ..UpstreamAuth::default()
+        };
+        match d.upstream_request(
+            UpstreamCommand::ChangePassword,
+            base,
+            &values,
+            &auth,
+            session,
+        ) {
+            Ok(r) => {
+                let method = Method::from_bytes(r.method.as_bytes()).unwrap_or(Method::PUT);
+                let mut b = client.request(method, r.url).body(r.body);
+                for (name, value) in r.headers {
+                    b = b.header(name, value);
+                }
+                b
+            }
+            // Counted as a failed request, with the reason in the URL's place.
+            Err(e) => client.get(format!("{base}/bench-cannot-build/{e}")),
         }
     }
-}
-
-/// Akana's session cookie, in the form its login sets (URL-encoded `TokenID=...`).
-fn akana_session(builder: RequestBuilder, user: &BenchUser) -> RequestBuilder {
-    builder.header(
-        "Cookie",
-        format!("AtmoAuthToken_{FED}=TokenID%3D{}", user.token),
-    )
-}
-
-/// The session-bound CSRF value Akana's login hands out for this token.
-fn akana_csrf(user: &BenchUser) -> String {
-    let csrf = credgate_dialect::csrf_value(&SecretToken::new(user.token.clone()));
-    format!("TokenID={csrf}")
 }
 
 /// Password changes through one API; connection `c` drives user `c` and alternates between
@@ -122,6 +132,8 @@ pub struct ChangeLoad {
     pub api: Api,
     pub base: String,
     pub users: Vec<BenchUser>,
+    /// Each user's session in the API's own form (dialects only).
+    sessions: Vec<Option<Session>>,
     /// Successful changes per user: even means the password is `PASSWORDS[0]`.
     changes: Vec<AtomicU64>,
 }
@@ -129,10 +141,12 @@ pub struct ChangeLoad {
 impl ChangeLoad {
     pub fn new(api: Api, base: &str, users: Vec<BenchUser>) -> Arc<Self> {
         let changes = users.iter().map(|_| AtomicU64::new(0)).collect();
+        let sessions = users.iter().map(|u| api.session(u)).collect();
         Arc::new(Self {
             api,
             base: base.to_owned(),
             users,
+            sessions,
             changes,
         })
     }
@@ -141,9 +155,10 @@ impl ChangeLoad {
 impl Workload for ChangeLoad {
     fn request(&self, client: &Client, conn: usize) -> RequestBuilder {
         let n = self.changes[conn].load(Ordering::Relaxed) as usize;
-        let (from, to) = (PASSWORDS[n % 2], PASSWORDS[(n + 1) % 2]);
+        let passwords = (PASSWORDS[n % 2], PASSWORDS[(n + 1) % 2]);
+        let session = self.sessions[conn].as_ref();
         self.api
-            .change(client, &self.base, &self.users[conn], from, to)
+            .change(client, &self.base, &self.users[conn], session, passwords)
     }
 
     fn expected_status(&self) -> u16 {
@@ -174,12 +189,17 @@ impl FixedLoad {
         Self::get(format!("{base}/api/login/status"), vec![], 401)
     }
 
-    /// Akana's session check with a valid session: token lookup and the user, no bcrypt.
+    /// Akana's session check with a valid session: token lookup and the user, no bcrypt. The
+    /// cookies are the ones Akana's login hands out for the user's token.
     pub fn session_check(base: &str, user: &BenchUser) -> Arc<Self> {
-        let cookie = format!("AtmoAuthToken_{FED}=TokenID%3D{}", user.token);
+        let akana = Api::all().into_iter().find(|a| a.name() == "akana");
+        let session = akana.and_then(|a| a.session(user)).unwrap_or_default();
+        let cookies: Vec<String> = (session.cookies.iter())
+            .map(|(name, value)| format!("{name}={}", value.expose()))
+            .collect();
         Self::get(
             format!("{base}/api/login/status"),
-            vec![("Cookie".into(), cookie)],
+            vec![("Cookie".into(), cookies.join("; "))],
             200,
         )
     }

@@ -68,6 +68,16 @@ impl Dialect {
         view: &RequestView,
         outcome: &Outcome,
     ) -> HttpResponse {
+        self.render_ok(m.route(), view, outcome)
+    }
+
+    /// The success response of `route`.
+    pub(crate) fn render_ok(
+        &self,
+        route: &CompiledRoute,
+        view: &RequestView,
+        outcome: &Outcome,
+    ) -> HttpResponse {
         let (user, token): (Option<&User>, Option<&IssuedToken>) = match outcome {
             Outcome::Token(t) => (t.user.as_ref(), Some(t)),
             Outcome::PasswordChanged { user } | Outcome::User { user } => (Some(user), None),
@@ -94,7 +104,7 @@ impl Dialect {
             client_id: t.client_id.as_deref(),
         });
         let ctx = context! { user => user.map(|u| self.user_view(u)), token => token, reset => reset, ..self.base_context(view) };
-        self.render_response(&m.route().ok, ctx)
+        self.render_response(&route.ok, ctx)
     }
 
     /// The vendor's answer to a canonical error, from the route's overrides or the dialect table.

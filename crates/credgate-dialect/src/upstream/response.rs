@@ -1,12 +1,13 @@
 //! The vendor's answer -> a canonical outcome or error, recognised from the route's own `ok`
 //! response and the error table, rendered with marker values.
 
-use credgate_core::{Error, PolicyConfig, PolicyRule, SecretToken};
+use credgate_core::{Error, Outcome, PolicyConfig, PolicyRule, SecretToken};
 use minijinja::Value as Template;
 use serde_json::{json, Value};
 
 use super::UpstreamCommand;
 use crate::dialect::{CompiledRoute, Dialect};
+use crate::extract::RequestView;
 use crate::http::HttpResponse;
 use crate::spec::AuthScheme;
 
@@ -81,6 +82,18 @@ fn marker(set: u8, what: &str) -> String {
 }
 
 impl Dialect {
+    /// The session a client of this dialect holds once its login answered with `outcome` (a
+    /// token): the login's success answer rendered, then read back as a client reads it. Load
+    /// generators and test drivers use it to speak any dialect with a session they seeded.
+    pub fn session_for(&self, outcome: &Outcome) -> Option<Session> {
+        let route = self.upstream_route(UpstreamCommand::Login)?;
+        let answer = self.render_ok(route, &RequestView::default(), outcome);
+        match self.upstream_reply(UpstreamCommand::Login, &answer) {
+            Ok(Reply::Session(session)) => Some(session),
+            _ => None,
+        }
+    }
+
     /// Reads the vendor's answer to the request `upstream_request(op, ..)` built.
     pub fn upstream_reply(
         &self,
