@@ -1,7 +1,7 @@
 //! Seeds a gateway's database through the store itself, before the gateway starts: users with
-//! a pre-computed hash, one session token each, an Et-App key and a reset token. Going through
-//! the admin API would cost one bcrypt run per user at the measured cost (minutes at cost 12)
-//! and measure nothing.
+//! a pre-computed hash, a session token for every issuer each, an Et-App key and a reset token.
+//! Going through the admin API would cost one bcrypt run per user at the measured cost (minutes
+//! at cost 12) and measure nothing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,12 +21,36 @@ use crate::BenchError;
 pub const PASSWORDS: [&str; 2] = ["Bench-Alpha-Passphrase-17", "Bench-Bravo-Passphrase-29"];
 pub const APP_KEY: &str = "bench-et-app-key-0123456789abcdef";
 
-/// A seeded user with a live session token.
+/// The issuers bench sessions are seeded for (sessions are bound to the dialect, or the native
+/// API, that issued them, and to Et-App's application key): name and whether the app key is used.
+pub const ISSUERS: [(&str, bool); 6] = [
+    ("native", false),
+    ("crayon", false),
+    ("akana", false),
+    ("etapp", true),
+    ("crafter", false),
+    ("oauth-style", false),
+];
+
+/// A seeded user with a live session token for every issuer.
 #[derive(Debug, Clone)]
 pub struct BenchUser {
     pub id: String,
     pub username: String,
-    pub token: String,
+    /// Tokens in the order of [`ISSUERS`]; all of one session, so a password change through
+    /// one API keeps the user's sessions of the others.
+    pub tokens: Vec<String>,
+}
+
+impl BenchUser {
+    /// The user's token for the dialect (or `native`) named `issuer`.
+    pub fn token(&self, issuer: &str) -> &str {
+        ISSUERS
+            .iter()
+            .position(|(name, _)| *name == issuer)
+            .and_then(|i| self.tokens.get(i))
+            .map_or("", String::as_str)
+    }
 }
 
 /// What a seeded database holds for the load generator.
@@ -105,21 +129,29 @@ pub async fn seed(store: &SqliteStore, count: usize, hash: &str) -> Result<Seede
             .insert_user(&new, &audit(AuditKind::UserCreated, Some(&id), at))
             .await
             .map_err(store_err)?;
-        let token = credgate_core::token::generate().expose().to_owned();
-        let record = TokenRecord {
-            digest: credgate_core::token::digest(&token),
-            kind: TokenKind::User,
-            user_id: Some(id.clone()),
-            client_id: None,
-            dialect: "bench".into(),
-            created_at: at,
-            expires_at: at + 24 * 3600,
-        };
-        store.insert_token(&record, &[]).await.map_err(store_err)?;
+        let session_id = format!("bench-session-{i:06}");
+        let mut tokens = Vec::with_capacity(ISSUERS.len());
+        for (issuer, with_app) in ISSUERS {
+            let token = credgate_core::token::generate().expose().to_owned();
+            let record = TokenRecord {
+                digest: credgate_core::token::digest(&token),
+                kind: TokenKind::User,
+                user_id: Some(id.clone()),
+                client_id: None,
+                dialect: issuer.into(),
+                created_at: at,
+                expires_at: at + 24 * 3600,
+                session_id: session_id.clone(),
+                app_digest: with_app.then(|| credgate_core::token::digest(APP_KEY)),
+                spent_at: None,
+            };
+            store.insert_token(&record, &[]).await.map_err(store_err)?;
+            tokens.push(token);
+        }
         users.push(BenchUser {
             id,
             username,
-            token,
+            tokens,
         });
     }
     // The last user never changes its password (a change ends the user's resets).

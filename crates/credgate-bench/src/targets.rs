@@ -63,7 +63,7 @@ impl Api {
         from: &str,
         to: &str,
     ) -> RequestBuilder {
-        let bearer = format!("Bearer {}", user.token);
+        let bearer = format!("Bearer {}", user.token(self.name()));
         match self {
             Api::Native => client
                 .put(format!("{base}/v1/users/me/password"))
@@ -90,7 +90,10 @@ impl Api {
                 ))
                 .header(
                     "Cookie",
-                    format!("JSESSIONID={}; XSRF-TOKEN=bench-xsrf", user.token),
+                    format!(
+                        "JSESSIONID={}; XSRF-TOKEN=bench-xsrf",
+                        user.token(self.name())
+                    ),
                 )
                 .header("X-XSRF-TOKEN", "bench-xsrf")
                 .json(&json!({"username": user.username, "current": from, "new": to})),
@@ -106,13 +109,13 @@ impl Api {
 fn akana_session(builder: RequestBuilder, user: &BenchUser) -> RequestBuilder {
     builder.header(
         "Cookie",
-        format!("AtmoAuthToken_{FED}=TokenID%3D{}", user.token),
+        format!("AtmoAuthToken_{FED}=TokenID%3D{}", user.token("akana")),
     )
 }
 
 /// The session-bound CSRF value Akana's login hands out for this token.
 fn akana_csrf(user: &BenchUser) -> String {
-    let csrf = credgate_dialect::csrf_value(&SecretToken::new(user.token.clone()));
+    let csrf = credgate_dialect::csrf_value(&SecretToken::new(user.token("akana")));
     format!("TokenID={csrf}")
 }
 
@@ -176,7 +179,7 @@ impl FixedLoad {
 
     /// Akana's session check with a valid session: token lookup and the user, no bcrypt.
     pub fn session_check(base: &str, user: &BenchUser) -> Arc<Self> {
-        let cookie = format!("AtmoAuthToken_{FED}=TokenID%3D{}", user.token);
+        let cookie = format!("AtmoAuthToken_{FED}=TokenID%3D{}", user.token("akana"));
         Self::get(
             format!("{base}/api/login/status"),
             vec![("Cookie".into(), cookie)],

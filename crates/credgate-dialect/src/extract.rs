@@ -360,6 +360,20 @@ impl Dialect {
             CommandName::ExchangeResetCode => Command::ExchangeResetCode {
                 code: SecretToken::new(field("code").unwrap_or_default()),
             },
+            CommandName::RevokeToken => {
+                let client = match (route.client_auth, field("client_id")) {
+                    (ClientAuth::None, _) | (_, None) => None,
+                    (_, Some(id)) => Some(ClientCredentials {
+                        client_id: id,
+                        secret: Password::new(field("client_secret").unwrap_or_default()),
+                    }),
+                };
+                Command::RevokeToken {
+                    client,
+                    client_required: route.client_auth == ClientAuth::Required,
+                    token: SecretToken::new(field("token").unwrap_or_default()),
+                }
+            }
             CommandName::Logout => Command::Logout,
             CommandName::RenewSession => Command::RenewSession,
             CommandName::ShowUser => Command::ShowUser { subject },

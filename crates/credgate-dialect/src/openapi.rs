@@ -500,6 +500,7 @@ pub fn command_name(c: CommandName) -> &'static str {
         CommandName::ResetPassword => "reset_password",
         CommandName::RequestResetCode => "request_reset_code",
         CommandName::ExchangeResetCode => "exchange_reset_code",
+        CommandName::RevokeToken => "revoke_token",
     }
 }
 
@@ -516,5 +517,6 @@ fn command_summary(c: CommandName) -> &'static str {
         CommandName::ResetPassword => "Set a new password with a reset token",
         CommandName::RequestResetCode => "Request a reset code by security answer",
         CommandName::ExchangeResetCode => "Exchange a reset code for a reset token",
+        CommandName::RevokeToken => "Revoke an access or refresh token (RFC 7009)",
     }
 }
