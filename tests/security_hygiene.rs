@@ -82,6 +82,11 @@ async fn data_files_are_private_whatever_the_umask() {
         .unwrap();
     assert_eq!(res.status(), 202);
     let data = dir.join("data");
+    // The notice is delivered after the answer: wait for the outbox (bounded).
+    let started = Instant::now();
+    while !data.join("reset-outbox.jsonl").exists() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let files = [
         "credgate.db",
         "credgate.db-wal",
