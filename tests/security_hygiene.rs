@@ -20,30 +20,42 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+/// A spawned gateway process, killed and reaped when dropped.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `credgate serve` started by a shell with umask 022, in `dir`, with the default data paths
 /// (`./data/credgate.db`, `./data/reset-outbox.jsonl`); logs go to `dir/serve.log`.
-async fn serve_under_umask_022(dir: &Path) -> (Child, String) {
+async fn serve_under_umask_022(dir: &Path) -> (Served, String) {
     let port = common::free_addr();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("serve.log"))
         .unwrap();
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg("umask 022 && exec \"$0\" serve")
-        .arg(env!("CARGO_BIN_EXE_credgate"))
-        .current_dir(dir)
-        .env_remove("CREDGATE_CONFIG")
-        .env_remove("CREDGATE_DATABASE_URL")
-        .env("CREDGATE_LISTEN", &port)
-        .env("CREDGATE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("CREDGATE_BCRYPT_COST", "4")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Served(
+        Command::new("sh")
+            .arg("-c")
+            .arg("umask 022 && exec \"$0\" serve")
+            .arg(env!("CARGO_BIN_EXE_credgate"))
+            .current_dir(dir)
+            .env_remove("CREDGATE_CONFIG")
+            .env_remove("CREDGATE_DATABASE_URL")
+            .env("CREDGATE_LISTEN", &port)
+            .env("CREDGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("CREDGATE_BCRYPT_COST", "4")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://{port}");
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -57,9 +69,8 @@ async fn serve_under_umask_022(dir: &Path) -> (Child, String) {
     panic!("the gateway binary did not become ready");
 }
 
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+fn stop(served: Served) {
+    drop(served);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

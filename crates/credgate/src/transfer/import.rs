@@ -86,7 +86,7 @@ type LineRow = (u64, Result<format::RawRow, String>);
 /// Where rows come from: each with its line number, or the reason it cannot be read.
 enum Rows {
     Csv {
-        reader: csv::Reader<BoundedCsv<BufReader<std::fs::File>>>,
+        reader: Box<csv::Reader<BoundedCsv<BufReader<std::fs::File>>>>,
         header: Vec<usize>,
         record: csv::ByteRecord,
     },
@@ -114,7 +114,7 @@ impl Rows {
                 let header =
                     format::csv_header(header).map_err(|e| format!("{}:1: {e}", path.display()))?;
                 Rows::Csv {
-                    reader,
+                    reader: Box::new(reader),
                     header,
                     record: csv::ByteRecord::new(),
                 }
