@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::common::Gateway;
+use crate::common::{admin_create, TracedBinary, ADMIN_TOKEN};
 use crate::security_common::*;
 
 /// `token` as dialect `d`'s clients would carry it (Akana: inside its cookie, with the CSRF
@@ -126,13 +126,13 @@ async fn an_etapp_token_needs_the_app_key_it_was_issued_with() {
 
 /// A password grant at the OAuth-style token endpoint as `client`: (access, refresh).
 async fn oauth_login(
-    gw: &Gateway,
+    gw: &impl Endpoint,
     client: (&str, &str),
     username: &str,
     pw: &str,
 ) -> (String, String) {
     let res = gw
-        .http
+        .client()
         .post(gw.at("/auth/token"))
         .basic_auth(client.0, Some(client.1))
         .form(&[
@@ -153,12 +153,12 @@ async fn oauth_login(
 
 /// A refresh grant as `client`: the new (access, refresh), or the status it failed with.
 async fn oauth_refresh(
-    gw: &Gateway,
+    gw: &impl Endpoint,
     client: (&str, &str),
     refresh: &str,
 ) -> Result<(String, String), u16> {
     let res = gw
-        .http
+        .client()
         .post(gw.at("/auth/token"))
         .basic_auth(client.0, Some(client.1))
         .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
@@ -177,9 +177,9 @@ async fn oauth_refresh(
 
 /// Whether `access` is a live OAuth-style user session (a change with a wrong current
 /// password is refused as such, not as unauthenticated).
-async fn oauth_alive(gw: &Gateway, access: &str) -> bool {
+async fn oauth_alive(gw: &impl Endpoint, access: &str) -> bool {
     let res = gw
-        .http
+        .client()
         .post(gw.at("/auth/password/change"))
         .bearer_auth(access)
         .json(&json!({"CurrentPassword": "Not-The-Password-0", "NewPassword": "Whatever-Next-99"}))
@@ -454,4 +454,59 @@ async fn revocation_per_rfc_7009_on_the_native_api_and_the_oauth_style_dialect()
         res.json::<Value>().await.unwrap()["error"],
         "invalid_request"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_binding_and_refresh_families_hold_across_two_instances_on_postgresql() {
+    let Some(db) = crate::multi_instance::fresh_database() else {
+        return;
+    };
+    let env = |dir: &str| {
+        vec![
+            ("CREDGATE_DATABASE_URL", db.clone()),
+            ("CREDGATE_TOKEN_CACHE_SECS", "0".to_owned()),
+            ("CREDGATE_RESET__OUTBOX", format!("{dir}/outbox.jsonl")),
+        ]
+    };
+    let first = TracedBinary::start_with(ADMIN_TOKEN, &env("a")).await;
+    let second = TracedBinary::start_with(ADMIN_TOKEN, &env("b")).await;
+    let client = json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET});
+    admin_create(&first.url, ADMIN_TOKEN, "/admin/clients", client).await;
+    let pw = "Postgres-Bound-Pass-1";
+    let created = admin_create(
+        &first.url,
+        ADMIN_TOKEN,
+        "/admin/users",
+        json!({"username": "pg.bound@example.com", "password": pw}),
+    )
+    .await;
+    let who = Who {
+        id: created["id"].as_str().unwrap().to_owned(),
+        username: "pg.bound@example.com".to_owned(),
+    };
+    let remote = |url: &str| Remote {
+        url: url.to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let (a, b) = (remote(&first.url), remote(&second.url));
+
+    // A Crafter session from one instance is no Crayon or OAuth-style session on the other.
+    let crafter = login(&a, Crafter, &who.username, pw).await;
+    for d in [Crayon, Oauth] {
+        let stolen = carried_as(d, &crafter.token);
+        let answer = Answer::of(change(&b, d, &stolen, &who, pw, "Moved-Pg-Pass-2").await).await;
+        assert_eq!(answer.status, 401, "{}: {answer}", d.name());
+    }
+
+    // Rotation on one instance, the replay on the other: the family dies on both.
+    let (_, refresh0) = oauth_login(&a, CLIENT, &who.username, pw).await;
+    let (access1, refresh1) = oauth_refresh(&b, CLIENT, &refresh0).await.unwrap();
+    assert!(oauth_alive(&a, &access1).await);
+    assert_eq!(oauth_refresh(&a, CLIENT, &refresh0).await, Err(400));
+    assert!(!oauth_alive(&a, &access1).await && !oauth_alive(&b, &access1).await);
+    assert_eq!(oauth_refresh(&b, CLIENT, &refresh1).await, Err(400));
+    // The Crafter session, another family, lives on.
+    let answer =
+        Answer::of(change(&b, Crafter, &crafter, &who, pw, "Changed-Pg-Pass-3").await).await;
+    assert_eq!(answer.status, 200, "{answer}");
 }
