@@ -86,7 +86,16 @@ impl CredentialService {
             with_refresh: true,
             session_id: Some(record.session_id.clone()),
         };
-        self.issue(grantee, issuer, meta, vec![]).await
+        let issued = self.issue(grantee, issuer, meta, vec![]).await?;
+        // A replay racing this rotation revokes the session by deleting every token of it, the
+        // spent one included. Had that delete run before the new tokens were written, they
+        // would outlive their family: the spent token's absence tells, and ends them too.
+        if self.store.find_token(&digest).await?.is_none() {
+            self.end_session(&record, "refresh_token_reused", meta)
+                .await?;
+            return Err(Error::InvalidCredentials);
+        }
+        Ok(issued)
     }
 
     /// Revokes every token of `token`'s session (access and refresh tokens), with an audit

@@ -61,12 +61,26 @@ pub async fn body_deadline(
         return Ok(res.map_into_left_body());
     }
     tracing::info!(path = %res.request().path(), "request body deadline passed");
-    let timeout = HttpResponse::RequestTimeout()
+    let labels = res
+        .response()
+        .extensions()
+        .get::<crate::metrics::RequestLabels>()
+        .cloned();
+    let mut timeout = HttpResponse::RequestTimeout()
         .force_close()
         .insert_header(("Cache-Control", "no-store"))
         .json(
             serde_json::json!({"type": "about:blank", "title": "Request Timeout", "status": 408}),
         );
+    if let Some(labels) = labels {
+        // The route's dialect and name stay; the outcome is the timeout.
+        timeout
+            .extensions_mut()
+            .insert(crate::metrics::RequestLabels {
+                outcome: "request_timeout",
+                ..labels
+            });
+    }
     let (req, _) = res.into_parts();
     Ok(ServiceResponse::new(req, timeout).map_into_right_body())
 }
