@@ -22,6 +22,8 @@ struct Held {
     session: Session,
     username: String,
     client_id: Option<String>,
+    /// The client dialect that logged in: the session is accepted there only.
+    inbound: String,
 }
 
 impl Held {
@@ -126,12 +128,13 @@ impl Passthrough {
                     session,
                     username,
                     client_id,
+                    inbound: inbound.to_owned(),
                 };
                 tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough login");
                 Ok(self.issue(Arc::new(held), core.now()).await)
             }
             Command::ChangePassword(change) => {
-                let held = self.held(&access).await?;
+                let held = self.held(&access, inbound).await?;
                 if !held.is(&change.subject) {
                     return Err(Error::Forbidden);
                 }
@@ -169,7 +172,7 @@ impl Passthrough {
                 })
             }
             Command::ShowUser { subject } => {
-                let held = self.held(&access).await?;
+                let held = self.held(&access, inbound).await?;
                 if !held.is(&subject) {
                     return Err(Error::Forbidden);
                 }
@@ -178,6 +181,7 @@ impl Passthrough {
                 })
             }
             Command::Logout => {
+                self.held(&access, inbound).await?;
                 let digest = self.digest(&access).ok_or(Error::Unauthenticated)?;
                 self.sessions
                     .remove(&digest)
@@ -186,6 +190,7 @@ impl Passthrough {
                 Ok(Outcome::LoggedOut)
             }
             Command::RenewSession => {
+                self.held(&access, inbound).await?;
                 let digest = self.digest(&access).ok_or(Error::Unauthenticated)?;
                 let held = self
                     .sessions
@@ -234,11 +239,13 @@ impl Passthrough {
         })
     }
 
-    async fn held(&self, access: &Access) -> Result<Arc<Held>, Error> {
+    /// The held session `access` names, if it was opened through the client dialect `inbound`.
+    async fn held(&self, access: &Access, inbound: &str) -> Result<Arc<Held>, Error> {
         let digest = self.digest(access).ok_or(Error::Unauthenticated)?;
         self.sessions
             .get(&digest)
             .await
+            .filter(|held| held.inbound == inbound)
             .ok_or(Error::Unauthenticated)
     }
 }
