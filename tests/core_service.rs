@@ -266,3 +266,115 @@ async fn session_checks_need_no_database_round_trip_while_cached() {
         "{refused:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_presentations_of_one_refresh_token_leave_no_live_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = Arc::new(service(&dir, 4).await);
+    add_user(&core, "rory", "Racing-Refresh-1").await;
+    let mut first = login("rory", "Racing-Refresh-1");
+    if let Command::IssueToken(t) = &mut first.command {
+        t.with_refresh = true;
+    }
+    let Outcome::Token(issued) = core.execute(first).await.unwrap() else {
+        panic!("a token")
+    };
+    let refresh = issued.refresh.unwrap();
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (core, refresh_token) = (Arc::clone(&core), refresh.clone());
+            tokio::spawn(async move {
+                core.execute(Request {
+                    meta: meta(),
+                    app_key: None,
+                    access: Access::Public,
+                    command: Command::IssueToken(TokenRequest {
+                        client: None,
+                        client_required: false,
+                        grant: Grant::Refresh { refresh_token },
+                        with_refresh: true,
+                    }),
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(Outcome::Token(t)) => winners.push(t),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => assert!(matches!(e, Error::InvalidCredentials), "{e:?}"),
+        }
+    }
+    assert!(winners.len() <= 1, "one refresh token, spent once");
+    // The replays revoked the family: whatever the winner got is dead too, as is the original.
+    for access in winners.iter().map(|w| &w.access).chain([&issued.access]) {
+        let refused = core
+            .execute(change(access, "Racing-Refresh-1", "Racing-Refresh-2"))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Unauthenticated)),
+            "{refused:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_dies_with_its_session_at_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = service(&dir, 4).await;
+    add_user(&core, "lou", "Logout-Refresh-1").await;
+    let refresh_grant = |refresh_token: credgate_core::SecretToken| Request {
+        meta: meta(),
+        app_key: None,
+        access: Access::Public,
+        command: Command::IssueToken(TokenRequest {
+            client: None,
+            client_required: false,
+            grant: Grant::Refresh { refresh_token },
+            with_refresh: true,
+        }),
+    };
+    let mut first = login("lou", "Logout-Refresh-1");
+    if let Command::IssueToken(t) = &mut first.command {
+        t.with_refresh = true;
+    }
+    let Outcome::Token(issued) = core.execute(first).await.unwrap() else {
+        panic!("a token")
+    };
+    // One rotation: the session now holds the new access and refresh tokens.
+    let Outcome::Token(rotated) = core
+        .execute(refresh_grant(issued.refresh.unwrap()))
+        .await
+        .unwrap()
+    else {
+        panic!("a token")
+    };
+    let logout = Request {
+        meta: meta(),
+        app_key: None,
+        access: Access::Token {
+            token: Some(rotated.access.clone()),
+            kind: TokenKind::User,
+        },
+        command: Command::Logout,
+    };
+    assert!(matches!(core.execute(logout).await, Ok(Outcome::LoggedOut)));
+    let refused = core.execute(refresh_grant(rotated.refresh.unwrap())).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidCredentials)),
+        "{refused:?}"
+    );
+    let refused = core
+        .execute(change(
+            &issued.access,
+            "Logout-Refresh-1",
+            "Logout-Refresh-2",
+        ))
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Unauthenticated)),
+        "{refused:?}"
+    );
+}

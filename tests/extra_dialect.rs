@@ -11,6 +11,17 @@ base = "/sixth"
 content_type = "application/xml"
 
 [[routes]]
+name = "login"
+method = "POST"
+path = "/login"
+command = "login"
+token = "none"
+body = "form"
+fields = { username = "body.user", password = "body.pass" }
+required = ["username", "password"]
+ok = { status = 200, body = "<token>{{ token.access }}</token>" }
+
+[[routes]]
 name = "change"
 method = "POST"
 path = "/users/{login}/secret"
@@ -52,7 +63,20 @@ async fn a_sixth_dialect_from_a_configured_folder() {
     })
     .await;
     gw.user("ivan", "Ivory-Tower-77").await;
-    let token = gw.token("ivan", "Ivory-Tower-77").await;
+    // Sessions are bound to the dialect that issued them: log in through this one.
+    let res = gw
+        .http
+        .post(gw.at("/sixth/login"))
+        .form(&[("user", "ivan"), ("pass", "Ivory-Tower-77")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    let token = body
+        .trim_start_matches("<token>")
+        .trim_end_matches("</token>")
+        .to_owned();
     let url = gw.at("/sixth/users/ivan/secret");
     let res = gw
         .http

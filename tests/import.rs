@@ -362,3 +362,123 @@ async fn export_then_import_reproduces_the_users_in_both_formats() {
     let gw = gateway_on(cli.path("fresh-csv.db"), 4).await;
     assert_eq!(gw.login("rae", "Round-Trip-Pass-1").await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_cells_are_neutralised_in_csv_exports_and_read_back() {
+    let cli = Cli::new();
+    let h = bcrypt4("Formula-Pass-1").await;
+    let users = [
+        json!({"username": "=HYPERLINK(\"http://evil.example\",\"x\")", "password_hash": h}),
+        json!({"username": "+cmd|' /C calc'!A0", "password_hash": h, "profile": {"@sum": "1"}}),
+        json!({"username": "-2+3", "password_hash": h, "aliases": {"crayon": "=1"}}),
+        json!({"username": "'=already-quoted", "password_hash": h}),
+        json!({"username": "'plain", "password_hash": h, "profile": {"note": "=not at the start"}}),
+    ];
+    let lines: Vec<String> = users.iter().map(Value::to_string).collect();
+    cli.write("users.jsonl", &lines.join("\n"));
+    let (code, _, err) = cli.run("old", &["import", "users.jsonl"]);
+    assert_eq!(code, 0, "{err}");
+    let original = cli.exported("old", "original.jsonl");
+    assert_eq!(original.len(), 5);
+
+    let (code, _, err) = cli.run("old", &["export", "users.csv"]);
+    assert_eq!(code, 0, "{err}");
+    let mut reader = csv::Reader::from_path(cli.path("users.csv")).unwrap();
+    let mut cells = Vec::new();
+    for record in reader.records() {
+        cells.extend(
+            record
+                .unwrap()
+                .iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        );
+    }
+    for cell in &cells {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "a spreadsheet would run {cell:?}"
+        );
+    }
+    for expected in [
+        "'=HYPERLINK(\"http://evil.example\",\"x\")",
+        "'+cmd|' /C calc'!A0",
+        "'-2+3",
+        "''=already-quoted",
+        "'plain",
+        "'@sum=1",
+        "crayon=\\=1",
+        "note=\\=not at the start",
+    ] {
+        assert!(
+            cells.iter().any(|c| c == expected),
+            "no cell {expected:?} in {cells:?}"
+        );
+    }
+    let (code, _, err) = cli.run("fresh", &["import", "users.csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        cli.exported("fresh", "copy.jsonl"),
+        original,
+        "CSV round trip"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_rows_and_values_are_refused_by_line() {
+    let cli = Cli::new();
+    let h = bcrypt4("Bounded-Pass-1").await;
+    let huge = "x".repeat(200 * 1024);
+    let file = format!(
+        "username,password_hash,profile\n\
+         first,{h},email=first@example.com\n\
+         huge,{h},email={huge}\n\
+         \"quoted\nhuge\",{h},\"email={huge}\n{huge}\"\n\
+         long.value,{h},email={}\n\
+         many.keys,{h},{}\n\
+         {},{h},\n\
+         last,{h},email=last@example.com\n",
+        "v".repeat(4097),
+        (0..65)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(";"),
+        "n".repeat(257),
+    );
+    cli.write("users.csv", &file);
+    let (code, out, err) = cli.run("gw", &["import", "users.csv"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("7 rows") && out.contains("2 created") && out.contains("5 bad"),
+        "{out}"
+    );
+    for (line, why) in [
+        (3, "the row is longer than 65536 bytes"),
+        (4, "the row is longer than 65536 bytes"),
+        (7, "profile.email is longer than 4096 bytes"),
+        (8, "profile has more than 64 keys"),
+        (9, "username is longer than 256 bytes"),
+    ] {
+        let expected = format!("users.csv:{line}: {why}");
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+    assert!(!err.contains("xxxxxxxx"), "no value echoed");
+    assert_eq!(cli.usernames("gw"), vec!["first", "last"]);
+
+    let lines = [
+        json!({"username": "j.first", "password_hash": h}).to_string(),
+        json!({"username": "j.huge", "password_hash": h, "profile": {"email": huge}}).to_string(),
+        json!({"username": "j.last", "password_hash": h}).to_string(),
+    ];
+    cli.write("users.jsonl", &lines.join("\n"));
+    let (code, _, err) = cli.run("gw", &["import", "users.jsonl"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("users.jsonl:2: the row is longer than 65536 bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        cli.usernames("gw"),
+        vec!["first", "j.first", "j.last", "last"]
+    );
+}

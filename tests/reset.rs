@@ -330,7 +330,22 @@ async fn webhook_deliveries_are_signed_through_the_oauth_style_dialect() {
         .as_str()
         .unwrap()
         .to_owned();
-    let user_token = gw.token("vera", "Vintage-Pass-1").await;
+    let res = gw
+        .http
+        .post(gw.at("/auth/token"))
+        .basic_auth("portal", Some("portal-secret-1"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "vera"),
+            ("password", "Vintage-Pass-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let user_token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // A user token is refused on the reset endpoints; a client token is required.
     let reset = |token: String| {

@@ -101,3 +101,50 @@ async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
     .await;
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_session_works_only_in_the_client_dialect_that_opened_it() {
+    let backend = legacy_backend().await;
+    let email = "held.session@acmepaymentscorp.com";
+    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let gw = front(
+        upstream(
+            &backend.url,
+            UpstreamMode::Passthrough,
+            &["crayon", "oauth-style"],
+        ),
+        |_| {},
+    )
+    .await;
+    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The Crayon session, presented to the OAuth-style dialect bound to the same upstream.
+    let res = gw
+        .http
+        .post(gw.at("/auth/password/change"))
+        .bearer_auth(&token)
+        .json(&json!({"CurrentPassword": "Legacy-Pass-2019", "NewPassword": "Moved-Over-Pass-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        akana_login(&backend.url, email, "Legacy-Pass-2019").await,
+        200,
+        "nothing reached the backend"
+    );
+    // Where it was opened, it works.
+    let res = crayon_change(
+        &gw,
+        &token,
+        AKANA_ID,
+        "Legacy-Pass-2019",
+        "Brand-New-Pass-2024",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+}

@@ -1,7 +1,7 @@
 //! Seeds a gateway's database through the store itself, before the gateway starts: users with
-//! a pre-computed hash, one session token each, an Et-App key and a reset token. Going through
-//! the admin API would cost one bcrypt run per user at the measured cost (minutes at cost 12)
-//! and measure nothing.
+//! a pre-computed hash, a session token for every issuer each, an Et-App key and a reset token.
+//! Going through the admin API would cost one bcrypt run per user at the measured cost (minutes
+//! at cost 12) and measure nothing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,18 +15,40 @@ use credgate_core::{ResetKind, Timestamp};
 use credgate_store::{SqliteStore, StoreOptions};
 use serde_json::json;
 
+use crate::targets::Api;
 use crate::BenchError;
 
 /// The two passwords every bench user alternates between; both pass the default policy.
 pub const PASSWORDS: [&str; 2] = ["Bench-Alpha-Passphrase-17", "Bench-Bravo-Passphrase-29"];
 pub const APP_KEY: &str = "bench-et-app-key-0123456789abcdef";
 
-/// A seeded user with a live session token.
+/// The issuers bench sessions are seeded for: every benchmarked API (sessions are bound to the
+/// dialect, or the native API, that issued them), with whether its sessions are bound to the
+/// application key too.
+fn issuers() -> Vec<(String, bool)> {
+    (Api::all().iter())
+        .map(|api| match api {
+            Api::Native => ("native".to_owned(), false),
+            Api::Dialect(d) => (d.name.clone(), d.spec.auth.app_key.is_some()),
+        })
+        .collect()
+}
+
+/// A seeded user with a live session token for every issuer.
 #[derive(Debug, Clone)]
 pub struct BenchUser {
     pub id: String,
     pub username: String,
-    pub token: String,
+    /// Issuer -> token; all of one session, so a password change through one API keeps the
+    /// user's sessions of the others.
+    pub tokens: BTreeMap<String, String>,
+}
+
+impl BenchUser {
+    /// The user's token for the dialect (or `native`) named `issuer`.
+    pub fn token(&self, issuer: &str) -> String {
+        self.tokens.get(issuer).cloned().unwrap_or_default()
+    }
 }
 
 /// What a seeded database holds for the load generator.
@@ -84,6 +106,7 @@ pub async fn open(dir: &Path) -> Result<SqliteStore, BenchError> {
 /// session token, plus the app key and one reset token.
 pub async fn seed(store: &SqliteStore, count: usize, hash: &str) -> Result<Seeded, BenchError> {
     let at = now();
+    let issuers = issuers();
     let app = App {
         key_digest: credgate_core::token::digest(APP_KEY),
         name: Some("bench".into()),
@@ -105,21 +128,29 @@ pub async fn seed(store: &SqliteStore, count: usize, hash: &str) -> Result<Seede
             .insert_user(&new, &audit(AuditKind::UserCreated, Some(&id), at))
             .await
             .map_err(store_err)?;
-        let token = credgate_core::token::generate().expose().to_owned();
-        let record = TokenRecord {
-            digest: credgate_core::token::digest(&token),
-            kind: TokenKind::User,
-            user_id: Some(id.clone()),
-            client_id: None,
-            dialect: "bench".into(),
-            created_at: at,
-            expires_at: at + 24 * 3600,
-        };
-        store.insert_token(&record, &[]).await.map_err(store_err)?;
+        let session_id = format!("bench-session-{i:06}");
+        let mut tokens = BTreeMap::new();
+        for (issuer, with_app) in &issuers {
+            let token = credgate_core::token::generate().expose().to_owned();
+            let record = TokenRecord {
+                digest: credgate_core::token::digest(&token),
+                kind: TokenKind::User,
+                user_id: Some(id.clone()),
+                client_id: None,
+                dialect: issuer.clone(),
+                created_at: at,
+                expires_at: at + 24 * 3600,
+                session_id: session_id.clone(),
+                app_digest: with_app.then(|| credgate_core::token::digest(APP_KEY)),
+                spent_at: None,
+            };
+            store.insert_token(&record, &[]).await.map_err(store_err)?;
+            tokens.insert(issuer.clone(), token);
+        }
         users.push(BenchUser {
             id,
             username,
-            token,
+            tokens,
         });
     }
     // The last user never changes its password (a change ends the user's resets).

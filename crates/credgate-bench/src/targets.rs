@@ -67,7 +67,7 @@ impl Api {
         };
         let now = crate::seed::now();
         d.session_for(&Outcome::Token(IssuedToken {
-            access: SecretToken::new(user.token.clone()),
+            access: SecretToken::new(user.token(&d.name)),
             kind: TokenKind::User,
             issued_at: now,
             expires_at: now + 3600,
@@ -89,7 +89,7 @@ impl Api {
         let Api::Dialect(d) = self else {
             return client
                 .put(format!("{base}/v1/users/me/password"))
-                .header("Authorization", format!("Bearer {}", user.token))
+                .header("Authorization", format!("Bearer {}", user.token("native")))
                 .json(&json!({"current_password": from, "new_password": to}));
         };
         let values = Values {

@@ -119,6 +119,14 @@ pub enum Command {
     ExchangeResetCode {
         code: SecretToken,
     },
+    /// RFC 7009 revocation of an access or refresh token issued here to the same client.
+    /// Answers the same whether or not the token was known.
+    RevokeToken {
+        client: Option<ClientCredentials>,
+        /// Whether the client must authenticate.
+        client_required: bool,
+        token: SecretToken,
+    },
 }
 
 /// A token just issued. `access` is shown to the client once and never stored.
@@ -159,6 +167,8 @@ pub enum Outcome {
     ResetIssued {
         token: SecretToken,
     },
+    /// A revocation request was handled (RFC 7009: also for unknown tokens).
+    TokenRevoked,
 }
 
 /// What an admin gives to create a user.

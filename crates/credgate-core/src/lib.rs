@@ -16,6 +16,7 @@ mod priority;
 mod reset;
 pub mod secret;
 pub mod service;
+mod session;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -95,10 +95,17 @@ pub struct TokenRecord {
     pub kind: TokenKind,
     pub user_id: Option<String>,
     pub client_id: Option<String>,
-    /// The dialect that issued it: for audit, not for access control.
+    /// The dialect (or `native`) that issued it: the token is accepted there only.
     pub dialect: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The session (token family): an access token and the refresh tokens rotated from it
+    /// share it, and logout or a replayed refresh token revokes it whole.
+    pub session_id: String,
+    /// Digest of the application key (Et-App) it was issued with; required again to use it.
+    pub app_digest: Option<String>,
+    /// When a refresh token was exchanged: kept until it expires, so a replay is detected.
+    pub spent_at: Option<Timestamp>,
 }
 
 /// An API client allowed to use client-credentials and password grants.
@@ -228,7 +235,8 @@ pub struct NewUser {
 }
 
 /// A password change to commit atomically: compare-and-swap on `expected_version`, push the old
-/// hash into the history, revoke the user's tokens except `keep_token`, and append `audit`.
+/// hash into the history, revoke the user's tokens except the session of the token whose digest
+/// is `keep_token`, and append `audit`.
 #[derive(Clone)]
 pub struct PasswordUpdate {
     pub user_id: String,

@@ -20,6 +20,7 @@ use crate::model::{
 use crate::notify::Notifier;
 use crate::policy::PolicyConfig;
 use crate::secret::{Password, SecretToken};
+use crate::session::{Grantee, Issuer};
 use crate::store::{Store, StoreError};
 use crate::token;
 use crate::upstream::Migration;
@@ -189,31 +190,53 @@ impl CredentialService {
             access,
             command,
         } = request;
+        let issuer = Issuer::new(&meta, app_key.as_ref());
         if let Some(key) = app_key {
             self.check_app_key(key).await?;
         }
         let principal = match access {
             Access::Public => None,
-            Access::Token { token, kind } => Some(self.principal(token.as_ref(), kind).await?),
+            Access::Token { token, kind } => {
+                Some(self.principal(token.as_ref(), kind, &issuer).await?)
+            }
         };
         match command {
-            Command::IssueToken(req) => self.issue_token(req, &meta).await.map(Outcome::Token),
+            Command::IssueToken(req) => self
+                .issue_token(req, &issuer, &meta)
+                .await
+                .map(Outcome::Token),
             Command::ChangePassword(change) => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
                 self.change_password(&caller, change, &meta).await
             }
             Command::Logout => {
+                // The whole session ends: its refresh tokens too.
                 let caller = principal.ok_or(Error::Unauthenticated)?;
-                self.revoke(&caller.token, &meta).await?;
+                self.end_session(&caller.token, "logout", &meta).await?;
                 Ok(Outcome::LoggedOut)
             }
             Command::RenewSession => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
                 let user = caller.user.clone().ok_or(Error::Forbidden)?;
                 self.revoke(&caller.token, &meta).await?;
-                self.issue(TokenKind::User, Some(user), None, false, &meta, vec![])
+                let grantee = Grantee {
+                    kind: TokenKind::User,
+                    user: Some(user),
+                    client_id: caller.token.client_id.clone(),
+                    with_refresh: false,
+                    session_id: Some(caller.token.session_id.clone()),
+                };
+                self.issue(grantee, &issuer, &meta, vec![])
                     .await
                     .map(Outcome::Token)
+            }
+            Command::RevokeToken {
+                client,
+                client_required,
+                token,
+            } => {
+                self.revoke_token(client, client_required, &token, &issuer, &meta)
+                    .await
             }
             Command::RequestReset { username } => self.request_reset(&username, &meta).await,
             Command::ValidateReset { username, token } => {
@@ -259,6 +282,7 @@ impl CredentialService {
         &self,
         token: Option<&SecretToken>,
         kind: TokenKind,
+        issuer: &Issuer,
     ) -> Result<Principal, Error> {
         let token = token
             .filter(|t| !t.is_empty())
@@ -293,6 +317,11 @@ impl CredentialService {
             self.tokens.invalidate(&digest).await;
             return Err(Error::Unauthenticated);
         }
+        // Another dialect's (or application key's) session, or a spent refresh token, is no
+        // session here at all.
+        if !issuer.admits(&principal.token) || principal.token.spent_at.is_some() {
+            return Err(Error::Unauthenticated);
+        }
         if principal.token.kind != kind {
             // A valid token of the wrong kind (a client token where a user must act).
             return Err(Error::Forbidden);
@@ -305,6 +334,7 @@ impl CredentialService {
     async fn issue_token(
         &self,
         req: TokenRequest,
+        issuer: &Issuer,
         meta: &RequestMeta,
     ) -> Result<IssuedToken, Error> {
         let client_required = req.client_required || matches!(req.grant, Grant::ClientCredentials);
@@ -318,38 +348,28 @@ impl CredentialService {
                 let user = self.authenticate_user(&username, &password, meta).await?;
                 let audit =
                     vec![self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, json!({}))];
-                self.issue(
-                    TokenKind::User,
-                    Some(user),
+                let grantee = Grantee {
+                    kind: TokenKind::User,
+                    user: Some(user),
                     client_id,
-                    req.with_refresh,
-                    meta,
-                    audit,
-                )
-                .await
+                    with_refresh: req.with_refresh,
+                    session_id: None,
+                };
+                self.issue(grantee, issuer, meta, audit).await
             }
             Grant::ClientCredentials => {
-                self.issue(TokenKind::Client, None, client_id, false, meta, vec![])
-                    .await
+                let grantee = Grantee {
+                    kind: TokenKind::Client,
+                    user: None,
+                    client_id,
+                    with_refresh: false,
+                    session_id: None,
+                };
+                self.issue(grantee, issuer, meta, vec![]).await
             }
             Grant::Refresh { refresh_token } => {
-                let old = self
-                    .principal(Some(&refresh_token), TokenKind::Refresh)
-                    .await
-                    .map_err(|e| match e {
-                        Error::Unavailable => Error::Unavailable,
-                        _ => Error::InvalidCredentials,
-                    })?;
-                if old.token.client_id != client_id && old.token.client_id.is_some() {
-                    return Err(Error::InvalidCredentials);
-                }
-                let user = old.user.clone().ok_or(Error::InvalidCredentials)?;
                 // Refresh tokens rotate: the one presented is spent, once, even under a race.
-                if !self.revoke(&old.token, meta).await? {
-                    return Err(Error::InvalidCredentials);
-                }
-                self.issue(TokenKind::User, Some(user), client_id, true, meta, vec![])
-                    .await
+                self.refresh(&refresh_token, client_id, issuer, meta).await
             }
         }
     }
@@ -434,15 +454,20 @@ impl CredentialService {
         Ok(user)
     }
 
-    async fn issue(
+    pub(crate) async fn issue(
         &self,
-        kind: TokenKind,
-        user: Option<User>,
-        client_id: Option<String>,
-        with_refresh: bool,
+        grantee: Grantee,
+        issuer: &Issuer,
         meta: &RequestMeta,
         mut audit: Vec<AuditEvent>,
     ) -> Result<IssuedToken, Error> {
+        let Grantee {
+            kind,
+            user,
+            client_id,
+            with_refresh,
+            session_id,
+        } = grantee;
         let now = self.clock.now();
         let ttl = match kind {
             TokenKind::Client => self.config.client_token_ttl,
@@ -450,14 +475,18 @@ impl CredentialService {
         };
         let user_id = user.as_ref().map(|u| u.id.clone());
         let access = token::generate();
+        let digest = token::digest(access.expose());
         let record = TokenRecord {
-            digest: token::digest(access.expose()),
+            session_id: session_id.unwrap_or_else(|| digest.clone()),
+            digest,
             kind,
             user_id: user_id.clone(),
             client_id: client_id.clone(),
-            dialect: meta.dialect.clone(),
+            dialect: issuer.dialect.clone(),
             created_at: now,
             expires_at: now + ttl.as_secs() as i64,
+            app_digest: issuer.app_digest.clone(),
+            spent_at: None,
         };
         let detail = json!({"kind": kind.as_str(), "client_id": client_id});
         audit.push(self.event(AuditKind::TokenIssued, user_id.as_deref(), meta, detail));
@@ -487,7 +516,11 @@ impl CredentialService {
     }
 
     /// Deletes a token; returns whether this call was the one that deleted it.
-    async fn revoke(&self, token: &TokenRecord, meta: &RequestMeta) -> Result<bool, Error> {
+    pub(crate) async fn revoke(
+        &self,
+        token: &TokenRecord,
+        meta: &RequestMeta,
+    ) -> Result<bool, Error> {
         let detail = json!({"kind": token.kind.as_str()});
         let audit = self.event(
             AuditKind::TokenRevoked,

@@ -82,6 +82,16 @@ pub trait TokenStore: Send + Sync {
     async fn find_token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Removes one token; returns whether it existed.
     async fn delete_token(&self, digest: &str, audit: &[AuditEvent]) -> Result<bool, StoreError>;
+    /// Marks an unspent refresh token with `expires_at > now` spent (a conditional update) and
+    /// returns whether this call spent it: under concurrent calls exactly one gets `true`.
+    async fn spend_refresh(&self, digest: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Removes every token of a session (access and refresh tokens, spent or not), writing
+    /// `audit` when there was any; returns how many.
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
     /// Removes tokens that expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
 }

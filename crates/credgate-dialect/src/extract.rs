@@ -365,6 +365,11 @@ fn command(f: &mut Fields) -> Command {
         CommandKind::ExchangeResetCode => Command::ExchangeResetCode {
             code: f.secret("code"),
         },
+        CommandKind::RevokeToken => Command::RevokeToken {
+            client: client_credentials(f),
+            client_required: route.spec.client_auth == ClientAuth::Required,
+            token: f.secret("token"),
+        },
         CommandKind::Logout => Command::Logout,
         CommandKind::RenewSession => Command::RenewSession,
         CommandKind::ShowUser => Command::ShowUser { subject },
@@ -396,15 +401,7 @@ fn token_request(f: &mut Fields) -> TokenRequest {
         (Some(g), false) => route.grants.get(g).copied(),
         _ => None,
     };
-    let client_id = f.field("client_id");
-    let client_secret = f.field("client_secret");
-    let client = match (route.spec.client_auth, client_id) {
-        (ClientAuth::None, _) | (_, None) => None,
-        (_, Some(id)) => Some(ClientCredentials {
-            client_id: id,
-            secret: Password::new(client_secret.unwrap_or_default()),
-        }),
-    };
+    let client = client_credentials(f);
     let grant = match canonical {
         Some(GrantKind::Password) => {
             let (username, password) = (f.needed("username"), f.needed("password"));
@@ -436,6 +433,19 @@ fn token_request(f: &mut Fields) -> TokenRequest {
         client_required: route.spec.client_auth == ClientAuth::Required,
         grant,
         with_refresh: route.spec.refresh,
+    }
+}
+
+/// The client's id and secret, where the route takes client credentials.
+fn client_credentials(f: &mut Fields) -> Option<ClientCredentials> {
+    let client_id = f.field("client_id");
+    let client_secret = f.field("client_secret");
+    match (f.route.spec.client_auth, client_id) {
+        (ClientAuth::None, _) | (_, None) => None,
+        (_, Some(id)) => Some(ClientCredentials {
+            client_id: id,
+            secret: Password::new(client_secret.unwrap_or_default()),
+        }),
     }
 }
 

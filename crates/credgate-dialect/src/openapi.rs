@@ -448,6 +448,7 @@ pub fn command_name(c: CommandKind) -> &'static str {
         CommandKind::ResetPassword => "reset_password",
         CommandKind::RequestResetCode => "request_reset_code",
         CommandKind::ExchangeResetCode => "exchange_reset_code",
+        CommandKind::RevokeToken => "revoke_token",
     }
 }
 
@@ -464,5 +465,6 @@ fn command_summary(c: CommandKind) -> &'static str {
         CommandKind::ResetPassword => "Set a new password with a reset token",
         CommandKind::RequestResetCode => "Request a reset code by security answer",
         CommandKind::ExchangeResetCode => "Exchange a reset code for a reset token",
+        CommandKind::RevokeToken => "Revoke an access or refresh token (RFC 7009)",
     }
 }

@@ -85,7 +85,8 @@ impl Dialect {
             Outcome::LoggedOut
             | Outcome::ResetRequested
             | Outcome::ResetValid
-            | Outcome::ResetIssued { .. } => (None, None),
+            | Outcome::ResetIssued { .. }
+            | Outcome::TokenRevoked => (None, None),
         };
         let reset = match outcome {
             Outcome::ResetIssued { token } => Some(context! { token => token.expose() }),

@@ -121,6 +121,9 @@ pub enum CommandKind {
     RequestResetCode,
     /// Exchanges a delivered `code` for a reset token, rendered as `reset.token`.
     ExchangeResetCode,
+    /// RFC 7009 revocation of `token` (an access or refresh token), with the route's client
+    /// authentication; succeeds for unknown tokens too.
+    RevokeToken,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

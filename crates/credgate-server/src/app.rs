@@ -13,7 +13,7 @@ use credgate_store::StoreOptions;
 use serde_json::json;
 
 use crate::settings::Settings;
-use crate::{admin, dispatch, listeners, metrics, native, problem, reload, telemetry};
+use crate::{admin, deadline, dispatch, listeners, metrics, native, problem, reload, telemetry};
 
 pub struct AppState {
     pub core: Arc<CredentialService>,
@@ -25,6 +25,9 @@ pub struct AppState {
     pub reloader: reload::Reloader,
     /// Client dialects answered by a passthrough upstream, if any are configured.
     pub passthrough: Option<Arc<crate::upstream::Passthrough>>,
+    /// Every cookie a dialect sets is marked `Secure` (`[cookies] secure`; a listener serving
+    /// TLS itself, once credgate has one, turns it on as well).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -146,6 +149,7 @@ pub async fn build_state_with(
         max_body: settings.max_body_bytes,
         reloader: reload::Reloader::new(settings.clone()),
         passthrough: upstreams.passthrough,
+        secure_cookies: settings.cookies.secure,
     }))
 }
 
@@ -163,6 +167,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         .service(
             web::scope("/v1")
                 .route("/token", web::post().to(native::token))
+                .route("/revoke", web::post().to(native::revoke))
                 .route(
                     "/users/{id}/password",
                     web::put().to(native::change_password),
@@ -224,6 +229,9 @@ pub fn serve(
     let roles = web::Data::new(listeners::Listeners::new(&extra));
     let enabled = settings.metrics.enabled && metrics::install().is_some();
     let http_metrics = web::Data::new(metrics::HttpMetrics { enabled });
+    let body_deadline = web::Data::new(deadline::BodyDeadline(std::time::Duration::from_millis(
+        settings.body_timeout_ms,
+    )));
     let metrics_on_main = enabled
         && settings
             .metrics
@@ -235,6 +243,8 @@ pub fn serve(
             .app_data(state.clone())
             .app_data(roles.clone())
             .app_data(http_metrics.clone())
+            .app_data(body_deadline.clone())
+            .wrap(from_fn(deadline::body_deadline))
             .wrap(from_fn(listeners::route))
             .wrap(from_fn(telemetry::request_ids))
             .wrap(from_fn(metrics::record))

@@ -55,7 +55,7 @@ pub async fn dispatch_on(
         }
     };
     let (rendered, outcome) = serve_match(req, payload, state, &m).await;
-    let mut res = to_actix(rendered);
+    let mut res = to_actix(rendered, state.secure_cookies);
     res.extensions_mut().insert(RequestLabels {
         dialect: m.dialect.name.clone(),
         route: m.route().spec.name.clone(),
@@ -156,11 +156,15 @@ async fn read_limited(
     Ok(body.freeze())
 }
 
-fn to_actix(r: EngineResponse) -> HttpResponse {
+/// The engine's answer as actix's; every cookie is marked `Secure` when `secure_cookies`.
+fn to_actix(r: EngineResponse, secure_cookies: bool) -> HttpResponse {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status).body(r.body);
     let headers = response.headers_mut();
-    for (name, value) in r.headers {
+    for (name, mut value) in r.headers {
+        if secure_cookies && name.eq_ignore_ascii_case("set-cookie") && !is_secure(&value) {
+            value.push_str("; Secure");
+        }
         if let (Ok(n), Ok(v)) = (
             HeaderName::try_from(name.as_str()),
             HeaderValue::try_from(value.as_str()),
@@ -169,4 +173,12 @@ fn to_actix(r: EngineResponse) -> HttpResponse {
         }
     }
     response
+}
+
+/// Whether a `Set-Cookie` value already carries the `Secure` attribute.
+fn is_secure(set_cookie: &str) -> bool {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .any(|a| a.trim().eq_ignore_ascii_case("secure"))
 }

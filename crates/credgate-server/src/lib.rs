@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+mod deadline;
 mod dispatch;
 pub mod extract;
 pub mod listeners;

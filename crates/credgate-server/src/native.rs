@@ -109,6 +109,56 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     }
 }
 
+#[derive(Deserialize, Default)]
+struct RevokeForm {
+    token: Option<SecretToken>,
+    /// RFC 7009 lets the server ignore the hint: every kind of token is looked up.
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Password>,
+}
+
+/// `POST /v1/revoke` (RFC 7009): form `token` (and `token_type_hint`), the same client
+/// authentication as `/v1/token`. 200 also for unknown tokens; a refresh token ends its session.
+pub async fn revoke(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Ok(mut form) = serde_urlencoded::from_bytes::<RevokeForm>(&body) else {
+        return oauth_error(400, "invalid_request");
+    };
+    if let Some((id, secret)) = basic_auth(&req) {
+        form.client_id = Some(id);
+        form.client_secret = Some(secret);
+    }
+    let Some(token) = form.token.filter(|t| !t.is_empty()) else {
+        return oauth_error(400, "invalid_request");
+    };
+    let client = form.client_id.map(|client_id| ClientCredentials {
+        client_id,
+        secret: form.client_secret.unwrap_or_default(),
+    });
+    let request = Request {
+        meta: meta(&req, "native"),
+        app_key: None,
+        access: Access::Public,
+        command: Command::RevokeToken {
+            client,
+            client_required: false,
+            token,
+        },
+    };
+    match state.core.execute(request).await {
+        Ok(_) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .finish(),
+        Err(Error::InvalidClient) => oauth_error(401, "invalid_client"),
+        Err(e) => problem(&e),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct PasswordChange {
     current_password: Option<Password>,

@@ -165,6 +165,20 @@ fn native_paths() -> Value {
                 ("403", problem("The client may not use this grant (`forbidden`).")),
             ]), false),
         }},
+        "/v1/revoke": {"post": {
+            "summary": "Revoke an access or refresh token (RFC 7009); 200 also for unknown tokens", "tags": ["native"],
+            "security": [{"clientBasic": []}, {}],
+            "requestBody": {"required": true, "content": {
+                "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["token"], "properties": {
+                    "token": string, "token_type_hint": {"type": "string"}, "client_id": string, "client_secret": string,
+                }}},
+            }},
+            "responses": common(responses(&[
+                ("200", no_content("Revoked, or unknown to this issuer and client; a refresh token ends its whole session.")),
+                ("400", token_failure("400")),
+                ("401", token_failure("401")),
+            ]), false),
+        }},
         "/v1/users/{id}/password": {"put": {
             "summary": "Change a password (`me` for the caller)", "tags": ["native"],
             "security": [{"bearer": []}],

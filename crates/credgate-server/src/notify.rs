@@ -35,13 +35,11 @@ impl Notifier for Outbox {
         line.push(b'\n');
         let _guard = self.lock.lock().await;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
+            credgate_store::files::create_private_dir(dir)
                 .map_err(|e| format!("outbox folder: {e}"))?;
         }
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
+        // The outbox holds live reset tokens and codes: 0600, whatever the umask.
+        let mut file = tokio::fs::OpenOptions::from(credgate_store::files::private_options())
             .open(&self.path)
             .await
             .map_err(|e| format!("outbox {}: {e}", self.path.display()))?;
@@ -110,7 +108,13 @@ impl Notifier for Webhook {
 
 pub fn from_settings(settings: &ResetSettings) -> Result<std::sync::Arc<dyn Notifier>, String> {
     Ok(match settings.notifier {
-        NotifierKind::Outbox => std::sync::Arc::new(Outbox::new(settings.outbox.clone())),
+        NotifierKind::Outbox => {
+            // An outbox left readable by others (an older version, a loose umask) is reported
+            // and tightened at start: it holds live reset tokens.
+            credgate_store::files::tighten(&settings.outbox)
+                .map_err(|e| format!("outbox {}: {e}", settings.outbox.display()))?;
+            std::sync::Arc::new(Outbox::new(settings.outbox.clone()))
+        }
         NotifierKind::Webhook => {
             let url = settings
                 .webhook_url

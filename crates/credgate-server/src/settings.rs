@@ -31,6 +31,9 @@ pub struct Settings {
     /// are seen within this bound).
     pub token_cache_secs: u64,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive once its head is in (408 and the connection
+    /// closed after it); the head has its own deadline.
+    pub body_timeout_ms: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// A tracing filter such as `info` or `credgate=debug,info`.
@@ -41,6 +44,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub dialects: DialectSettings,
     pub reset: ResetSettings,
+    pub cookies: CookieSettings,
     pub metrics: crate::metrics::MetricsSettings,
     /// Legacy vendor APIs credgate calls as a client (`[[upstreams]]`).
     pub upstreams: Vec<crate::upstream::UpstreamSettings>,
@@ -87,6 +91,14 @@ impl Default for ResetSettings {
             webhook_backoff_ms: 500,
         }
     }
+}
+
+/// Attributes added to every cookie the dialects set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieSettings {
+    /// Mark every cookie `Secure`: for a TLS-terminating proxy in front of credgate.
+    pub secure: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +149,7 @@ impl Default for Settings {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             token_cache_secs: 5,
             max_body_bytes: 64 * 1024,
+            body_timeout_ms: 10_000,
             log_format: "text".into(),
             log_level: "info".into(),
             policy: PolicyConfig::default(),
@@ -144,6 +157,7 @@ impl Default for Settings {
             store: StoreSettings::default(),
             dialects: DialectSettings::default(),
             reset: ResetSettings::default(),
+            cookies: CookieSettings::default(),
             metrics: Default::default(),
             upstreams: Vec::new(),
         }
@@ -165,6 +179,7 @@ const ENV_KEYS: &[&str] = &[
     "refresh_token_ttl_secs",
     "token_cache_secs",
     "max_body_bytes",
+    "body_timeout_ms",
     "log_format",
     "log_level",
     "policy",
@@ -172,6 +187,7 @@ const ENV_KEYS: &[&str] = &[
     "store",
     "dialects",
     "reset",
+    "cookies",
     "metrics",
     "upstreams",
 ];
@@ -226,6 +242,9 @@ impl Settings {
         }
         if self.max_body_bytes == 0 {
             return bad("max_body_bytes must be positive");
+        }
+        if self.body_timeout_ms == 0 {
+            return bad("body_timeout_ms must be positive");
         }
         if self.token_ttl_secs == 0
             || self.client_token_ttl_secs == 0

@@ -62,6 +62,9 @@ pub fn token(
         dialect: "test".into(),
         created_at: T0,
         expires_at,
+        session_id: digest.into(),
+        app_digest: None,
+        spent_at: None,
     }
 }
 
@@ -382,8 +385,18 @@ pub async fn password_update_commits(store: &dyn Store) {
         .await
         .unwrap();
     let far = T0 + 3600;
+    let current_refresh = TokenRecord {
+        session_id: "alice-current".into(),
+        ..token(
+            "alice-current-refresh",
+            TokenKind::Refresh,
+            Some("u-alice"),
+            far,
+        )
+    };
     for t in [
         token("alice-current", TokenKind::User, Some("u-alice"), far),
+        current_refresh,
         token("alice-other", TokenKind::User, Some("u-alice"), far),
         token("alice-refresh", TokenKind::Refresh, Some("u-alice"), far),
         token("bob-token", TokenKind::User, Some("u-bob"), far),
@@ -408,6 +421,14 @@ pub async fn password_update_commits(store: &dyn Store) {
     assert!(
         store.find_token("alice-current").await.unwrap().is_some(),
         "the kept token survives"
+    );
+    assert!(
+        store
+            .find_token("alice-current-refresh")
+            .await
+            .unwrap()
+            .is_some(),
+        "the kept token's session survives whole, its refresh token too"
     );
     assert!(store.find_token("alice-other").await.unwrap().is_none());
     assert!(store.find_token("alice-refresh").await.unwrap().is_none());
@@ -733,6 +754,62 @@ pub async fn tokens_lifecycle(store: &dyn Store) {
     assert_eq!(store.purge_expired_tokens(T0 + 20).await.unwrap(), 0);
     assert_eq!(store.purge_expired_tokens(T0 + 1000).await.unwrap(), 2);
     assert_eq!(store.find_token("d-late").await.unwrap(), None);
+}
+
+/// Refresh tokens are spent once (a conditional update), and a session is revoked whole.
+pub async fn refresh_spent_once_and_sessions_revoked(store: &dyn Store) {
+    store
+        .insert_user(
+            &new_user("u-alice", "alice"),
+            &event(AuditKind::UserCreated, Some("u-alice")),
+        )
+        .await
+        .unwrap();
+    let in_session = |digest: &str, kind, session: &str| TokenRecord {
+        session_id: session.into(),
+        app_digest: Some("app-digest".into()),
+        ..token(digest, kind, Some("u-alice"), T0 + 100)
+    };
+    for t in [
+        in_session("s1-access", TokenKind::User, "s1"),
+        in_session("s1-refresh", TokenKind::Refresh, "s1"),
+        in_session("s1-refresh-2", TokenKind::Refresh, "s1"),
+        in_session("s2-access", TokenKind::User, "s2"),
+    ] {
+        store.insert_token(&t, &[]).await.unwrap();
+    }
+    let found = store.find_token("s1-refresh").await.unwrap().unwrap();
+    assert_eq!(found, in_session("s1-refresh", TokenKind::Refresh, "s1"));
+
+    assert!(
+        !store.spend_refresh("s1-access", T0).await.unwrap(),
+        "not a refresh token"
+    );
+    assert!(
+        !store.spend_refresh("s1-refresh", T0 + 100).await.unwrap(),
+        "expired"
+    );
+    assert!(store.spend_refresh("s1-refresh", T0).await.unwrap());
+    assert!(
+        !store.spend_refresh("s1-refresh", T0 + 1).await.unwrap(),
+        "spent once"
+    );
+    let spent = store.find_token("s1-refresh").await.unwrap().unwrap();
+    assert_eq!(spent.spent_at, Some(T0), "a spent token is kept, marked");
+
+    let audit = [event(AuditKind::SessionsRevoked, Some("u-alice"))];
+    assert_eq!(store.revoke_session("s1", &audit).await.unwrap(), 3);
+    for gone in ["s1-access", "s1-refresh", "s1-refresh-2"] {
+        assert!(store.find_token(gone).await.unwrap().is_none(), "{gone}");
+    }
+    assert!(store.find_token("s2-access").await.unwrap().is_some());
+    assert_eq!(store.revoke_session("s1", &audit).await.unwrap(), 0);
+    let revocations = kinds_for(store, "u-alice")
+        .await
+        .into_iter()
+        .filter(|k| k == "sessions_revoked")
+        .count();
+    assert_eq!(revocations, 1, "revoking an empty session writes no audit");
 }
 
 /// API clients and app keys: insert with audit, find, duplicate.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use credgate_core::{Store, StoreError};
 
 mod error;
+pub mod files;
 pub mod postgres;
 pub mod sqlite;
 

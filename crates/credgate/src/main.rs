@@ -144,6 +144,7 @@ fn read_secret(from_stdin: bool, prompt: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
+    private_umask();
     let cli = Cli::parse();
     let command = match cli.command {
         Cmd::Tooling(tool) => return tool.run(Cli::command()),
@@ -343,4 +344,16 @@ fn describe(e: &credgate_core::Error) -> String {
 
 fn uuid_like() -> String {
     credgate_core::token::digest(&format!("{:?}", std::time::SystemTime::now()))[..32].to_owned()
+}
+
+/// Every file and folder credgate creates is its own: 0600 and 0700 whatever the inherited umask
+/// (the database, its `-wal`/`-shm`, the reset outbox and exports also set their modes
+/// explicitly, for the library users that keep their own umask).
+fn private_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask only swaps the process's file-mode mask; it cannot fail and touches no
+    // memory. It runs first in main, before any thread that could create files exists.
+    unsafe {
+        libc::umask(0o077);
+    }
 }

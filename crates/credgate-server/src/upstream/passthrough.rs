@@ -22,6 +22,8 @@ struct Held {
     session: Session,
     username: String,
     client_id: Option<String>,
+    /// The client dialect that logged in: the session is accepted there only.
+    inbound: String,
 }
 
 impl Held {
@@ -112,12 +114,12 @@ impl Passthrough {
                     None if client_required => return Err(Error::InvalidClient),
                     None => None,
                 };
-                let held = login(upstream, username, password, client_id).await?;
+                let held = login(upstream, username, password, client_id, inbound).await?;
                 tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough login");
                 Ok(self.issue(Arc::new(held), core.now()).await)
             }
             Command::ChangePassword(change) => {
-                let held = self.held(&access).await?;
+                let held = self.held(&access, inbound).await?;
                 change_password(upstream, &held, change).await?;
                 tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough password change");
                 Ok(Outcome::PasswordChanged {
@@ -125,7 +127,7 @@ impl Passthrough {
                 })
             }
             Command::ShowUser { subject } => {
-                let held = self.held(&access).await?;
+                let held = self.held(&access, inbound).await?;
                 if !held.is(&subject) {
                     return Err(Error::Forbidden);
                 }
@@ -134,6 +136,7 @@ impl Passthrough {
                 })
             }
             Command::Logout => {
+                self.held(&access, inbound).await?;
                 let digest = self.digest(&access).ok_or(Error::Unauthenticated)?;
                 self.sessions
                     .remove(&digest)
@@ -142,6 +145,7 @@ impl Passthrough {
                 Ok(Outcome::LoggedOut)
             }
             Command::RenewSession => {
+                self.held(&access, inbound).await?;
                 let digest = self.digest(&access).ok_or(Error::Unauthenticated)?;
                 let held = self
                     .sessions
@@ -190,11 +194,13 @@ impl Passthrough {
         })
     }
 
-    async fn held(&self, access: &Access) -> Result<Arc<Held>, Error> {
+    /// The held session `access` names, if it was opened through the client dialect `inbound`.
+    async fn held(&self, access: &Access, inbound: &str) -> Result<Arc<Held>, Error> {
         let digest = self.digest(access).ok_or(Error::Unauthenticated)?;
         self.sessions
             .get(&digest)
             .await
+            .filter(|held| held.inbound == inbound)
             .ok_or(Error::Unauthenticated)
     }
 }
@@ -205,6 +211,7 @@ async fn login(
     username: String,
     password: Password,
     client_id: Option<String>,
+    inbound: &str,
 ) -> Result<Held, Error> {
     let values = Values {
         username: Some(username.clone()),
@@ -220,6 +227,7 @@ async fn login(
         session,
         username,
         client_id,
+        inbound: inbound.to_owned(),
     })
 }
 

@@ -115,6 +115,7 @@ conformance!(
     password_update_stale_version,
     upgrade_hash_keeps_version,
     tokens_lifecycle,
+    refresh_spent_once_and_sessions_revoked,
     clients_and_apps,
     audit_log_queries,
     ping,

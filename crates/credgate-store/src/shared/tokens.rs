@@ -23,8 +23,8 @@ impl TokenStore for Backend {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO tokens (digest, kind, user_id, client_id, dialect, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tokens (digest, kind, user_id, client_id, dialect, created_at, expires_at, \
+             session_id, app_digest, spent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&token.digest)
         .bind(token.kind.as_str())
@@ -33,6 +33,9 @@ impl TokenStore for Backend {
         .bind(&token.dialect)
         .bind(token.created_at)
         .bind(token.expires_at)
+        .bind(&token.session_id)
+        .bind(token.app_digest.as_deref())
+        .bind(token.spent_at)
         .execute(&mut *tx)
         .await
         .map_err(|e| error::not_found_or(e, |e| duplicate_or_map(e, |_| "token".into())))?;
@@ -42,7 +45,9 @@ impl TokenStore for Backend {
 
     async fn find_token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT digest, kind, user_id, client_id, dialect, created_at, expires_at FROM tokens WHERE digest = $1",
+            "SELECT digest, kind, user_id, client_id, dialect, created_at, expires_at, \
+             COALESCE(session_id, digest) AS session_id, app_digest, spent_at \
+             FROM tokens WHERE digest = $1",
         )
         .bind(digest)
         .fetch_optional(&self.pool)
@@ -58,6 +63,9 @@ impl TokenStore for Backend {
             dialect: row.try_get("dialect").map_err(error::map)?,
             created_at: row.try_get("created_at").map_err(error::map)?,
             expires_at: row.try_get("expires_at").map_err(error::map)?,
+            session_id: row.try_get("session_id").map_err(error::map)?,
+            app_digest: row.try_get("app_digest").map_err(error::map)?,
+            spent_at: row.try_get("spent_at").map_err(error::map)?,
         }))
     }
 
@@ -77,6 +85,42 @@ impl TokenStore for Backend {
         insert_events(&mut tx, audit).await?;
         tx.commit().await.map_err(error::map)?;
         Ok(true)
+    }
+
+    async fn spend_refresh(&self, digest: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let spent = sqlx::query(
+            "UPDATE tokens SET spent_at = $2 WHERE digest = $1 AND kind = 'refresh' \
+             AND spent_at IS NULL AND expires_at > $2",
+        )
+        .bind(digest)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(error::map)?
+        .rows_affected();
+        Ok(spent == 1)
+    }
+
+    /// Writes `audit` only when the session had tokens.
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM tokens WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(error::map)?
+            .rows_affected();
+        if deleted == 0 {
+            tx.rollback().await.map_err(error::map)?;
+            return Ok(0);
+        }
+        insert_events(&mut tx, audit).await?;
+        tx.commit().await.map_err(error::map)?;
+        Ok(deleted)
     }
 
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {

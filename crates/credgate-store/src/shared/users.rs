@@ -141,9 +141,13 @@ pub(super) async fn apply_password_update(
     .await
     .map_err(error::map)?;
     let revoke = match &update.keep_token {
-        Some(keep) => sqlx::query("DELETE FROM tokens WHERE user_id = $1 AND digest <> $2")
-            .bind(&update.user_id)
-            .bind(keep),
+        // The kept session survives whole: its access token and its refresh tokens.
+        Some(keep) => sqlx::query(
+            "DELETE FROM tokens WHERE user_id = $1 AND COALESCE(session_id, digest) <> \
+             COALESCE((SELECT COALESCE(session_id, digest) FROM tokens WHERE digest = $2), $2)",
+        )
+        .bind(&update.user_id)
+        .bind(keep),
         None => sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(&update.user_id),
     };
     revoke.execute(&mut *conn).await.map_err(error::map)?;

@@ -67,13 +67,14 @@ impl SqliteStore {
     pub async fn open(database_url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
         let target = Target::parse(database_url)?;
         if let Some(dir) = target.parent_dir() {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            crate::files::create_private_dir(dir).map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot create the database directory {}: {e}",
                     dir.display()
                 ))
             })?;
         }
+        target.make_private()?;
         let options = target
             .options
             .create_if_missing(true)
@@ -159,6 +160,27 @@ impl Target {
                 in_memory: false,
             })
         }
+    }
+
+    /// Creates the database file as 0600 before SQLite does (its `-wal` and `-shm` take the
+    /// database file's mode), and tightens existing ones readable by others.
+    fn make_private(&self) -> Result<(), StoreError> {
+        if self.in_memory {
+            return Ok(());
+        }
+        let db = self.options.get_filename();
+        let result = crate::files::ensure_private_file(db).and_then(|()| {
+            crate::files::sqlite_files(db)
+                .iter()
+                .skip(1)
+                .try_for_each(|f| crate::files::tighten(f))
+        });
+        result.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot secure the database file {}: {e}",
+                db.display()
+            ))
+        })
     }
 
     /// The directory that must exist before SQLite can create the file.

@@ -1,6 +1,12 @@
 //! The import/export file formats: CSV with a header row, and JSON Lines. Both carry the same
 //! fields; in CSV, aliases and profile are `key=value` pairs separated by `;` (a `\` escapes
 //! `;`, `=` and `\` inside a key or value).
+//!
+//! CSV cells a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, a tab or
+//! a carriage return) are written with a `'` before them (OWASP, CSV injection), and read back
+//! without it. So that this is unambiguous, a cell of `'`s followed by such a character gets
+//! one more `'` too: import strips exactly one `'` from a cell of one or more `'`s followed by
+//! such a character, and nothing from any other cell.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,6 +70,40 @@ pub const EXPORT_FIELDS: [&str; 7] = [
     "profile",
 ];
 
+/// Bounds of an imported row, each reported by line.
+pub const MAX_NAME_BYTES: usize = 256;
+pub const MAX_PROFILE_VALUE_BYTES: usize = 4 * 1024;
+pub const MAX_PROFILE_KEYS: usize = 64;
+
+/// Characters that make a spreadsheet read a cell as a formula.
+fn formula_start(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// Whether `cell` is `'`s (`quotes` or more) followed by a formula character.
+fn quoted_formula(cell: &str, quotes: usize) -> bool {
+    let rest = cell.trim_start_matches('\'');
+    cell.len() - rest.len() >= quotes && rest.chars().next().is_some_and(formula_start)
+}
+
+/// The CSV cell for `value`, neutralised against formula injection.
+pub fn guard_cell(value: String) -> String {
+    if quoted_formula(&value, 0) {
+        format!("'{value}")
+    } else {
+        value
+    }
+}
+
+/// The value of a CSV cell written by [`guard_cell`] (or by hand).
+pub fn unguard_cell(cell: &str) -> &str {
+    if quoted_formula(cell, 1) {
+        &cell[1..]
+    } else {
+        cell
+    }
+}
+
 /// One row's fields before interpretation; every message names the field, never its value.
 #[derive(Default)]
 pub struct RawRow {
@@ -78,7 +118,48 @@ pub struct RawRow {
 }
 
 impl RawRow {
+    /// The first size bound the row breaks, if any.
+    fn bounds_problem(&self) -> Option<String> {
+        let long = |v: &Option<String>| v.as_ref().is_some_and(|s| s.len() > MAX_NAME_BYTES);
+        if long(&self.username) {
+            return Some(format!("username is longer than {MAX_NAME_BYTES} bytes"));
+        }
+        if long(&self.id) {
+            return Some(format!("id is longer than {MAX_NAME_BYTES} bytes"));
+        }
+        if self
+            .aliases
+            .iter()
+            .any(|(d, id)| d.len() > MAX_NAME_BYTES || id.len() > MAX_NAME_BYTES)
+        {
+            return Some(format!("an alias is longer than {MAX_NAME_BYTES} bytes"));
+        }
+        if self.profile.len() > MAX_PROFILE_KEYS {
+            return Some(format!("profile has more than {MAX_PROFILE_KEYS} keys"));
+        }
+        if self.profile.keys().any(|k| k.len() > MAX_NAME_BYTES) {
+            return Some(format!(
+                "a profile key is longer than {MAX_NAME_BYTES} bytes"
+            ));
+        }
+        if let Some(key) = self
+            .profile
+            .iter()
+            .find(|(_, v)| v.len() > MAX_PROFILE_VALUE_BYTES)
+            .map(|(k, _)| k)
+        {
+            return Some(format!(
+                "profile.{} is longer than {MAX_PROFILE_VALUE_BYTES} bytes",
+                key.escape_debug()
+            ));
+        }
+        None
+    }
+
     pub fn into_import_row(self) -> Result<ImportRow, String> {
+        if let Some(why) = self.bounds_problem() {
+            return Err(why);
+        }
         let username = self.username.ok_or("missing username")?;
         let secret = match (self.password_hash, self.password) {
             (Some(hash), None) => ImportSecret::Hash(hash),
@@ -105,6 +186,7 @@ pub fn csv_row(header: &[usize], record: &csv::ByteRecord) -> Result<RawRow, Str
     for (&field, bytes) in header.iter().zip(record) {
         let name = FIELDS[field];
         let value = std::str::from_utf8(bytes).map_err(|_| format!("{name} is not valid UTF-8"))?;
+        let value = unguard_cell(value);
         if value.is_empty() {
             continue;
         }
@@ -302,6 +384,7 @@ pub fn csv_cells(user: &NewUser) -> [String; 7] {
         format_pairs(&u.aliases),
         format_pairs(&u.profile),
     ]
+    .map(guard_cell)
 }
 
 #[cfg(test)]
@@ -320,6 +403,75 @@ mod tests {
         assert!(parse_pairs("aliases", "a=1;a=2").is_err());
         assert!(parse_pairs("aliases", "a=1\\x").is_err());
         assert_eq!(parse_pairs("p", "k=").unwrap().get("k").unwrap(), "");
+    }
+
+    #[test]
+    fn formula_cells_are_guarded_and_read_back_unambiguously() {
+        for value in [
+            "=HYPERLINK(\"x\")",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "'=x",
+            "''+x",
+            "'plain",
+            "plain",
+            "",
+            "'",
+            "a=b",
+        ] {
+            let cell = guard_cell(value.to_owned());
+            assert_eq!(unguard_cell(&cell), value, "{value:?}");
+            let risky = value.trim_start_matches('\'').starts_with(formula_start);
+            assert_eq!(
+                cell.starts_with('\''),
+                risky || value.starts_with('\''),
+                "{value:?}"
+            );
+            assert!(!cell.starts_with(formula_start), "{value:?}");
+        }
+        // A hand-written `'` before anything else is kept.
+        assert_eq!(unguard_cell("'bob"), "'bob");
+    }
+
+    #[test]
+    fn rows_past_a_bound_are_refused_naming_the_bound() {
+        let row = |f: &dyn Fn(&mut RawRow)| {
+            let mut r = RawRow {
+                username: Some("u".into()),
+                password_hash: Some("$2b$04$x".into()),
+                ..RawRow::default()
+            };
+            f(&mut r);
+            r.into_import_row().err()
+        };
+        assert!(row(&|_| {}).is_none());
+        assert!(row(&|r| r.username = Some("u".repeat(257)))
+            .unwrap()
+            .contains("username"));
+        assert!(row(&|r| {
+            r.aliases.insert("akana".into(), "a".repeat(257));
+        })
+        .unwrap()
+        .contains("alias"));
+        assert!(row(&|r| {
+            r.profile.insert("email".into(), "e".repeat(4097));
+        })
+        .unwrap()
+        .contains("profile.email"));
+        assert!(row(&|r| {
+            r.profile.insert("email".into(), "e".repeat(4096));
+        })
+        .is_none());
+        assert!(row(&|r| {
+            for i in 0..65 {
+                r.profile.insert(format!("k{i}"), "v".into());
+            }
+        })
+        .unwrap()
+        .contains("keys"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{BufReader, IsTerminal};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use credgate_core::{CredentialService, RequestMeta};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use super::bounded::{read_bounded_line, BoundedCsv, MAX_ROW_BYTES};
 use super::format::{self, Format};
 
 /// Rows per store transaction.
@@ -85,7 +86,7 @@ type LineRow = (u64, Result<format::RawRow, String>);
 /// Where rows come from: each with its line number, or the reason it cannot be read.
 enum Rows {
     Csv {
-        reader: csv::Reader<BufReader<std::fs::File>>,
+        reader: Box<csv::Reader<BoundedCsv<BufReader<std::fs::File>>>>,
         header: Vec<usize>,
         record: csv::ByteRecord,
     },
@@ -93,7 +94,7 @@ enum Rows {
         reader: BufReader<std::fs::File>,
         line: u64,
         bytes: u64,
-        buf: String,
+        buf: Vec<u8>,
     },
 }
 
@@ -104,14 +105,16 @@ impl Rows {
         let reader = BufReader::with_capacity(1 << 16, file);
         Ok(match format {
             Format::Csv => {
-                let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+                let mut reader = csv::ReaderBuilder::new()
+                    .flexible(true)
+                    .from_reader(BoundedCsv::new(reader, MAX_ROW_BYTES));
                 let header = reader
                     .headers()
                     .map_err(|e| format!("{}: cannot read the header row: {e}", path.display()))?;
                 let header =
                     format::csv_header(header).map_err(|e| format!("{}:1: {e}", path.display()))?;
                 Rows::Csv {
-                    reader,
+                    reader: Box::new(reader),
                     header,
                     record: csv::ByteRecord::new(),
                 }
@@ -120,7 +123,7 @@ impl Rows {
                 reader,
                 line: 0,
                 bytes: 0,
-                buf: String::new(),
+                buf: Vec::new(),
             },
         })
     }
@@ -136,6 +139,10 @@ impl Rows {
                 Ok(false) => Ok(None),
                 Ok(true) => {
                     let line = record.position().map_or(0, |p| p.line());
+                    if reader.get_ref().oversized.contains(&line) {
+                        let why = format!("the row is longer than {MAX_ROW_BYTES} bytes");
+                        return Ok(Some((line, Err(why))));
+                    }
                     if record.len() != header.len() {
                         let why = format!(
                             "{} fields where the header has {}",
@@ -160,30 +167,27 @@ impl Rows {
                 bytes,
                 buf,
             } => loop {
-                buf.clear();
-                let read = match reader.read_line(buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        // Not UTF-8: skip to the end of this line and report it.
-                        let mut raw = Vec::new();
-                        let n = reader
-                            .read_until(b'\n', &mut raw)
-                            .map_err(|e| e.to_string())?;
-                        *line += 1;
-                        *bytes += n as u64;
-                        return Ok(Some((*line, Err("not valid UTF-8".into()))));
-                    }
-                    Err(e) => return Err(format!("read failed: {e}")),
-                };
+                // Never more than the bound in memory: a longer line is read past, and reported.
+                let (read, cut) = read_bounded_line(reader, MAX_ROW_BYTES + 2, buf)
+                    .map_err(|e| format!("read failed: {e}"))?;
                 if read == 0 {
                     return Ok(None);
                 }
                 *line += 1;
                 *bytes += read as u64;
-                if buf.trim().is_empty() {
+                let content = buf.strip_suffix(b"\n").unwrap_or(buf);
+                let content = content.strip_suffix(b"\r").unwrap_or(content);
+                if cut || content.len() > MAX_ROW_BYTES {
+                    let why = format!("the row is longer than {MAX_ROW_BYTES} bytes");
+                    return Ok(Some((*line, Err(why))));
+                }
+                let Ok(text) = std::str::from_utf8(buf) else {
+                    return Ok(Some((*line, Err("not valid UTF-8".into()))));
+                };
+                if text.trim().is_empty() {
                     continue;
                 }
-                return Ok(Some((*line, format::json_row(buf.trim_end()))));
+                return Ok(Some((*line, format::json_row(text.trim_end()))));
             },
         }
     }

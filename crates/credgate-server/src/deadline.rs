@@ -1,0 +1,86 @@
+//! The request-body deadline. actix-web bounds the request head (`client_request_timeout`);
+//! this bounds the body: once the head is in, the whole body must arrive within the deadline,
+//! or the request is answered 408 and its connection closed. Without it a client sending one
+//! byte now and then holds a connection (and a file descriptor) for as long as it likes.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+use futures_util::StreamExt;
+
+/// How long a request body may take (`body_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub Duration);
+
+/// Wraps the request's payload so that reading it fails once the deadline has passed, and
+/// answers such a request 408 with `Connection: close`, whatever its handler made of the
+/// failed read.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(limit) = req.app_data::<web::Data<BodyDeadline>>().map(|d| d.0) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let expired = Rc::new(Cell::new(false));
+    let deadline = tokio::time::Instant::now() + limit;
+    let payload = req.take_payload();
+    let flag = Rc::clone(&expired);
+    let guarded = futures_util::stream::unfold(Some(payload), move |state| {
+        let flag = Rc::clone(&flag);
+        async move {
+            let mut payload = state?;
+            match tokio::time::timeout_at(deadline, payload.next()).await {
+                Ok(Some(chunk)) => Some((chunk, Some(payload))),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.set(true);
+                    let late = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body did not arrive in time",
+                    );
+                    Some((Err(PayloadError::Io(late)), None))
+                }
+            }
+        }
+    });
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(guarded),
+    });
+    let res = next.call(req).await?;
+    if !expired.get() {
+        return Ok(res.map_into_left_body());
+    }
+    tracing::info!(path = %res.request().path(), "request body deadline passed");
+    let labels = res
+        .response()
+        .extensions()
+        .get::<crate::metrics::RequestLabels>()
+        .cloned();
+    let mut timeout = HttpResponse::RequestTimeout()
+        .force_close()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(
+            serde_json::json!({"type": "about:blank", "title": "Request Timeout", "status": 408}),
+        );
+    if let Some(labels) = labels {
+        // The route's dialect and name stay; the outcome is the timeout.
+        timeout
+            .extensions_mut()
+            .insert(crate::metrics::RequestLabels {
+                outcome: "request_timeout",
+                ..labels
+            });
+    }
+    let (req, _) = res.into_parts();
+    Ok(ServiceResponse::new(req, timeout).map_into_right_body())
+}
