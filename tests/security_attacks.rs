@@ -1,6 +1,7 @@
 //! Attacks on every dialect: guessing, stolen sessions, cross-user changes, CSRF, hostile input,
 //! Unicode, and response hygiene. Each attack runs through the vendor's own requests.
 
+use credgate_dialect::spec::BodyFormat;
 use serde_json::{json, Value};
 
 use crate::common::Gateway;
@@ -34,7 +35,7 @@ fn assert_rate_limited(d: Dialect, a: &Answer, what: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_guessing_locks_the_user_even_for_the_right_password_until_the_window_ends() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (name, pw) = ("bf.user@example.com", "Bruteforce-Right-17");
         user(&gw, name, pw).await;
@@ -71,7 +72,7 @@ async fn login_guessing_locks_the_user_even_for_the_right_password_until_the_win
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_guessing_locks_current_password_checks() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (pw, new) = ("Change-Guess-Right-23", "Change-Guess-Next-45");
         let who = user(&gw, "cg.user@example.com", pw).await;
@@ -112,7 +113,7 @@ async fn change_guessing_locks_current_password_checks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_users_lock_out_exactly_like_known_ones() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let pw = "Known-User-Pass-31";
         user(&gw, "known.user@example.com", pw).await;
@@ -143,7 +144,7 @@ async fn unknown_users_lock_out_exactly_like_known_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_spraying_many_users_is_limited_too() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway_with(|s| {
             s.limits.address_failures = 8;
             s.limits.user_failures = 3;
@@ -206,7 +207,7 @@ async fn one_address_spraying_many_users_is_limited_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_session_dies_when_the_victim_changes_the_password() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (old, new, third) = (
             "Victim-Old-Pass-51",
@@ -261,7 +262,7 @@ async fn a_stolen_session_dies_when_the_victim_changes_the_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_cannot_change_another_users_password_but_an_admin_can() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (a_pw, b_pw, c_pw) = (
             "Alice-Pass-Word-61",
@@ -311,7 +312,7 @@ async fn a_user_cannot_change_another_users_password_but_an_admin_can() {
                 d.name()
             );
         }
-        if d == Crayon {
+        if d == CRAYON {
             // The body's Id must agree with the path: Alice's path with Bob's Id, and reverse.
             for (path_who, body_id) in [(&alice, &bob.id), (&bob, &alice.id)] {
                 let body =
@@ -404,7 +405,7 @@ async fn csrf_attempt(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_dialects_refuse_changes_without_csrf_proof() {
-    for d in [Akana, Crafter] {
+    for d in [AKANA, CRAFTER] {
         let gw = gateway().await;
         let pw = "Csrf-Victim-Pass-80";
         let who = user(&gw, "csrf.victim@example.com", pw).await;
@@ -416,7 +417,7 @@ async fn cookie_dialects_refuse_changes_without_csrf_proof() {
         }
         // Crafter's double submit: header without the cookie, cookie without the header,
         // header and cookie agreeing on an empty value.
-        if d == Crafter {
+        if d == CRAFTER {
             let path = d.change_path(&who);
             let body = d.change_body(&who, json!(pw), json!("Csrf-Forced-Pass-81"));
             let attempts = [
@@ -438,7 +439,7 @@ async fn cookie_dialects_refuse_changes_without_csrf_proof() {
                 assert_eq!(a.status, 403, "crafter: {cookie} / {header:?}: {a}");
             }
         }
-        if d == Akana {
+        if d == AKANA {
             // Another session's (the attacker's own) CSRF token with the victim's cookie.
             let attacker = user(&gw, "csrf.attacker@example.com", "Attacker-Pass-82").await;
             let mine = login(&gw, d, &attacker.username, "Attacker-Pass-82").await;
@@ -504,7 +505,7 @@ fn raw_body(d: Dialect, who: &Who, current_raw: &str, new_raw: &str) -> Vec<u8> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_change_bodies_are_refused_in_dialect_style_without_state_change() {
     let mut all_failures = Vec::new();
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (pw, new) = ("Hostile-Old-Pass-90", "Hostile-New-Pass-91");
         let who = user(&gw, "hostile@example.com", pw).await;
@@ -761,11 +762,11 @@ async fn hostile_change_bodies_are_refused_in_dialect_style_without_state_change
                 Some(400),
             ),
         ];
-        if d == Etapp {
+        if d == ETAPP {
             cases.push(("confirmation differs", Some("application/json".into()),
                 serde_json::to_vec(&json!({"OldPassword": pw, "Password": new, "PasswordConfirm": "Other-New-Pass-9"})).unwrap(), Some(400)));
         }
-        if d == Crafter {
+        if d == CRAFTER {
             cases.push((
                 "username as a number",
                 Some("application/json".into()),
@@ -782,7 +783,7 @@ async fn hostile_change_bodies_are_refused_in_dialect_style_without_state_change
                 Some(403),
             ));
         }
-        if matches!(d, Crayon | Etapp | Oauth) {
+        if matches!(d, CRAYON | ETAPP | OAUTH) {
             // Case-insensitive binders: the same field in two spellings is a repeated key,
             // whichever comes first.
             let lower = cf.to_lowercase();
@@ -839,7 +840,7 @@ async fn hostile_change_bodies_are_refused_in_dialect_style_without_state_change
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_extra_fields_are_ignored() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (pw, new) = ("Extra-Old-Pass-92", "Extra-New-Pass-93");
         let who = user(&gw, "extra@example.com", pw).await;
@@ -861,7 +862,7 @@ async fn unknown_extra_fields_are_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_413_and_change_nothing() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (pw, new) = ("Oversize-Old-Pass-94", "Oversize-New-Pass-95");
         let who = user(&gw, "oversize@example.com", pw).await;
@@ -878,7 +879,7 @@ async fn oversized_bodies_are_413_and_change_nothing() {
         let big = "q".repeat(70 * 1024);
         let a = Answer::of(login_raw(&gw, d, &who.username, &big).await).await;
         assert!(
-            a.status == 413 || (d == Etapp && (400..500).contains(&a.status)),
+            a.status == 413 || (d == ETAPP && (400..500).contains(&a.status)),
             "{}: oversized login: {a}",
             d.name()
         );
@@ -888,7 +889,7 @@ async fn oversized_bodies_are_413_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_answered_in_dialect_style() {
     let mut failures = Vec::new();
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let pw = "Oversize-Old-Pass-94";
         let who = user(&gw, "oversize@example.com", pw).await;
@@ -916,7 +917,7 @@ async fn oversized_bodies_are_answered_in_dialect_style() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_are_4xx() {
     let mut failures = Vec::new();
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (pw, new) = ("Header-Old-Pass-96", "Header-New-Pass-97");
         let who = user(&gw, "headers@example.com", pw).await;
@@ -984,20 +985,18 @@ async fn oversized_headers_are_4xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_login_requests_are_4xx() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let pw = "Login-Hostile-Pass-98";
         let who = user(&gw, "login.hostile@example.com", pw).await;
         let url = gw.at(d.login_path());
+        let (user_field, pw_field) = (d.login_field("username"), d.login_field("password"));
         let json_user = |v: Value| -> Vec<u8> {
-            serde_json::to_vec(&match d {
-                Akana => json!({"email": v, "password": pw}),
-                _ => json!({"username": v, "password": pw}),
-            })
-            .unwrap()
+            serde_json::to_vec(&json!({user_field: v, pw_field: pw})).unwrap()
         };
-        let (ct, bodies): (&str, Vec<Vec<u8>>) = match d {
-            Akana | Crafter => (
+        let format = d.login_body();
+        let (ct, bodies): (&str, Vec<Vec<u8>>) = match format {
+            BodyFormat::Json => (
                 "application/json",
                 vec![
                     json_user(Value::Null),
@@ -1007,47 +1006,38 @@ async fn hostile_login_requests_are_4xx() {
                     json_user(json!(" ")),
                     json_user(json!("a\r\nX-Injected: yes")),
                     format!(
-                        "{{\"password\":\"{pw}\",\"password\":\"x\",\"{}\":\"{}\"}}",
-                        if d == Akana { "email" } else { "username" },
+                        "{{\"{pw_field}\":\"{pw}\",\"{pw_field}\":\"x\",\"{user_field}\":\"{}\"}}",
                         who.username
                     )
                     .into_bytes(),
                     "[".repeat(10_000).into_bytes(),
                     vec![b'{', 0xFF, b'}'],
-                    b"{\"password\":\"x\"".to_vec(),
+                    format!("{{\"{pw_field}\":\"x\"").into_bytes(),
                 ],
             ),
-            Crayon | Oauth => (
+            BodyFormat::Form => (
                 "application/x-www-form-urlencoded",
                 vec![
                     format!(
-                        "grant_type=password&username={}&password=x&password=y",
+                        "grant_type=password&{user_field}={}&{pw_field}=x&{pw_field}=y",
                         who.username
                     )
                     .into_bytes(),
-                    b"grant_type=password&username=&password=".to_vec(),
-                    b"grant_type=implicit&username=a&password=b".to_vec(),
-                    b"grant_type=password&username=%FF%FE&password=%00".to_vec(),
+                    format!("grant_type=password&{user_field}=&{pw_field}=").into_bytes(),
+                    format!("grant_type=implicit&{user_field}=a&{pw_field}=b").into_bytes(),
+                    format!("grant_type=password&{user_field}=%FF%FE&{pw_field}=%00").into_bytes(),
                     vec![0xFF, 0xFE, b'=', 0x00],
                     "a=".repeat(5_000).into_bytes(),
                 ],
             ),
-            Etapp => ("application/json", vec![b"{}".to_vec(), vec![0xFF; 64]]),
+            // Credentials outside the body (Et-App's headers): bodies that say nothing.
+            BodyFormat::None => ("application/json", vec![b"{}".to_vec(), vec![0xFF; 64]]),
         };
         for body in bodies {
-            let mut req = gw
-                .http
-                .post(&url)
-                .header("Content-Type", ct)
-                .body(body.clone());
-            if matches!(d, Crayon | Oauth) {
-                req = req.basic_auth(CLIENT_ID, Some(CLIENT_SECRET));
-            }
-            if d == Etapp {
-                req = req
-                    .header("Et-App-Key", APP_KEY)
-                    .header("Username", "")
-                    .header("Password", "");
+            // The dialect's own login request with empty credentials, its body replaced.
+            let mut req = login_request(&gw, d, "", "").body(body.clone());
+            if format == BodyFormat::None {
+                req = req.header("Content-Type", ct);
             }
             let a = Answer::of(req.send().await.unwrap()).await;
             assert!(
@@ -1114,8 +1104,8 @@ async fn usernames_with_crlf_or_dot_segments_are_never_reflected_raw_into_header
         };
         tried.push(name);
         let mut current = pw.to_owned();
-        for d in ALL {
-            if d == Etapp && name.contains(['\r', '\n']) {
+        for d in all() {
+            if d == ETAPP && name.contains(['\r', '\n']) {
                 continue; // a conforming client cannot send CR/LF in the Username header
             }
             let res = login_raw(&gw, d, name, &current).await;
@@ -1132,7 +1122,7 @@ async fn usernames_with_crlf_or_dot_segments_are_never_reflected_raw_into_header
     }
     // Unknown users with such names: nothing reflected either.
     for name in names {
-        for d in [Akana, Crafter, Crayon, Oauth] {
+        for d in [AKANA, CRAFTER, CRAYON, OAUTH] {
             let res = login_raw(&gw, d, &format!("{name}-ghost"), pw).await;
             failures.extend(header_problems(d, name, &res));
             assert!(res.status().as_u16() < 500);
@@ -1175,7 +1165,7 @@ fn header_problems(d: Dialect, name: &str, res: &reqwest::Response) -> Vec<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_are_compared_after_nfkc_normalization() {
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let pw = "Unicode-Start-Pass-1";
         let who = user(&gw, "unicode.user@example.com", pw).await;
@@ -1188,7 +1178,7 @@ async fn passwords_are_compared_after_nfkc_normalization() {
             "{}: NFKC login",
             d.name()
         );
-        if d != Etapp {
+        if d != ETAPP {
             // Et-App carries the password in a header, which must be ASCII.
             assert!(
                 logs_in(&gw, d, &who.username, "\u{FB01}nance-Pass-1").await,
@@ -1205,7 +1195,7 @@ async fn passwords_are_compared_after_nfkc_normalization() {
     // A user created with the ligature logs in with the plain letters.
     let gw = gateway().await;
     user(&gw, "ligature@example.com", "\u{FB01}nance-Pass-1").await;
-    for d in ALL {
+    for d in all() {
         assert!(
             logs_in(&gw, d, "ligature@example.com", "finance-Pass-1").await,
             "{}",
@@ -1219,7 +1209,7 @@ async fn passwords_are_compared_after_nfkc_normalization() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_credential_answer_is_no_store_and_has_no_server_header() {
     let mut failures = Vec::new();
-    for d in ALL {
+    for d in all() {
         let gw = gateway().await;
         let (pw, new) = ("Hygiene-Old-Pass-11", "Hygiene-New-Pass-12");
         let who = user(&gw, "hygiene@example.com", pw).await;

@@ -373,7 +373,7 @@ fn arbitrary_requests_never_5xx_and_never_change_the_password() {
         rt.block_on(async {
             // A fresh window and fresh sessions: limits and logouts of earlier cases are over.
             gw.clock.advance(901);
-            let akana = login(&gw, Akana, USERNAME, PASSWORD).await;
+            let akana = login(&gw, AKANA, USERNAME, PASSWORD).await;
             let live = Live {
                 token: akana.token.clone(),
                 akana_cookie: akana.cookie.clone().unwrap(),

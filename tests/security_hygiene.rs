@@ -212,7 +212,7 @@ async fn cookies_are_secure_when_configured() {
         let gw = gateway_with(|s| s.cookies.secure = secure).await;
         let pw = "Secure-Cookie-Pass-1";
         user(&gw, "secure.cookie@example.com", pw).await;
-        for d in [Akana, Crafter] {
+        for d in [AKANA, CRAFTER] {
             let res = login_raw(&gw, d, "secure.cookie@example.com", pw).await;
             assert_eq!(res.status(), 200);
             let cookies: Vec<String> = res
@@ -235,7 +235,7 @@ async fn cookies_are_secure_when_configured() {
                     d.name()
                 );
             }
-            if d == Akana {
+            if d == AKANA {
                 // The CSRF cookie stays readable by scripts; the session cookie does not.
                 let csrf = cookies
                     .iter()

@@ -37,7 +37,7 @@ async fn no_secret_of_any_dialect_reaches_trace_logs_or_the_database() {
     assert_eq!(res.status(), 201);
 
     let mut secrets: Vec<String> = vec![admin.into(), CLIENT_SECRET.into(), APP_KEY.into()];
-    for (i, d) in ALL.into_iter().enumerate() {
+    for (i, d) in all().into_iter().enumerate() {
         let old = format!("Leak-Old-Secret-{i}-Qx7");
         let new = format!("Leak-New-Secret-{i}-Zp4");
         let wrong = format!("Leak-Wrong-Guess-{i}-Vb2");

@@ -12,7 +12,7 @@ use crate::security_common::*;
 /// value that token would have).
 fn carried_as(d: Dialect, token: &str) -> Session {
     match d {
-        Akana => {
+        AKANA => {
             let csrf = credgate_dialect::csrf_value(&credgate_core::SecretToken::new(token));
             Session {
                 token: token.to_owned(),
@@ -32,10 +32,10 @@ fn carried_as(d: Dialect, token: &str) -> Session {
 async fn a_session_works_only_in_the_dialect_that_issued_it() {
     let gw = gateway().await;
     let pw = "Bound-Session-Pass-31";
-    for from in ALL {
+    for from in all() {
         let who = user(&gw, &format!("bound.{}@example.com", from.name()), pw).await;
         let issued = login(&gw, from, &who.username, pw).await;
-        for to in ALL.into_iter().filter(|&to| to != from) {
+        for to in all().into_iter().filter(|&to| to != from) {
             let stolen = carried_as(to, &issued.token);
             let a =
                 Answer::of(change(&gw, to, &stolen, &who, pw, "Moved-Elsewhere-77").await).await;
@@ -80,7 +80,7 @@ async fn a_session_works_only_in_the_dialect_that_issued_it() {
 async fn an_etapp_token_in_an_akana_cookie_is_no_akana_session() {
     let gw = gateway().await;
     let who = user(&gw, "cookie.etapp@example.com", "Cookie-Etapp-Pass-1").await;
-    let etapp = login(&gw, Etapp, &who.username, "Cookie-Etapp-Pass-1").await;
+    let etapp = login(&gw, ETAPP, &who.username, "Cookie-Etapp-Pass-1").await;
     let status = |s: Session| {
         gw.http
             .get(gw.at("/api/login/status"))
@@ -90,9 +90,9 @@ async fn an_etapp_token_in_an_akana_cookie_is_no_akana_session() {
             )
             .send()
     };
-    let a = Answer::of(status(carried_as(Akana, &etapp.token)).await.unwrap()).await;
+    let a = Answer::of(status(carried_as(AKANA, &etapp.token)).await.unwrap()).await;
     assert_eq!(a.status, 401, "{a}");
-    let akana = login(&gw, Akana, &who.username, "Cookie-Etapp-Pass-1").await;
+    let akana = login(&gw, AKANA, &who.username, "Cookie-Etapp-Pass-1").await;
     let a = Answer::of(status(akana).await.unwrap()).await;
     assert_eq!(a.status, 200, "the Akana session itself: {a}");
 }
@@ -107,13 +107,13 @@ async fn an_etapp_token_needs_the_app_key_it_was_issued_with() {
     assert_eq!(res.status(), 201);
     let pw = "App-Bound-Pass-42";
     let who = user(&gw, "app.bound@example.com", pw).await;
-    let s = login(&gw, Etapp, &who.username, pw).await;
+    let s = login(&gw, ETAPP, &who.username, pw).await;
     let with_key = |key: &'static str| {
         gw.http
-            .put(gw.at(&Etapp.change_path(&who)))
+            .put(gw.at(&ETAPP.change_path(&who)))
             .bearer_auth(&s.token)
             .header("Et-App-Key", key)
-            .json(&Etapp.change_body(&who, json!(pw), json!("App-Bound-Next-43")))
+            .json(&ETAPP.change_body(&who, json!(pw), json!("App-Bound-Next-43")))
             .send()
     };
     let a = Answer::of(with_key(other_key).await.unwrap()).await;
@@ -325,10 +325,10 @@ async fn logout_and_password_change_end_refresh_tokens() {
     // session is ended by a password change made without it.
     let pw = "Logout-Refresh-Last-9";
     let (oauth_access, oauth_refresh_token) = oauth_login(&gw, CLIENT, &who.username, pw).await;
-    let s = login(&gw, Akana, &who.username, pw).await;
+    let s = login(&gw, AKANA, &who.username, pw).await;
     let res = authed(
         &gw,
-        Akana,
+        AKANA,
         Method::POST,
         "/api/login/logout",
         &s,
@@ -338,7 +338,7 @@ async fn logout_and_password_change_end_refresh_tokens() {
     .await
     .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
-    let a = Answer::of(change(&gw, Akana, &s, &who, pw, "After-Logout-Pass-10").await).await;
+    let a = Answer::of(change(&gw, AKANA, &s, &who, pw, "After-Logout-Pass-10").await).await;
     assert_eq!(a.status, 401, "the logged-out session: {a}");
     assert!(oauth_alive(&gw, &oauth_access).await);
     let (fresh, _) = oauth_login(&gw, CLIENT, &who.username, pw).await;
@@ -491,8 +491,8 @@ async fn issuer_binding_and_refresh_families_hold_across_two_instances_on_postgr
     let (a, b) = (remote(&first.url), remote(&second.url));
 
     // A Crafter session from one instance is no Crayon or OAuth-style session on the other.
-    let crafter = login(&a, Crafter, &who.username, pw).await;
-    for d in [Crayon, Oauth] {
+    let crafter = login(&a, CRAFTER, &who.username, pw).await;
+    for d in [CRAYON, OAUTH] {
         let stolen = carried_as(d, &crafter.token);
         let answer = Answer::of(change(&b, d, &stolen, &who, pw, "Moved-Pg-Pass-2").await).await;
         assert_eq!(answer.status, 401, "{}: {answer}", d.name());
@@ -507,6 +507,6 @@ async fn issuer_binding_and_refresh_families_hold_across_two_instances_on_postgr
     assert_eq!(oauth_refresh(&b, CLIENT, &refresh1).await, Err(400));
     // The Crafter session, another family, lives on.
     let answer =
-        Answer::of(change(&b, Crafter, &crafter, &who, pw, "Changed-Pg-Pass-3").await).await;
+        Answer::of(change(&b, CRAFTER, &crafter, &who, pw, "Changed-Pg-Pass-3").await).await;
     assert_eq!(answer.status, 200, "{answer}");
 }

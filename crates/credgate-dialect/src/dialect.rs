@@ -54,6 +54,11 @@ impl Dialect {
         self.csrf_header.as_deref()
     }
 
+    /// The CSRF cookie's name, its templates rendered.
+    pub fn csrf_cookie(&self) -> Option<&str> {
+        self.csrf_cookie.as_deref()
+    }
+
     /// The answer to canonical error `kind`: the route's own override, else the dialect's.
     pub fn error_response<'a>(
         &'a self,
