@@ -7,6 +7,7 @@ mod core_service;
 mod db_outage;
 mod dialects_cli;
 mod extra_dialect;
+mod faults;
 mod foundation;
 mod import;
 mod listeners;

@@ -93,6 +93,8 @@ pub struct CredentialService {
     pub(crate) code_failures: moka::future::Cache<String, u32>,
     /// Legacy systems unknown users are migrated from (lazy migration), if any.
     pub(crate) legacy: Option<Arc<dyn crate::legacy::LegacyDirectory>>,
+    /// The last readiness probe: when, and whether the database took the write.
+    pub(crate) readiness: std::sync::Mutex<Option<(crate::Timestamp, bool)>>,
 }
 
 impl From<StoreError> for Error {
@@ -148,6 +150,7 @@ impl CredentialService {
             tokens,
             code_failures,
             legacy: None,
+            readiness: std::sync::Mutex::new(None),
         })
     }
 
