@@ -401,6 +401,50 @@ mod tests {
     }
 
     #[test]
+    fn the_shutdown_grace_covers_the_bcrypt_queue_and_one_change_at_the_cost() {
+        let at_12 = Settings::default();
+        // 7 hashes (current, 5 history, new) at 0.5 s, after 30 s of queue.
+        assert_eq!(at_12.longest_hash_job(), Duration::from_millis(3_500));
+        assert_eq!(at_12.shutdown_grace(), Duration::from_millis(33_500));
+        let at_14 = Settings {
+            bcrypt_cost: 14,
+            ..Settings::default()
+        };
+        assert_eq!(at_14.shutdown_grace(), Duration::from_secs(44));
+        let set = Settings {
+            shutdown_grace_secs: 90,
+            ..Settings::default()
+        };
+        assert_eq!(set.shutdown_grace(), Duration::from_secs(90));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is figment's
+    fn timeouts_backlog_and_pool_settings_come_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CREDGATE_LISTEN_BACKLOG", "4096");
+            jail.set_env("CREDGATE_KEEP_ALIVE_SECS", "30");
+            jail.set_env("CREDGATE_SHUTDOWN_GRACE_SECS", "120");
+            jail.set_env("CREDGATE_STORE__STATEMENT_TIMEOUT_MS", "2500");
+            jail.set_env("CREDGATE_STORE__WAL_AUTOCHECKPOINT_PAGES", "100");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(
+                (s.listen_backlog, s.keep_alive_secs, s.shutdown_grace_secs),
+                (4096, 30, 120)
+            );
+            let opts = crate::app::store_options(&s);
+            assert_eq!(
+                (opts.statement_timeout_ms, opts.wal_autocheckpoint_pages),
+                (2500, 100)
+            );
+            jail.set_env("CREDGATE_LISTEN_BACKLOG", "0");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("listen_backlog"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn debug_output_redacts_the_admin_token() {
         let s = Settings {
             admin_token: Some(SecretToken::new("super-secret-admin-token")),
