@@ -125,10 +125,12 @@ impl CredentialService {
         Ok(self.store.audit_log(query).await?)
     }
 
-    /// Whether the database accepts writes: a real write (the heartbeat row), at most once per
-    /// [`READY_PROBE_SECS`]; in between the last result is served from memory. A change of the
+    /// Whether the database answers and accepts writes: a trivial query on every call (an
+    /// outage shows at once), and a real write (the heartbeat row) at most once per
+    /// [`READY_PROBE_SECS`], its result served from memory in between. A change of the write
     /// answer is logged, and published as the `credgate_store_writable` gauge.
     pub async fn ready(&self) -> Result<(), Error> {
+        self.store.ping().await?;
         let now = self.clock.now();
         let cached = *self.readiness.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, ok)) = cached {
