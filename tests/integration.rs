@@ -7,6 +7,7 @@ mod db_outage;
 mod dialects_cli;
 mod examples;
 mod extra_dialect;
+mod faults;
 mod foundation;
 mod import;
 mod listeners;

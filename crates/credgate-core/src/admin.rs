@@ -125,10 +125,42 @@ impl CredentialService {
         Ok(self.store.audit_log(query).await?)
     }
 
+    /// Whether the database answers and accepts writes: a trivial query on every call (an
+    /// outage shows at once), and a real write (the heartbeat row) at most once per
+    /// [`READY_PROBE_SECS`], its result served from memory in between. A change of the write
+    /// answer is logged, and published as the `credgate_store_writable` gauge.
     pub async fn ready(&self) -> Result<(), Error> {
-        Ok(self.store.ping().await?)
+        self.store.ping().await?;
+        let now = self.clock.now();
+        let cached = *self.readiness.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, ok)) = cached {
+            if (at..at + READY_PROBE_SECS).contains(&now) {
+                return if ok { Ok(()) } else { Err(Error::Unavailable) };
+            }
+        }
+        let result = self.store.heartbeat(now).await;
+        let ok = result.is_ok();
+        let before = self
+            .readiness
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace((now, ok));
+        if before.map(|(_, was)| was) != Some(ok) {
+            if ok {
+                tracing::info!("database accepts writes: ready");
+            } else if let Err(e) = &result {
+                tracing::error!(error = %e, "database refuses writes: not ready (/readyz 503)");
+            }
+            if self.config.record_metrics {
+                metrics::gauge!("credgate_store_writable").set(if ok { 1.0 } else { 0.0 });
+            }
+        }
+        Ok(result?)
     }
 }
+
+/// How long a readiness answer is reused before the heartbeat row is written again.
+pub const READY_PROBE_SECS: i64 = 2;
 
 /// Identifiers: non-empty, at most 256 bytes, no control characters, not padded with spaces.
 pub(crate) fn is_clean_name(s: &str) -> bool {

@@ -94,6 +94,8 @@ pub struct CredentialService {
     pub(crate) code_failures: moka::future::Cache<String, u32>,
     /// Legacy systems unknown users are migrated from (lazy migration), if any.
     pub(crate) upstream: Option<Arc<dyn crate::upstream::UpstreamDirectory>>,
+    /// The last readiness probe: when, and whether the database took the write.
+    pub(crate) readiness: std::sync::Mutex<Option<(crate::Timestamp, bool)>>,
 }
 
 impl From<StoreError> for Error {
@@ -149,6 +151,7 @@ impl CredentialService {
             tokens,
             code_failures,
             upstream: None,
+            readiness: std::sync::Mutex::new(None),
         })
     }
 

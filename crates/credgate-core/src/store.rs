@@ -172,6 +172,9 @@ pub trait AuditLog: Send + Sync {
 pub trait Health: Send + Sync {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Rewrites the heartbeat row with `now`: succeeds only while the database accepts writes
+    /// (a full disk or a read-only database fails it where `ping` still passes).
+    async fn heartbeat(&self, now: Timestamp) -> Result<(), StoreError>;
 }
 
 /// Everything the core needs, in one object.

@@ -98,6 +98,14 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
         max_connections: settings.store.max_connections,
         busy_timeout_ms: settings.store.busy_timeout_ms,
         auto_migrate: settings.store.auto_migrate,
+        max_lifetime_secs: settings.store.max_lifetime_secs,
+        idle_timeout_secs: settings.store.idle_timeout_secs,
+        test_before_acquire: settings.store.test_before_acquire,
+        statement_timeout_ms: settings.store.statement_timeout_ms,
+        idle_in_transaction_timeout_ms: settings.store.idle_in_transaction_timeout_ms,
+        wal_autocheckpoint_pages: settings.store.wal_autocheckpoint_pages,
+        journal_size_limit_bytes: settings.store.journal_size_limit_bytes,
+        checkpoint_interval_secs: settings.store.checkpoint_interval_secs,
     }
 }
 
@@ -203,10 +211,19 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// 200 while the database takes writes (a heartbeat row rewritten at most every few
+/// seconds), else 503 naming the failing dependency, with `Retry-After`.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.core.ready().await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Err(e) => problem::problem(&e),
+        Err(_) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .insert_header(("Cache-Control", "no-store"))
+            .json(json!({
+                "status": "unavailable",
+                "failing": ["database"],
+                "detail": "the database does not accept writes",
+            })),
     }
 }
 
@@ -252,11 +269,41 @@ pub fn serve(
             .configure(|cfg| configure(cfg, max_body))
     })
     .workers(workers)
+    .keep_alive(match settings.keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        secs => std::time::Duration::from_secs(secs).into(),
+    })
+    .client_request_timeout(std::time::Duration::from_millis(
+        settings.client_request_timeout_ms,
+    ))
+    .shutdown_timeout(settings.shutdown_grace().as_secs_f64().ceil() as u64)
     .listen(listener)?;
     for (extra, _) in extra {
         server = server.listen(extra)?;
     }
     Ok(server.run())
+}
+
+/// Says how long a shutdown waits, and warns when a configured grace is shorter than one
+/// request's bcrypt work: SIGTERM would then cut off accepted password changes.
+fn log_shutdown_grace(settings: &Settings) {
+    let grace = settings.shutdown_grace();
+    let longest = settings.longest_hash_job();
+    tracing::info!(
+        grace_secs = grace.as_secs_f64().ceil(),
+        longest_hash_job_ms = longest.as_millis() as u64,
+        "shutdown waits for requests in flight"
+    );
+    if grace < longest + crate::settings::QUEUE_ALLOWANCE {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            needed_secs = (longest + crate::settings::QUEUE_ALLOWANCE)
+                .as_secs_f64()
+                .ceil(),
+            "shutdown_grace_secs is shorter than the bcrypt work one queued request may need \
+             at this bcrypt_cost: SIGTERM may cut requests off"
+        );
+    }
 }
 
 /// Everything `credgate serve` does after reading its configuration.
@@ -273,7 +320,14 @@ pub async fn run_with(
     if let Some(runner) = runner {
         state.reloader.install(runner);
     }
-    let listener = TcpListener::bind(&settings.listen)?;
+    let listener = listeners::bind(&settings.listen, settings.listen_backlog).map_err(|e| {
+        StartError::Listen {
+            key: "listen".into(),
+            addr: settings.listen.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    log_shutdown_grace(&settings);
     reload::reload_on_sighup(state.clone());
     tracing::info!(listen = %settings.listen, dialects = ?state.dialects().dialects().iter().map(|d| d.name.clone()).collect::<Vec<_>>(), "credgate serving");
     serve(listener, state, &settings)?.await?;

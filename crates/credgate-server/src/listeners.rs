@@ -94,7 +94,7 @@ pub fn bind_extra(settings: &Settings) -> Result<Vec<(TcpListener, Role)>, Start
         .into_iter()
         .map(|(addr, role, key)| {
             tracing::info!(%addr, ?role, "listening");
-            TcpListener::bind(&addr)
+            bind(&addr, settings.listen_backlog)
                 .map(|l| (l, role))
                 .map_err(|e| StartError::Listen {
                     key,
@@ -103,6 +103,33 @@ pub fn bind_extra(settings: &Settings) -> Result<Vec<(TcpListener, Role)>, Start
                 })
         })
         .collect()
+}
+
+/// A listening socket on `addr` (the first of its resolved addresses that binds) whose queue
+/// of connections not yet accepted holds `backlog` (the kernel caps it at
+/// `net.core.somaxconn`). `std::net::TcpListener::bind` always asks for 128: a burst of new
+/// connections beyond that waits a second for the client's SYN retry.
+pub fn bind(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut last = None;
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(addr)? {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // As std does: a restart may rebind while old connections sit in TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        let listening = socket
+            .bind(&addr.into())
+            .and_then(|()| socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX)));
+        match listening {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 /// Which role each bound address plays.

@@ -6,8 +6,8 @@
 //! On the main listener `/metrics` needs the admin token (it faces clients); on its own
 //! listener (`[metrics] listen`) it is open, for a scraper on a private address.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -44,8 +44,33 @@ const BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Installs the process-wide recorder once; `None` when another recorder was there first.
+/// How often histogram samples are folded into their buckets. The recorder keeps every sample
+/// until then (about 20 bytes each): left to scrapes alone, memory grows without bound while
+/// nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Installs the process-wide recorder once, with its upkeep thread; `None` when another
+/// recorder was there first.
 pub fn install() -> Option<&'static PrometheusHandle> {
+    static UPKEEP: Once = Once::new();
+    let handle = recorder();
+    if let Some(handle) = handle {
+        UPKEEP.call_once(|| {
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    handle.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "metrics upkeep thread not started");
+            }
+        });
+    }
+    handle
+}
+
+fn recorder() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let installed = PrometheusBuilder::new()
@@ -92,6 +117,10 @@ fn describe() {
     describe_counter!(
         "credgate_password_changes_total",
         "Password changes by canonical outcome"
+    );
+    describe_gauge!(
+        "credgate_store_writable",
+        "1 while the database accepts the readiness probe's write, 0 while it refuses it"
     );
     describe_counter!(
         "credgate_rate_limited_total",

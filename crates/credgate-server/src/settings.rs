@@ -24,6 +24,15 @@ pub struct Settings {
     pub hash_nice: i32,
     /// HTTP worker threads; 0 means one per CPU.
     pub workers: usize,
+    /// Pending-connection queue of every listener (main, per-dialect, metrics).
+    pub listen_backlog: u32,
+    /// How long an idle kept-alive client connection stays open, in seconds (0: no keep-alive).
+    pub keep_alive_secs: u64,
+    /// How long a client may take to send a request's head (line and headers), in ms.
+    pub client_request_timeout_ms: u64,
+    /// How long SIGTERM/SIGINT waits for requests in flight, in seconds; 0: derived from the
+    /// bcrypt cost (see [`Settings::shutdown_grace`]).
+    pub shutdown_grace_secs: u64,
     pub token_ttl_secs: u64,
     pub client_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
@@ -107,6 +116,19 @@ pub struct StoreSettings {
     pub max_connections: u32,
     pub busy_timeout_ms: u64,
     pub auto_migrate: bool,
+    pub max_lifetime_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub test_before_acquire: bool,
+    /// PostgreSQL only.
+    pub statement_timeout_ms: u64,
+    /// PostgreSQL only.
+    pub idle_in_transaction_timeout_ms: u64,
+    /// SQLite only.
+    pub wal_autocheckpoint_pages: u32,
+    /// SQLite only.
+    pub journal_size_limit_bytes: i64,
+    /// SQLite only.
+    pub checkpoint_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -126,10 +148,19 @@ pub struct DialectSettings {
 
 impl Default for StoreSettings {
     fn default() -> Self {
+        let d = credgate_store::StoreOptions::default();
         Self {
             max_connections: 8,
             busy_timeout_ms: 5_000,
             auto_migrate: true,
+            max_lifetime_secs: d.max_lifetime_secs,
+            idle_timeout_secs: d.idle_timeout_secs,
+            test_before_acquire: d.test_before_acquire,
+            statement_timeout_ms: d.statement_timeout_ms,
+            idle_in_transaction_timeout_ms: d.idle_in_transaction_timeout_ms,
+            wal_autocheckpoint_pages: d.wal_autocheckpoint_pages,
+            journal_size_limit_bytes: d.journal_size_limit_bytes,
+            checkpoint_interval_secs: d.checkpoint_interval_secs,
         }
     }
 }
@@ -144,6 +175,10 @@ impl Default for Settings {
             hash_threads: 0,
             hash_nice: 10,
             workers: 0,
+            listen_backlog: 2048,
+            keep_alive_secs: 75,
+            client_request_timeout_ms: 5_000,
+            shutdown_grace_secs: 0,
             token_ttl_secs: 3600,
             client_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
@@ -174,6 +209,10 @@ const ENV_KEYS: &[&str] = &[
     "hash_threads",
     "hash_nice",
     "workers",
+    "listen_backlog",
+    "keep_alive_secs",
+    "client_request_timeout_ms",
+    "shutdown_grace_secs",
     "token_ttl_secs",
     "client_token_ttl_secs",
     "refresh_token_ttl_secs",
@@ -191,6 +230,10 @@ const ENV_KEYS: &[&str] = &[
     "metrics",
     "upstreams",
 ];
+
+/// The bcrypt queue a request accepted just before SIGTERM may wait behind, in the derived
+/// shutdown grace: the bcrypt pool's work of a burst of password changes.
+pub const QUEUE_ALLOWANCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -246,6 +289,12 @@ impl Settings {
         if self.body_timeout_ms == 0 {
             return bad("body_timeout_ms must be positive");
         }
+        if self.listen_backlog == 0 || self.listen_backlog > i32::MAX as u32 {
+            return bad("listen_backlog must be between 1 and 2147483647");
+        }
+        if self.client_request_timeout_ms == 0 {
+            return bad("client_request_timeout_ms must be positive");
+        }
         if self.token_ttl_secs == 0
             || self.client_token_ttl_secs == 0
             || self.refresh_token_ttl_secs == 0
@@ -275,6 +324,26 @@ impl Settings {
         crate::listeners::validate_mounts(&self.dialects.mount).map_err(ConfigError)?;
         crate::upstream::validate(&self.upstreams).map_err(ConfigError)?;
         self.policy.validate().map_err(ConfigError)
+    }
+
+    /// The longest one request keeps bcrypt busy at the configured cost: a password change
+    /// verifies the current password, compares the new one with up to `policy.history` earlier
+    /// hashes and hashes it. One hash at cost 12 takes about 0.25 s on a current server core;
+    /// 0.5 s is assumed, and each cost step doubles it.
+    pub fn longest_hash_job(&self) -> Duration {
+        let hashes = 2 + self.policy.history as u64;
+        let per_hash_ms = (500.0 * 2f64.powi(self.bcrypt_cost as i32 - 12)).ceil() as u64;
+        Duration::from_millis(hashes.saturating_mul(per_hash_ms))
+    }
+
+    /// How long a shutdown waits for requests in flight: `shutdown_grace_secs`, or when 0,
+    /// [`QUEUE_ALLOWANCE`] for the bcrypt queue ahead of a request plus its own
+    /// [`Settings::longest_hash_job`].
+    pub fn shutdown_grace(&self) -> Duration {
+        match self.shutdown_grace_secs {
+            0 => QUEUE_ALLOWANCE + self.longest_hash_job(),
+            secs => Duration::from_secs(secs),
+        }
     }
 
     pub fn core_config(&self) -> CoreConfig {
@@ -346,6 +415,50 @@ mod tests {
             jail.set_env("CREDGATE_BCRYPT_COST", "eleven");
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.to_lowercase().contains("bcrypt_cost"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_shutdown_grace_covers_the_bcrypt_queue_and_one_change_at_the_cost() {
+        let at_12 = Settings::default();
+        // 7 hashes (current, 5 history, new) at 0.5 s, after 30 s of queue.
+        assert_eq!(at_12.longest_hash_job(), Duration::from_millis(3_500));
+        assert_eq!(at_12.shutdown_grace(), Duration::from_millis(33_500));
+        let at_14 = Settings {
+            bcrypt_cost: 14,
+            ..Settings::default()
+        };
+        assert_eq!(at_14.shutdown_grace(), Duration::from_secs(44));
+        let set = Settings {
+            shutdown_grace_secs: 90,
+            ..Settings::default()
+        };
+        assert_eq!(set.shutdown_grace(), Duration::from_secs(90));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is figment's
+    fn timeouts_backlog_and_pool_settings_come_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CREDGATE_LISTEN_BACKLOG", "4096");
+            jail.set_env("CREDGATE_KEEP_ALIVE_SECS", "30");
+            jail.set_env("CREDGATE_SHUTDOWN_GRACE_SECS", "120");
+            jail.set_env("CREDGATE_STORE__STATEMENT_TIMEOUT_MS", "2500");
+            jail.set_env("CREDGATE_STORE__WAL_AUTOCHECKPOINT_PAGES", "100");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(
+                (s.listen_backlog, s.keep_alive_secs, s.shutdown_grace_secs),
+                (4096, 30, 120)
+            );
+            let opts = crate::app::store_options(&s);
+            assert_eq!(
+                (opts.statement_timeout_ms, opts.wal_autocheckpoint_pages),
+                (2500, 100)
+            );
+            jail.set_env("CREDGATE_LISTEN_BACKLOG", "0");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("listen_backlog"), "{e}");
             Ok(())
         });
     }

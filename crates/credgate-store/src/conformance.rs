@@ -1575,6 +1575,13 @@ pub async fn ping(store: &dyn Store) {
     store.ping().await.unwrap();
 }
 
+/// The readiness probe's write succeeds, again and again, on a writable database.
+pub async fn heartbeat(store: &dyn Store) {
+    store.heartbeat(T0).await.unwrap();
+    store.heartbeat(T0 + 1).await.unwrap();
+    store.heartbeat(T0 + 1).await.unwrap();
+}
+
 /// Failure counters: count within a window, restart after it, clear on demand.
 pub async fn attempt_counters(store: &dyn Store) {
     assert_eq!(store.failures("user:a", T0, 900).await.unwrap(), (0, T0));

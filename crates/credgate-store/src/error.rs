@@ -24,8 +24,9 @@ pub(crate) fn map(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// Lock contention beyond the busy timeout, a full disk, an unopenable or failing file, a lost
-/// or refused PostgreSQL connection, a server shutting down.
+/// Lock contention beyond the busy timeout, a full disk, memory exhausted, an unopenable or
+/// failing file, a lost or refused PostgreSQL connection, a server shutting down, a statement
+/// cancelled by `statement_timeout`: all pass once the resource comes back.
 fn is_transient(db: &dyn DatabaseError) -> bool {
     if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
         // Extended result code; the primary code is its low byte.
@@ -34,17 +35,20 @@ fn is_transient(db: &dyn DatabaseError) -> bool {
             .and_then(|c| c.parse::<i32>().ok())
             .unwrap_or(0)
             & 0xff;
-        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
-        return matches!(code, 5 | 6 | 10 | 13 | 14);
+        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_IOERR (every extended IOERR_*),
+        // SQLITE_FULL, SQLITE_CANTOPEN
+        return matches!(code, 5 | 6 | 7 | 10 | 13 | 14);
     }
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        // Class 08 connection exception, 53 insufficient resources, 57P0x operator intervention
-        // (shutdown, crash), 55P03 lock_not_available (`lock_timeout`, the busy timeout's twin).
+        // Class 08 connection exception, 53 insufficient resources (53100 disk_full, 53200
+        // out_of_memory, 53300 too_many_connections), 57P0x operator intervention (shutdown,
+        // crash), 57014 query_canceled (`statement_timeout`), 55P03 lock_not_available
+        // (`lock_timeout`, the busy timeout's twin), 25P03 idle_in_transaction_session_timeout.
         let code = pg.code();
         return code.starts_with("08")
             || code.starts_with("53")
             || code.starts_with("57P0")
-            || code == "55P03";
+            || matches!(code, "57014" | "55P03" | "25P03");
     }
     false
 }

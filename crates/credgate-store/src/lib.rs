@@ -24,7 +24,7 @@ pub mod conformance;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-/// How a store connects; the same for every backend.
+/// How a store connects. Keys named after one backend are ignored by the other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Upper bound of the connection pool (at least 1 is used).
@@ -35,6 +35,28 @@ pub struct StoreOptions {
     pub busy_timeout_ms: u64,
     /// Apply pending migrations when the store opens.
     pub auto_migrate: bool,
+    /// A pooled connection is closed and replaced after this long (0: never).
+    pub max_lifetime_secs: u64,
+    /// An idle pooled connection is closed after this long (0: never).
+    pub idle_timeout_secs: u64,
+    /// Check a pooled connection with a round trip before handing it out, so a connection the
+    /// server dropped (a PostgreSQL restart) is replaced instead of failing a request.
+    pub test_before_acquire: bool,
+    /// PostgreSQL `statement_timeout`: a statement running longer is cancelled and the request
+    /// answered `Unavailable` (0: no limit).
+    pub statement_timeout_ms: u64,
+    /// PostgreSQL `idle_in_transaction_session_timeout`: a session idle inside a transaction
+    /// this long is ended by the server, releasing its locks (0: no limit).
+    pub idle_in_transaction_timeout_ms: u64,
+    /// SQLite `wal_autocheckpoint`: the write-ahead log is checkpointed into the database once
+    /// it holds this many pages (0: only the periodic checkpoint).
+    pub wal_autocheckpoint_pages: u32,
+    /// SQLite `journal_size_limit`: after a checkpoint the write-ahead log is cut back to at
+    /// most this many bytes (negative: never).
+    pub journal_size_limit_bytes: i64,
+    /// SQLite: a full checkpoint that also truncates the write-ahead log runs this often
+    /// (0: never), so a quiet database gives its log's disk space back.
+    pub checkpoint_interval_secs: u64,
 }
 
 impl Default for StoreOptions {
@@ -43,6 +65,14 @@ impl Default for StoreOptions {
             max_connections: 8,
             busy_timeout_ms: 5_000,
             auto_migrate: true,
+            max_lifetime_secs: 30 * 60,
+            idle_timeout_secs: 10 * 60,
+            test_before_acquire: true,
+            statement_timeout_ms: 5_000,
+            idle_in_transaction_timeout_ms: 10_000,
+            wal_autocheckpoint_pages: 256,
+            journal_size_limit_bytes: 4 * 1024 * 1024,
+            checkpoint_interval_secs: 60,
         }
     }
 }
@@ -110,4 +140,9 @@ pub async fn migrate(database_url: &str) -> Result<(), StoreError> {
             result
         }
     }
+}
+
+/// `secs` as a pool duration; 0 means none.
+fn optional_secs(secs: u64) -> Option<std::time::Duration> {
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }

@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error;
-use crate::StoreOptions;
+use crate::{optional_secs, StoreOptions};
 
 #[path = "../shared/attempts.rs"]
 mod attempts;
@@ -72,10 +72,36 @@ impl PgStore {
             .parse()
             .map_err(|_| StoreError::Backend("the PostgreSQL URL cannot be parsed".into()))?;
         let wait_ms = opts.busy_timeout_ms.max(100);
-        let options = options.options([("lock_timeout", format!("{wait_ms}ms"))]);
+        let options = options.options([
+            ("lock_timeout", format!("{wait_ms}ms")),
+            (
+                "statement_timeout",
+                format!("{}ms", opts.statement_timeout_ms),
+            ),
+            (
+                "idle_in_transaction_session_timeout",
+                format!("{}ms", opts.idle_in_transaction_timeout_ms),
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(Duration::from_millis(wait_ms))
+            .max_lifetime(optional_secs(opts.max_lifetime_secs))
+            .idle_timeout(optional_secs(opts.idle_timeout_secs))
+            .test_before_acquire(opts.test_before_acquire)
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A failed COMMIT must not hand the next request a connection still inside
+                    // a transaction.
+                    let clean = !conn.is_in_transaction();
+                    if !clean {
+                        tracing::warn!(
+                            "discarding a database connection left inside a transaction"
+                        );
+                    }
+                    Ok(clean)
+                })
+            })
             .connect_lazy_with(options);
         let store = Self { pool };
         if opts.auto_migrate {
@@ -114,12 +140,15 @@ impl PgStore {
 }
 
 /// Runs the migrator on `conn`. Waiting for another instance's migration is not a lock wait to
-/// cut short: `lock_timeout` is lifted for this session.
+/// cut short, and building an index on a large table may take long: `lock_timeout` and
+/// `statement_timeout` are lifted for this session.
 async fn migrate_on(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SET lock_timeout = 0")
-        .execute(&mut *conn)
-        .await
-        .map_err(error::map)?;
+    for lift in ["SET lock_timeout = 0", "SET statement_timeout = 0"] {
+        sqlx::query(lift)
+            .execute(&mut *conn)
+            .await
+            .map_err(error::map)?;
+    }
     MIGRATOR.run_direct(conn).await.map_err(|e| match e {
         sqlx::migrate::MigrateError::Execute(e) => error::map(e),
         other => StoreError::Backend(format!("migration failed: {other}")),

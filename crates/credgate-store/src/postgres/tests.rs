@@ -119,6 +119,7 @@ conformance!(
     clients_and_apps,
     audit_log_queries,
     ping,
+    heartbeat,
     resets_insert_find,
     resets_replace_outstanding,
     reset_consumed_once,

@@ -1,4 +1,4 @@
-//! The store's liveness check.
+//! The store's liveness check and the readiness probe's write.
 //!
 //! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with its
 //! `pool`).
@@ -19,4 +19,17 @@ impl Health for Backend {
             .map_err(error::map)?;
         Ok(())
     }
+
+    async fn heartbeat(&self, now: credgate_core::Timestamp) -> Result<(), StoreError> {
+        sqlx::query(HEARTBEAT)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(error::map)?;
+        Ok(())
+    }
 }
+
+/// The readiness probe's write: one row, rewritten.
+const HEARTBEAT: &str = "INSERT INTO heartbeat (name, beat_at) VALUES ('readiness', $1) \
+     ON CONFLICT (name) DO UPDATE SET beat_at = excluded.beat_at";

@@ -5,15 +5,16 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use credgate_core::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
 
 use crate::error;
-use crate::StoreOptions;
+use crate::{optional_secs, StoreOptions};
 
 #[path = "../shared/attempts.rs"]
 mod attempts;
@@ -59,6 +60,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The periodic checkpoint runs while a clone of this store exists.
+    alive: Arc<()>,
 }
 
 impl SqliteStore {
@@ -81,22 +84,33 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_millis(opts.busy_timeout_ms));
-        let mut pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-        pool = if target.in_memory {
-            // Each connection would otherwise see its own empty database, and the database
-            // vanishes with its last connection: keep exactly one, forever.
-            pool.max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            pool.max_connections(opts.max_connections.max(1))
+            .busy_timeout(Duration::from_millis(opts.busy_timeout_ms))
+            .pragma(
+                "wal_autocheckpoint",
+                opts.wal_autocheckpoint_pages.to_string(),
+            )
+            .pragma(
+                "journal_size_limit",
+                opts.journal_size_limit_bytes.to_string(),
+            );
+        let pool = pool_options(opts, target.in_memory)
+            .connect_with(options)
+            .await
+            .map_err(error::map)?;
+        let store = Self {
+            pool,
+            alive: Arc::new(()),
         };
-        let pool = pool.connect_with(options).await.map_err(error::map)?;
-        let store = Self { pool };
         if opts.auto_migrate {
             store.migrate().await?;
+        }
+        if !target.in_memory && opts.checkpoint_interval_secs > 0 {
+            let every = Duration::from_secs(opts.checkpoint_interval_secs);
+            tokio::spawn(checkpoint_regularly(
+                store.pool.clone(),
+                Arc::downgrade(&store.alive),
+                every,
+            ));
         }
         Ok(store)
     }
@@ -125,6 +139,60 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(error::map)
+    }
+}
+
+/// The pool: explicit lifetimes, and no connection goes back into it inside a transaction.
+fn pool_options(opts: &StoreOptions, in_memory: bool) -> SqlitePoolOptions {
+    let pool = SqlitePoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(opts.test_before_acquire)
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                // A failed COMMIT or ROLLBACK (a full disk, an I/O error) can leave the
+                // connection inside a transaction, or sqlx believing it is: the next BEGIN on it
+                // would fail for good. The round trip runs after the rollback a dropped
+                // transaction queued, so the depth read next is settled.
+                let settled = conn.ping().await.is_ok();
+                let clean = settled && !conn.is_in_transaction();
+                if !clean {
+                    tracing::warn!("discarding a database connection left inside a transaction");
+                }
+                Ok(clean)
+            })
+        });
+    if in_memory {
+        // Each connection would otherwise see its own empty database, and the database
+        // vanishes with its last connection: keep exactly one, forever.
+        pool.max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool.max_connections(opts.max_connections.max(1))
+            .max_lifetime(optional_secs(opts.max_lifetime_secs))
+            .idle_timeout(optional_secs(opts.idle_timeout_secs))
+    }
+}
+
+/// Copies the write-ahead log into the database and truncates it, every `every`, until the
+/// store is gone: a quiet database gives the log's disk space back. A failure (a full disk, a
+/// long reader) is retried at the next tick.
+async fn checkpoint_regularly(pool: SqlitePool, alive: Weak<()>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if alive.strong_count() == 0 || pool.is_closed() {
+            return;
+        }
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %err, "periodic checkpoint failed");
+        }
     }
 }
 

@@ -65,6 +65,7 @@ conformance!(
     clients_and_apps,
     audit_log_queries,
     ping,
+    heartbeat,
     resets_insert_find,
     resets_replace_outstanding,
     reset_consumed_once,
@@ -365,4 +366,25 @@ async fn error_messages_carry_no_bound_values() {
         .unwrap_err();
     assert!(!err.to_string().contains("SECRETHASHVALUE"));
     assert!(matches!(err, StoreError::Duplicate(ref what) if what == "username"));
+}
+
+/// A database that answers reads but refuses writes fails the heartbeat, not the ping: the
+/// readiness probe is a real write.
+#[tokio::test]
+async fn a_read_only_database_fails_the_heartbeat_but_not_the_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    let writable = crate::open(path.to_str().unwrap(), &StoreOptions::default())
+        .await
+        .unwrap();
+    writable.heartbeat(1_700_000_000).await.unwrap();
+    drop(writable);
+    let opts = StoreOptions {
+        auto_migrate: false,
+        ..StoreOptions::default()
+    };
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let read_only = SqliteStore::open(&url, &opts).await.unwrap();
+    read_only.ping().await.unwrap();
+    assert!(read_only.heartbeat(1_700_000_001).await.is_err());
 }
