@@ -94,19 +94,7 @@ pub fn load_options(settings: &Settings) -> LoadOptions {
 }
 
 pub fn store_options(settings: &Settings) -> StoreOptions {
-    StoreOptions {
-        max_connections: settings.store.max_connections,
-        busy_timeout_ms: settings.store.busy_timeout_ms,
-        auto_migrate: settings.store.auto_migrate,
-        max_lifetime_secs: settings.store.max_lifetime_secs,
-        idle_timeout_secs: settings.store.idle_timeout_secs,
-        test_before_acquire: settings.store.test_before_acquire,
-        statement_timeout_ms: settings.store.statement_timeout_ms,
-        idle_in_transaction_timeout_ms: settings.store.idle_in_transaction_timeout_ms,
-        wal_autocheckpoint_pages: settings.store.wal_autocheckpoint_pages,
-        journal_size_limit_bytes: settings.store.journal_size_limit_bytes,
-        checkpoint_interval_secs: settings.store.checkpoint_interval_secs,
-    }
+    settings.store.clone()
 }
 
 /// Opens the store and builds the core, as `serve` and the CLI commands do.

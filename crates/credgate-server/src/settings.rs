@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use credgate_core::{CoreConfig, LimitConfig, PolicyConfig, SecretToken};
+use credgate_store::StoreOptions;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
@@ -50,7 +51,7 @@ pub struct Settings {
     pub policy: PolicyConfig,
     /// Guessing limits on password checks.
     pub limits: LimitConfig,
-    pub store: StoreSettings,
+    pub store: StoreOptions,
     pub dialects: DialectSettings,
     pub reset: ResetSettings,
     pub cookies: CookieSettings,
@@ -110,27 +111,6 @@ pub struct CookieSettings {
     pub secure: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreSettings {
-    pub max_connections: u32,
-    pub busy_timeout_ms: u64,
-    pub auto_migrate: bool,
-    pub max_lifetime_secs: u64,
-    pub idle_timeout_secs: u64,
-    pub test_before_acquire: bool,
-    /// PostgreSQL only.
-    pub statement_timeout_ms: u64,
-    /// PostgreSQL only.
-    pub idle_in_transaction_timeout_ms: u64,
-    /// SQLite only.
-    pub wal_autocheckpoint_pages: u32,
-    /// SQLite only.
-    pub journal_size_limit_bytes: i64,
-    /// SQLite only.
-    pub checkpoint_interval_secs: u64,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DialectSettings {
@@ -144,25 +124,6 @@ pub struct DialectSettings {
     pub csrf: BTreeMap<String, bool>,
     /// Per-dialect listener and path prefix, e.g. `[dialects.mount.akana] prefix = "/akana"`.
     pub mount: BTreeMap<String, crate::listeners::MountSettings>,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        let d = credgate_store::StoreOptions::default();
-        Self {
-            max_connections: 8,
-            busy_timeout_ms: 5_000,
-            auto_migrate: true,
-            max_lifetime_secs: d.max_lifetime_secs,
-            idle_timeout_secs: d.idle_timeout_secs,
-            test_before_acquire: d.test_before_acquire,
-            statement_timeout_ms: d.statement_timeout_ms,
-            idle_in_transaction_timeout_ms: d.idle_in_transaction_timeout_ms,
-            wal_autocheckpoint_pages: d.wal_autocheckpoint_pages,
-            journal_size_limit_bytes: d.journal_size_limit_bytes,
-            checkpoint_interval_secs: d.checkpoint_interval_secs,
-        }
-    }
 }
 
 impl Default for Settings {
@@ -189,7 +150,7 @@ impl Default for Settings {
             log_level: "info".into(),
             policy: PolicyConfig::default(),
             limits: LimitConfig::default(),
-            store: StoreSettings::default(),
+            store: StoreOptions::default(),
             dialects: DialectSettings::default(),
             reset: ResetSettings::default(),
             cookies: CookieSettings::default(),

@@ -24,8 +24,10 @@ pub mod conformance;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-/// How a store connects. Keys named after one backend are ignored by the other.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a store connects (the `[store]` table of the configuration). Keys named after one
+/// backend are ignored by the other.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreOptions {
     /// Upper bound of the connection pool (at least 1 is used).
     pub max_connections: u32,
