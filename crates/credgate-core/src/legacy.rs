@@ -129,15 +129,4 @@ impl CredentialService {
             Err(e) => Err(e.into()),
         }
     }
-
-    /// A reset for a user unknown here: the legacy system's own reset, where it has one.
-    pub(crate) async fn legacy_reset(&self, username: &str) -> Result<&'static str, Error> {
-        let Some(legacy) = &self.legacy else {
-            return Ok("unknown_user");
-        };
-        Ok(match legacy.request_reset(username).await? {
-            LegacyReset::Forwarded { .. } => "forwarded_to_upstream",
-            LegacyReset::Unsupported => "unknown_user",
-        })
-    }
 }

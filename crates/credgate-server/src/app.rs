@@ -25,6 +25,8 @@ pub struct AppState {
     pub reloader: reload::Reloader,
     /// Client dialects answered by a passthrough upstream, if any are configured.
     pub passthrough: Option<Arc<crate::upstream::Passthrough>>,
+    /// Proxies whose forwarding headers name the client address.
+    pub proxies: crate::client_addr::TrustedProxies,
 }
 
 impl AppState {
@@ -115,7 +117,10 @@ async fn build_core_with(
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let notifier = crate::notify::from_settings(&settings.reset)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = CredentialService::new(store, clock, notifier, settings.core_config())?;
+    let mut config = settings.core_config();
+    config.digest_key = crate::digest_key::load(settings)
+        .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
+    let core = CredentialService::new(store, clock, notifier, config)?;
     Ok(Arc::new(match legacy {
         Some(legacy) => core.with_legacy(legacy),
         None => core,
@@ -146,6 +151,8 @@ pub async fn build_state_with(
         max_body: settings.max_body_bytes,
         reloader: reload::Reloader::new(settings.clone()),
         passthrough: upstreams.passthrough,
+        proxies: crate::client_addr::TrustedProxies::parse(&settings.limits.trusted_proxies)
+            .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?,
     }))
 }
 

@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod app;
+pub mod client_addr;
+pub mod digest_key;
 mod dispatch;
 pub mod listeners;
 pub mod metrics;

@@ -44,6 +44,11 @@ pub struct Settings {
     pub metrics: crate::metrics::MetricsSettings,
     /// Legacy vendor APIs credgate calls as a client (`[[upstreams]]`).
     pub upstreams: Vec<crate::upstream::UpstreamSettings>,
+    /// The key of reset-token and code digests, as hex (usually `CREDGATE_DIGEST_KEY`); wins
+    /// over `digest_key_file`.
+    pub digest_key: Option<SecretToken>,
+    /// Where the digest key is kept; generated (mode 0600) on first start when missing.
+    pub digest_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -146,6 +151,8 @@ impl Default for Settings {
             reset: ResetSettings::default(),
             metrics: Default::default(),
             upstreams: Vec::new(),
+            digest_key: None,
+            digest_key_file: PathBuf::from("./data/digest.key"),
         }
     }
 }
@@ -174,6 +181,8 @@ const ENV_KEYS: &[&str] = &[
     "reset",
     "metrics",
     "upstreams",
+    "digest_key",
+    "digest_key_file",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -242,9 +251,11 @@ impl Settings {
         {
             return bad("admin_token must be at least 16 characters");
         }
-        if self.limits.window_secs == 0 {
-            return bad("limits.window_secs must be positive");
+        if self.limits.window_secs == 0 || self.limits.reset_window_secs == 0 {
+            return bad("limits.window_secs and limits.reset_window_secs must be positive");
         }
+        crate::client_addr::TrustedProxies::parse(&self.limits.trusted_proxies)
+            .map_err(ConfigError)?;
         if self.reset.token_ttl_secs == 0 || self.reset.code_ttl_secs == 0 {
             return bad("reset.token_ttl_secs and reset.code_ttl_secs must be positive");
         }
@@ -273,6 +284,7 @@ impl Settings {
             reset_code_ttl: Duration::from_secs(self.reset.code_ttl_secs),
             reset_replaces_outstanding: self.reset.replace_outstanding,
             record_metrics: self.metrics.enabled,
+            ..CoreConfig::default()
         }
     }
 }

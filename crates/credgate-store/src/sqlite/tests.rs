@@ -74,6 +74,7 @@ conformance!(
     update_password_deletes_resets,
     security_answer_upsert,
     attempt_counters,
+    max_hash_cost,
     import_creates_then_unchanged,
     import_conflicts_leave_users_untouched,
     import_update_overwrites,
@@ -364,4 +365,15 @@ async fn error_messages_carry_no_bound_values() {
         .unwrap_err();
     assert!(!err.to_string().contains("SECRETHASHVALUE"));
     assert!(matches!(err, StoreError::Duplicate(ref what) if what == "username"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_two_stores_one_file() {
+    let fixture = Fixture::new().await;
+    let other: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fixture.url(), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    suite::concurrent_reservations_hold_the_limit(fixture.dyn_store(), other).await;
 }
