@@ -28,8 +28,8 @@ pub struct LimitConfig {
     /// Failed client-secret checks per client id in a window. Unknown client ids share ONE such
     /// budget, so they cannot queue bcrypt work without bound (0: no limit).
     pub client_failures: u32,
-    /// Failed reset-token and one-time-code guesses per client address (and per user when the
-    /// request names one) in a window (0: no limit).
+    /// Failed one-time-code guesses per client address, and failed reset-token guesses per user
+    /// named, in a window (0: no limit). Reset-token guesses per address use `address_failures`.
     pub code_failures: u32,
     /// Reset requests per username (known or not) per `reset_window_secs`; past it the answer is
     /// the same but nothing is sent and the pending reset is kept (0: no throttle).
@@ -178,18 +178,24 @@ impl Budgets {
         Self::of(config, meta, Some(user), ("addr", config.address_failures))
     }
 
-    /// A reset-token or one-time-code guess: per address, and per user when the request names one.
-    pub(crate) fn code(config: &LimitConfig, username: Option<&str>, meta: &RequestMeta) -> Self {
+    /// A one-time-code guess: a code names no user, so per address only (the small budget an
+    /// 8-digit code needs).
+    pub(crate) fn code(config: &LimitConfig, meta: &RequestMeta) -> Self {
+        Self::of(config, meta, None, ("code-addr", config.code_failures))
+    }
+
+    /// A reset-token guess: per user when the request names one, and per address (a reset
+    /// token has 256 random bits: the address budget only bounds the work).
+    pub(crate) fn reset_token(
+        config: &LimitConfig,
+        username: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Self {
         let user = username.map(|u| {
-            Self::named(
-                config,
-                format!("reset-user:{}", u.to_lowercase()),
-                config.code_failures,
-                "code_user",
-                true,
-            )
+            let key = format!("reset-user:{}", u.to_lowercase());
+            Self::named(config, key, config.code_failures, "reset_token_user", true)
         });
-        Self::of(config, meta, user, ("code-addr", config.code_failures))
+        Self::of(config, meta, user, ("token-addr", config.address_failures))
     }
 
     /// A reset request: per typed username and per address, in the reset window.

@@ -168,7 +168,7 @@ impl CredentialService {
         secret: &SecretToken,
         meta: &RequestMeta,
     ) -> Result<(ResetRecord, User), Error> {
-        let budgets = Budgets::code(&self.config.limits, username, meta);
+        let budgets = Budgets::reset_token(&self.config.limits, username, meta);
         let held = self.reserve(budgets, None, meta).await?;
         let record = self
             .store
@@ -328,7 +328,7 @@ impl CredentialService {
         // A code names no user: guesses are bounded per address, in the store (every instance
         // shares the count), the slot taken before the code is looked up.
         let held = self
-            .reserve(Budgets::code(&self.config.limits, None, meta), None, meta)
+            .reserve(Budgets::code(&self.config.limits, meta), None, meta)
             .await?;
         let consumed = self
             .store

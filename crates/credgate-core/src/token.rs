@@ -87,6 +87,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn keyed_digests_depend_on_the_key_and_never_show_it() {
         let (k1, k2) = (super::DigestKey::generate(), super::DigestKey::generate());
         assert_ne!(k1.digest("12345678"), k2.digest("12345678"));
