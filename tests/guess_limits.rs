@@ -282,3 +282,63 @@ async fn client_secrets_are_limited_and_unknown_clients_cannot_queue_bcrypt() {
     assert!(ghosts <= 10, "{ghosts} bcrypt checks for unknown clients");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 100 - ghosts);
 }
+
+/// A wrong login for a fresh name, as coming through a proxy that names `client`.
+async fn via(gw: &crate::common::Gateway, client: &str, i: usize) -> u16 {
+    gw.http
+        .post(gw.at("/v1/token"))
+        .header("X-Forwarded-For", format!("198.51.100.99, {client}"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", &format!("sprayed-{i}")),
+            ("password", "Wrong-Guess-1"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_come_from_trusted_proxies_only_and_ipv6_counts_by_its_64() {
+    let limits = |s: &mut credgate_server::Settings, trusted: &[&str]| {
+        s.limits.user_failures = 0;
+        s.limits.address_failures = 3;
+        s.limits.trusted_proxies = trusted.iter().map(|t| (*t).to_owned()).collect();
+    };
+    let gw = crate::common::start_with(|s, _| limits(s, &["127.0.0.1/32"])).await;
+    for i in 0..3 {
+        assert_eq!(via(&gw, "203.0.113.1", i).await, 400);
+    }
+    assert_eq!(
+        via(&gw, "203.0.113.1", 3).await,
+        429,
+        "that client's budget"
+    );
+    assert_eq!(
+        via(&gw, "203.0.113.2", 4).await,
+        400,
+        "another client's own"
+    );
+    for i in 10..13 {
+        assert_eq!(via(&gw, "2001:db8:1:2::1", i).await, 400);
+    }
+    assert_eq!(
+        via(&gw, "2001:db8:1:2:ffff::9", 13).await,
+        429,
+        "one /64, one budget"
+    );
+    assert_eq!(via(&gw, "2001:db8:1:3::1", 14).await, 400, "another /64");
+
+    // Without trusted proxies the header is the client's own claim: ignored.
+    let gw = crate::common::start_with(|s, _| limits(s, &[])).await;
+    for i in 0..3 {
+        assert_eq!(via(&gw, &format!("203.0.113.{i}"), i).await, 400);
+    }
+    assert_eq!(
+        via(&gw, "203.0.113.50", 3).await,
+        429,
+        "one peer, one budget"
+    );
+}
