@@ -101,3 +101,26 @@ async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
     .await;
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_through_a_passthrough_upstream_draw_on_the_local_budget() {
+    let backend = legacy_backend().await;
+    let email = "margaret@acmepaymentscorp.com";
+    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
+        |s| {
+            s.limits.user_failures = 3;
+            s.limits.address_failures = 1000;
+        },
+    )
+    .await;
+    for i in 0..3 {
+        let res = crayon_token(&gw, email, &format!("Wrong-Guess-{i}")).await;
+        assert_eq!(res.status(), 400);
+    }
+    // Refused before the upstream is asked, even with the right password.
+    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+}

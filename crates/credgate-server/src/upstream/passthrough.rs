@@ -117,11 +117,16 @@ impl Passthrough {
                     password: Some(password),
                     ..Values::default()
                 };
-                let session = match upstream.call(Operation::Login, &values, None).await {
-                    Ok(Reply::Session(s)) => s,
-                    Ok(Reply::Done) => Session::default(),
-                    Err(e) => return Err(for_caller(&upstream.name, e)),
+                // Guesses through the upstream draw on the same budgets as local ones.
+                let attempt = core.reserve_password(&username, &meta).await?;
+                let reply = match upstream.call(Operation::Login, &values, None).await {
+                    Ok(Reply::Session(s)) => Ok(s),
+                    Ok(Reply::Done) => Ok(Session::default()),
+                    Err(e) => Err(for_caller(&upstream.name, e)),
                 };
+                let outcome = reply.as_ref().map(|_| ()).map_err(Clone::clone);
+                core.settle_password(attempt, &outcome).await?;
+                let session = reply?;
                 let held = Held {
                     session,
                     username,
