@@ -161,7 +161,7 @@ impl CredentialService {
 
     /// The reset a token stands for, if it is a live token of `username` (when given).
     /// Unknown, expired, used and someone else's tokens are all the same error. Each guess
-    /// draws on the code budgets (per address, and per user when one is named).
+    /// draws on the reset-token budgets (per address, and per user when one is named).
     pub(crate) async fn valid_reset(
         &self,
         username: Option<&str>,
