@@ -100,13 +100,13 @@ impl Budgets {
         config: &LimitConfig,
         meta: &RequestMeta,
         first: Option<Budget>,
-        addr: (&str, u32),
+        addr: (&str, u32, &'static str),
     ) -> Self {
         let address = meta.client_addr.as_deref().map(|a| Budget {
             key: format!("{}:{}", addr.0, address_key(a)),
             limit: addr.1,
             window: config.window_secs as i64,
-            scope: "address",
+            scope: addr.2,
             forgive: false,
         });
         Self(
@@ -144,7 +144,12 @@ impl Budgets {
             "user",
             true,
         );
-        Self::of(config, meta, Some(user), ("addr", config.address_failures))
+        Self::of(
+            config,
+            meta,
+            Some(user),
+            ("addr", config.address_failures, "address"),
+        )
     }
 
     /// A client-secret check: per client id (every unknown id shares one budget) and per address.
@@ -162,7 +167,7 @@ impl Budgets {
             config,
             meta,
             Some(client),
-            ("addr", config.address_failures),
+            ("addr", config.address_failures, "address"),
         )
     }
 
@@ -175,13 +180,23 @@ impl Budgets {
             "answer",
             true,
         );
-        Self::of(config, meta, Some(user), ("addr", config.address_failures))
+        Self::of(
+            config,
+            meta,
+            Some(user),
+            ("addr", config.address_failures, "address"),
+        )
     }
 
     /// A one-time-code guess: a code names no user, so per address only (the small budget an
     /// 8-digit code needs).
     pub(crate) fn code(config: &LimitConfig, meta: &RequestMeta) -> Self {
-        Self::of(config, meta, None, ("code-addr", config.code_failures))
+        Self::of(
+            config,
+            meta,
+            None,
+            ("code-addr", config.code_failures, "code"),
+        )
     }
 
     /// A reset-token guess: per user when the request names one, and per address (a reset
@@ -195,7 +210,12 @@ impl Budgets {
             let key = format!("reset-user:{}", u.to_lowercase());
             Self::named(config, key, config.code_failures, "reset_token_user", true)
         });
-        Self::of(config, meta, user, ("token-addr", config.address_failures))
+        Self::of(
+            config,
+            meta,
+            user,
+            ("token-addr", config.address_failures, "reset_token_address"),
+        )
     }
 
     /// A reset request: per typed username and per address, in the reset window.
@@ -212,7 +232,7 @@ impl Budgets {
             config,
             meta,
             Some(user),
-            ("reset-addr", config.reset_address_requests),
+            ("reset-addr", config.reset_address_requests, "reset_address"),
         );
         for b in &mut budgets.0 {
             b.window = window;
