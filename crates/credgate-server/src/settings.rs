@@ -336,6 +336,18 @@ mod tests {
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.contains("hash_nice"), "{e}");
             jail.set_env("CREDGATE_HASH_NICE", "0");
+            jail.set_env(
+                "CREDGATE_LIMITS__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"::1\"]",
+            );
+            jail.set_env("CREDGATE_DIGEST_KEY", "ab".repeat(32));
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.limits.trusted_proxies, ["10.0.0.0/8", "::1"]);
+            assert!(s.digest_key.is_some());
+            jail.set_env("CREDGATE_LIMITS__TRUSTED_PROXIES", "[\"10.0.0.0/33\"]");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("trusted_proxies"), "{e}");
+            jail.set_env("CREDGATE_LIMITS__TRUSTED_PROXIES", "[]");
             jail.set_env("CREDGATE_BCRYPT_COST", "eleven");
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.to_lowercase().contains("bcrypt_cost"), "{e}");
