@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 use crate::common::TracedBinary;
 
 const ADMIN: &str = "multi-instance-admin-token-0123";
+/// The digest key every instance on one database shares (hex, 32 bytes).
+pub const SHARED_DIGEST_KEY: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// A fresh database on the test server, or `None` (skip) outside CI when there is none.
 pub fn fresh_database() -> Option<String> {
@@ -46,6 +49,8 @@ async fn pair(db: &str) -> (TracedBinary, TracedBinary) {
             ("CREDGATE_TOKEN_CACHE_SECS", "0".to_owned()),
             ("CREDGATE_LOG_LEVEL", "info".to_owned()),
             ("CREDGATE_RESET__OUTBOX", format!("{dir}/outbox.jsonl")),
+            // Instances sharing a database share the digest key of resets.
+            ("CREDGATE_DIGEST_KEY", SHARED_DIGEST_KEY.to_owned()),
         ]
     };
     let a = TracedBinary::start_with(ADMIN, &env("outbox-a")).await;

@@ -148,3 +148,26 @@ async fn a_held_session_works_only_in_the_client_dialect_that_opened_it() {
     .await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_through_a_passthrough_upstream_draw_on_the_local_budget() {
+    let backend = legacy_backend().await;
+    let email = "margaret@acmepaymentscorp.com";
+    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
+        |s| {
+            s.limits.user_failures = 3;
+            s.limits.address_failures = 1000;
+        },
+    )
+    .await;
+    for i in 0..3 {
+        let res = crayon_token(&gw, email, &format!("Wrong-Guess-{i}")).await;
+        assert_eq!(res.status(), 400);
+    }
+    // Refused before the upstream is asked, even with the right password.
+    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+}

@@ -46,6 +46,7 @@ pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
             outbox: dir.path().join("outbox.jsonl"),
             ..Default::default()
         },
+        digest_key_file: dir.path().join("digest.key"),
         ..Settings::default()
     }
 }

@@ -57,6 +57,7 @@ impl Gateway {
             ("DATABASE_URL", db.display().to_string()),
             ("BCRYPT_COST", config.bcrypt_cost.to_string()),
             ("LOG_LEVEL", "warn".into()),
+            ("DIGEST_KEY", crate::seed::BENCH_DIGEST_KEY.into()),
             (
                 "RESET__OUTBOX",
                 dir.join("outbox.jsonl").display().to_string(),

@@ -1,10 +1,10 @@
 //! bcrypt on a bounded pool of dedicated threads, so hashing never runs on an HTTP worker and
 //! a burst of password changes queues here instead of starving cheap requests.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -26,6 +26,48 @@ pub struct HashPool {
     record_metrics: bool,
     /// Verified against when a user does not exist, so that path costs one verify too.
     dummy_hash: String,
+    floor: Arc<Floor>,
+}
+
+/// How long a failed verification must take: as long as one against the slowest hash stored.
+/// bcrypt's work doubles with each cost step, so the time of one unit of work (a verify's time
+/// divided by 2^cost), averaged over recent verifications, times 2^(highest cost seen) is the
+/// time of the slowest verify.
+struct Floor {
+    /// Moving average of nanoseconds per unit of bcrypt work.
+    unit_ns: AtomicU64,
+    /// The highest cost seen: configured, stored (read by the service) or verified against.
+    max_cost: AtomicU32,
+}
+
+/// Costs below this are too quick to time reliably; they do not feed the average.
+const TIMED_MIN_COST: u32 = 6;
+
+impl Floor {
+    fn observe(&self, cost: u32, took: Duration) {
+        if !(4..=31).contains(&cost) {
+            return;
+        }
+        self.max_cost.fetch_max(cost, Ordering::Relaxed);
+        if cost < TIMED_MIN_COST {
+            return;
+        }
+        let unit = (took.as_nanos() >> cost).min(u128::from(u64::MAX)) as u64;
+        let _ = self
+            .unit_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(old - old / 8 + unit / 8)
+            });
+    }
+
+    fn get(&self) -> Duration {
+        let cost = self.max_cost.load(Ordering::Relaxed).min(31);
+        Duration::from_nanos(
+            self.unit_ns
+                .load(Ordering::Relaxed)
+                .saturating_mul(1 << cost),
+        )
+    }
 }
 
 impl HashPool {
@@ -57,8 +99,15 @@ impl HashPool {
                 })
                 .map_err(|_| Error::Internal)?;
         }
+        let started = Instant::now();
         let dummy_hash =
             bcrypt::hash("credgate-dummy-password", cost).map_err(|_| Error::Internal)?;
+        // The first hash seeds the average: failures are padded from the first request on.
+        let unit = (started.elapsed().as_nanos() >> cost).min(u128::from(u64::MAX)) as u64;
+        let floor = Arc::new(Floor {
+            unit_ns: AtomicU64::new(unit),
+            max_cost: AtomicU32::new(cost),
+        });
         Ok(Self {
             jobs,
             queued: Arc::new(AtomicUsize::new(0)),
@@ -67,6 +116,7 @@ impl HashPool {
             cost,
             record_metrics: true,
             dummy_hash,
+            floor,
         })
     }
 
@@ -180,8 +230,38 @@ impl HashPool {
     /// Checks a password against a `$2a$`/`$2b$`/`$2y$` hash. A malformed stored hash or an
     /// over-long password is a mismatch, never a panic or a truncated match.
     pub async fn verify(&self, password: &Password, hash: &str) -> Result<bool, Error> {
-        let (pw, hash) = (password.clone(), hash.to_owned());
-        self.run(move || verify_sync(&pw, &hash)).await
+        let (pw, hash, floor) = (password.clone(), hash.to_owned(), Arc::clone(&self.floor));
+        self.run(move || {
+            let started = Instant::now();
+            let ok = verify_sync(&pw, &hash);
+            if let Some(cost) = hash_cost(&hash) {
+                floor.observe(cost, started.elapsed());
+            }
+            ok
+        })
+        .await
+    }
+
+    /// Makes a failed check that started at `started` last at least as long as a verification
+    /// against the slowest hash seen, so its time tells nothing of the user's own hash (its cost,
+    /// or whether there is one).
+    pub async fn pad_failure(&self, started: Instant) {
+        let floor = self.floor.get();
+        if let Some(left) = floor.checked_sub(started.elapsed()) {
+            tokio::time::sleep(left).await;
+        }
+    }
+
+    /// The failure floor now (for tests and diagnostics).
+    pub fn failure_floor(&self) -> Duration {
+        self.floor.get()
+    }
+
+    /// A stored hash of this cost exists: failures last as long as a verification against it.
+    pub fn observe_cost(&self, cost: u32) {
+        if (4..=31).contains(&cost) {
+            self.floor.max_cost.fetch_max(cost, Ordering::Relaxed);
+        }
     }
 
     /// Spends one verify on a fixed hash: the cost of looking up a user who does not exist.

@@ -1,11 +1,16 @@
-//! Guessing limits: failed password checks are counted per user and per client address in the
-//! store (so every instance shares them); past a threshold the check is refused before bcrypt.
+//! Guessing limits: every secret a caller can guess (password, client secret, security answer,
+//! reset token, one-time code) draws on budgets kept in the store, so every instance shares
+//! them. An attempt takes its slot BEFORE the secret is checked (one atomic statement), so
+//! concurrent guesses cannot outrun the count; a right guess gives its slot back. Reset requests
+//! draw on budgets of their own (they are throttled, not refused).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::model::{AuditKind, RequestMeta};
 use crate::service::CredentialService;
@@ -13,11 +18,28 @@ use crate::service::CredentialService;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitConfig {
-    /// Failures one user may have in a window (0: no per-user limit).
+    /// Failures one user may have in a window, for passwords and for security answers
+    /// (0: no per-user limit).
     pub user_failures: u32,
-    /// Failures one client address may have in a window (0: no per-address limit).
+    /// Failed bcrypt checks (passwords, client secrets, security answers) one client address may
+    /// have in a window (0: no per-address limit).
     pub address_failures: u32,
     pub window_secs: u64,
+    /// Failed client-secret checks per client id in a window. Unknown client ids share ONE such
+    /// budget, so they cannot queue bcrypt work without bound (0: no limit).
+    pub client_failures: u32,
+    /// Failed one-time-code guesses per client address, and failed reset-token guesses per user
+    /// named, in a window (0: no limit). Reset-token guesses per address use `address_failures`.
+    pub code_failures: u32,
+    /// Reset requests per username (known or not) per `reset_window_secs`; past it the answer is
+    /// the same but nothing is sent and the pending reset is kept (0: no throttle).
+    pub reset_user_requests: u32,
+    /// Reset requests per client address per `reset_window_secs` (0: no throttle).
+    pub reset_address_requests: u32,
+    pub reset_window_secs: u64,
+    /// Proxies (CIDRs, e.g. "10.0.0.0/8") whose `Forwarded`/`X-Forwarded-For` headers name the
+    /// client address. Empty: the headers are ignored and the peer address is the client's.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for LimitConfig {
@@ -26,6 +48,12 @@ impl Default for LimitConfig {
             user_failures: 5,
             address_failures: 50,
             window_secs: 900,
+            client_failures: 10,
+            code_failures: 10,
+            reset_user_requests: 1,
+            reset_address_requests: 20,
+            reset_window_secs: 120,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -36,72 +64,312 @@ impl LimitConfig {
     }
 }
 
-/// The counters one password check touches.
-pub(crate) struct Keys {
-    user: String,
-    address: Option<String>,
+/// One budget an attempt draws on.
+pub(crate) struct Budget {
+    key: String,
+    limit: u32,
+    window: i64,
+    /// For metrics and audit: `user`, `address`, `client`, `answer`, `code`, `reset_user`...
+    scope: &'static str,
+    /// A right guess clears this count (the user's own failures) instead of giving back one slot.
+    forgive: bool,
 }
 
-impl Keys {
-    /// Keyed by the name typed, so unknown users lock out exactly like known ones.
-    pub(crate) fn new(username: &str, meta: &RequestMeta) -> Self {
-        Self {
-            user: format!("user:{}", username.to_lowercase()),
-            address: meta.client_addr.as_ref().map(|a| format!("addr:{a}")),
+/// The address a budget is keyed by: an IPv6 client by its /64 (one host usually holds the
+/// whole prefix), an IPv4 client (or an IPv4-mapped IPv6 one) by its address.
+pub fn address_key(addr: &str) -> String {
+    match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => addr.to_owned(),
+    }
+}
+
+/// The budgets a kind of guess draws on.
+pub(crate) struct Budgets(Vec<Budget>);
+
+impl Budgets {
+    fn of(
+        config: &LimitConfig,
+        meta: &RequestMeta,
+        first: Option<Budget>,
+        addr: (&str, u32, &'static str),
+    ) -> Self {
+        let address = meta.client_addr.as_deref().map(|a| Budget {
+            key: format!("{}:{}", addr.0, address_key(a)),
+            limit: addr.1,
+            window: config.window_secs as i64,
+            scope: addr.2,
+            forgive: false,
+        });
+        Self(
+            first
+                .into_iter()
+                .chain(address)
+                .filter(|b| b.limit > 0)
+                .collect(),
+        )
+    }
+
+    fn named(
+        config: &LimitConfig,
+        key: String,
+        limit: u32,
+        scope: &'static str,
+        forgive: bool,
+    ) -> Budget {
+        Budget {
+            key,
+            limit,
+            window: config.window_secs as i64,
+            scope,
+            forgive,
         }
     }
+
+    /// A password check: per typed username (unknown ones lock out exactly like known ones) and
+    /// per address.
+    pub(crate) fn password(config: &LimitConfig, username: &str, meta: &RequestMeta) -> Self {
+        let user = Self::named(
+            config,
+            format!("user:{}", username.to_lowercase()),
+            config.user_failures,
+            "user",
+            true,
+        );
+        Self::of(
+            config,
+            meta,
+            Some(user),
+            ("addr", config.address_failures, "address"),
+        )
+    }
+
+    /// A client-secret check: per client id (every unknown id shares one budget) and per address.
+    pub(crate) fn client(
+        config: &LimitConfig,
+        client_id: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Self {
+        let key = match client_id {
+            Some(id) => format!("client:{id}"),
+            None => "client-unknown".to_owned(),
+        };
+        let client = Self::named(config, key, config.client_failures, "client", true);
+        Self::of(
+            config,
+            meta,
+            Some(client),
+            ("addr", config.address_failures, "address"),
+        )
+    }
+
+    /// A security-answer check: per typed username and per address.
+    pub(crate) fn answer(config: &LimitConfig, username: &str, meta: &RequestMeta) -> Self {
+        let user = Self::named(
+            config,
+            format!("answer:{}", username.to_lowercase()),
+            config.user_failures,
+            "answer",
+            true,
+        );
+        Self::of(
+            config,
+            meta,
+            Some(user),
+            ("addr", config.address_failures, "address"),
+        )
+    }
+
+    /// A one-time-code guess: a code names no user, so per address only (the small budget an
+    /// 8-digit code needs).
+    pub(crate) fn code(config: &LimitConfig, meta: &RequestMeta) -> Self {
+        Self::of(
+            config,
+            meta,
+            None,
+            ("code-addr", config.code_failures, "code"),
+        )
+    }
+
+    /// A reset-token guess: per user when the request names one, and per address (a reset
+    /// token has 256 random bits: the address budget only bounds the work).
+    pub(crate) fn reset_token(
+        config: &LimitConfig,
+        username: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Self {
+        let user = username.map(|u| {
+            let key = format!("reset-user:{}", u.to_lowercase());
+            Self::named(config, key, config.code_failures, "reset_token_user", true)
+        });
+        Self::of(
+            config,
+            meta,
+            user,
+            ("token-addr", config.address_failures, "reset_token_address"),
+        )
+    }
+
+    /// A reset request: per typed username and per address, in the reset window.
+    pub(crate) fn reset_request(config: &LimitConfig, username: &str, meta: &RequestMeta) -> Self {
+        let window = config.reset_window_secs as i64;
+        let user = Budget {
+            key: format!("reset-request:{}", username.to_lowercase()),
+            limit: config.reset_user_requests,
+            window,
+            scope: "reset_user",
+            forgive: false,
+        };
+        let mut budgets = Self::of(
+            config,
+            meta,
+            Some(user),
+            ("reset-addr", config.reset_address_requests, "reset_address"),
+        );
+        for b in &mut budgets.0 {
+            b.window = window;
+        }
+        budgets
+    }
+}
+
+/// Slots an attempt holds: kept when the guess was wrong (they are its failure count), given
+/// back by [`CredentialService::forgive`] when it was right.
+#[must_use]
+pub(crate) struct Held(Vec<(Budget, Timestamp)>);
+
+/// Slots a password guess checked elsewhere (by a passthrough upstream) holds.
+#[must_use]
+pub struct PasswordAttempt(Held);
+
+/// The outcome of asking for slots.
+pub(crate) enum Reserved {
+    Held(Held),
+    Refused { retry_after: u64 },
 }
 
 impl CredentialService {
-    /// The counters in force for `keys`: (key, limit, which), leaving out disabled ones.
-    fn counters<'k>(&self, keys: &'k Keys) -> impl Iterator<Item = (&'k str, u32, &'static str)> {
-        let l = &self.config.limits;
-        [
-            (Some(keys.user.as_str()), l.user_failures, "user"),
-            (keys.address.as_deref(), l.address_failures, "address"),
-        ]
-        .into_iter()
-        .filter_map(|(key, limit, which)| key.filter(|_| limit > 0).map(|k| (k, limit, which)))
-    }
-
-    /// Refuses, without running bcrypt, when either counter is at its limit.
-    pub(crate) async fn check_attempts(
+    /// Takes one slot of every budget, or none: when one refuses, the slots already taken are
+    /// given back and the refusal is audited and counted.
+    pub(crate) async fn try_reserve(
         &self,
-        keys: &Keys,
+        budgets: Budgets,
         user_id: Option<&str>,
         meta: &RequestMeta,
+    ) -> Result<Reserved, Error> {
+        let now = self.clock.now();
+        let mut held = Vec::new();
+        for budget in budgets.0 {
+            let r = self
+                .store
+                .reserve_attempt(&budget.key, now, budget.window, budget.limit)
+                .await?;
+            if r.allowed {
+                held.push((budget, r.window_start));
+                continue;
+            }
+            for (b, start) in &held {
+                self.store.release_attempt(&b.key, *start, b.limit).await?;
+            }
+            let retry_after = (r.window_start + budget.window - now).max(1) as u64;
+            let detail = json!({"counter": budget.scope, "retry_after": retry_after});
+            self.store
+                .append_audit(&[self.event(AuditKind::AttemptRefused, user_id, meta, detail)])
+                .await?;
+            if self.config.record_metrics {
+                crate::telemetry::count_refusal(&meta.dialect, budget.scope);
+            }
+            return Ok(Reserved::Refused { retry_after });
+        }
+        Ok(Reserved::Held(Held(held)))
+    }
+
+    /// [`Self::try_reserve`], a refusal being `RateLimited`.
+    pub(crate) async fn reserve(
+        &self,
+        budgets: Budgets,
+        user_id: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Held, Error> {
+        match self.try_reserve(budgets, user_id, meta).await? {
+            Reserved::Held(held) => Ok(held),
+            Reserved::Refused { retry_after } => Err(Error::RateLimited { retry_after }),
+        }
+    }
+
+    /// Takes the password budgets of `username` for a guess another system checks (a
+    /// passthrough upstream), so guesses through it are limited exactly like local ones.
+    pub async fn reserve_password(
+        &self,
+        username: &str,
+        meta: &RequestMeta,
+    ) -> Result<PasswordAttempt, Error> {
+        let budgets = Budgets::password(&self.config.limits, username, meta);
+        self.reserve(budgets, None, meta).await.map(PasswordAttempt)
+    }
+
+    /// The outcome of a guess taken with [`Self::reserve_password`]: a right password gives the
+    /// slots back, an unchecked one (the upstream could not answer) too; a wrong one keeps them.
+    pub async fn settle_password(
+        &self,
+        attempt: PasswordAttempt,
+        outcome: &Result<(), Error>,
     ) -> Result<(), Error> {
-        let (now, window) = (self.clock.now(), self.config.limits.window_secs as i64);
-        for (key, limit, which) in self.counters(keys) {
-            let (count, start) = self.store.failures(key, now, window).await?;
-            if count >= limit {
-                let retry_after = (start + window - now).max(1) as u64;
-                let detail = json!({"counter": which, "retry_after": retry_after});
+        match outcome {
+            Ok(()) => self.forgive(attempt.0).await,
+            Err(Error::InvalidCredentials) => Ok(()),
+            Err(_) => self.give_back(attempt.0).await,
+        }
+    }
+
+    /// No guess was checked after all (the legacy system could not answer): every slot back.
+    pub(crate) async fn give_back(&self, held: Held) -> Result<(), Error> {
+        for (budget, start) in held.0 {
+            self.store
+                .release_attempt(&budget.key, start, budget.limit)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The guess was right: the user's (or client's) failures are forgiven, the address gets
+    /// its slot back.
+    pub(crate) async fn forgive(&self, held: Held) -> Result<(), Error> {
+        for (budget, start) in held.0 {
+            if budget.forgive {
+                self.store.clear_failures(&budget.key).await?;
+            } else {
                 self.store
-                    .append_audit(&[self.event(AuditKind::AttemptRefused, user_id, meta, detail)])
+                    .release_attempt(&budget.key, start, budget.limit)
                     .await?;
-                if self.config.record_metrics {
-                    crate::telemetry::count_refusal(&meta.dialect, which);
-                }
-                return Err(Error::RateLimited { retry_after });
             }
         }
         Ok(())
     }
+}
 
-    pub(crate) async fn count_failure(&self, keys: &Keys) -> Result<(), Error> {
-        let (now, window) = (self.clock.now(), self.config.limits.window_secs as i64);
-        for (key, _, _) in self.counters(keys) {
-            self.store.record_failure(key, now, window).await?;
-        }
-        Ok(())
-    }
-
-    /// A success forgives the user's failures (not the address's).
-    pub(crate) async fn clear_user_failures(&self, keys: &Keys) -> Result<(), Error> {
-        if self.config.limits.user_failures > 0 {
-            self.store.clear_failures(&keys.user).await?;
-        }
-        Ok(())
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        assert_eq!(
+            super::address_key("2001:db8:1:2:aaaa::1"),
+            super::address_key("2001:db8:1:2:ffff::9")
+        );
+        assert_eq!(super::address_key("2001:db8:1:2::5"), "2001:db8:1:2::/64");
+        assert_ne!(
+            super::address_key("2001:db8:1:3::1"),
+            super::address_key("2001:db8:1:2::1")
+        );
+        assert_eq!(super::address_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(super::address_key("192.0.2.7"), "192.0.2.7");
     }
 }

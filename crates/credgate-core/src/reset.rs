@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::command::Outcome;
 use crate::error::{Error, FieldReason, PolicyRule};
+use crate::limits::{Budgets, Reserved};
 use crate::model::{
     AuditKind, PasswordUpdate, RequestMeta, ResetKind, ResetRecord, SecurityAnswer, User, UserKey,
 };
@@ -16,20 +17,29 @@ use crate::secret::{Password, SecretToken};
 use crate::service::{CredentialService, Current};
 use crate::store::StoreError;
 use crate::token;
+use crate::upstream::UpstreamReset;
 
 /// Digits in an Et-App one-time code.
 const CODE_DIGITS: u32 = 8;
-/// Failed code exchanges one client address may make while a code lives. A code exchange names
-/// no user, so guesses are bounded per address: 10 tries at 10^8 codes is a 1 in 10^7 chance.
-const CODE_ATTEMPTS: u32 = 10;
 
 impl CredentialService {
+    /// Answers the same whatever happens: a throttled request (per username, known or not, and
+    /// per address) sends nothing and keeps the pending reset; a user not migrated yet is looked
+    /// up in the legacy system after the answer, so its delay or failure never shows.
     pub(crate) async fn request_reset(
         &self,
         username: &str,
         meta: &RequestMeta,
     ) -> Result<Outcome, Error> {
         let user = self.store.find_user(UserKey::Username(username)).await?;
+        let user_id = user.as_ref().map(|u| u.id.as_str());
+        let budgets = Budgets::reset_request(&self.config.limits, username, meta);
+        if let Reserved::Refused { .. } = self.try_reserve(budgets, user_id, meta).await? {
+            let detail = json!({"username": username, "outcome": "throttled"});
+            let audit = self.event(AuditKind::PasswordResetRequested, user_id, meta, detail);
+            self.store.append_audit(&[audit]).await?;
+            return Ok(Outcome::ResetRequested);
+        }
         match user {
             Some(user) if !user.externally_managed => {
                 self.issue_reset(&user, ResetKind::Token, token::generate(), meta)
@@ -37,11 +47,13 @@ impl CredentialService {
             }
             other => {
                 // Same answer, and about the same work (one audited write), as a real request.
-                // A user not migrated yet: the legacy system's own reset, where it has one.
-                let outcome = if other.is_some() {
-                    "externally_managed"
-                } else {
-                    self.upstream_reset(username).await?
+                let outcome = match (&other, &self.upstream) {
+                    (Some(_), _) => "externally_managed",
+                    (None, Some(_)) => {
+                        self.spawn_upstream_reset(username, meta);
+                        "looked_up_upstream"
+                    }
+                    (None, None) => "unknown_user",
                 };
                 let detail = json!({"username": username, "outcome": outcome});
                 let user_id = other.as_ref().map(|u| u.id.as_str());
@@ -58,6 +70,43 @@ impl CredentialService {
         Ok(Outcome::ResetRequested)
     }
 
+    /// A reset for a user unknown here goes to the legacy system's own reset, where it has one,
+    /// after the answer: bounded in time and in number (skipped when too many are running), its
+    /// outcome audited.
+    fn spawn_upstream_reset(&self, username: &str, meta: &RequestMeta) {
+        let Some(upstream) = self.upstream.clone() else {
+            return;
+        };
+        let mut audit = self.event(
+            AuditKind::PasswordResetRequested,
+            None,
+            meta,
+            json!({"username": username}),
+        );
+        let Ok(permit) = Arc::clone(&self.upstream_resets).try_acquire_owned() else {
+            audit.detail["outcome"] = json!("upstream_busy");
+            let store = Arc::clone(&self.store);
+            tokio::spawn(async move { store.append_audit(&[audit]).await });
+            return;
+        };
+        let (store, timeout) = (Arc::clone(&self.store), self.config.upstream_reset_timeout);
+        let username = username.to_owned();
+        tokio::spawn(async move {
+            let outcome =
+                match tokio::time::timeout(timeout, upstream.request_reset(&username)).await {
+                    Ok(Ok(UpstreamReset::Forwarded { .. })) => "forwarded_to_upstream",
+                    Ok(Ok(UpstreamReset::Unsupported)) => "unknown_user",
+                    Ok(Err(_)) => "upstream_unavailable",
+                    Err(_) => "upstream_timeout",
+                };
+            drop(permit);
+            audit.detail["outcome"] = json!(outcome);
+            if let Err(e) = store.append_audit(&[audit]).await {
+                tracing::error!(error = %e, "could not audit an upstream reset");
+            }
+        });
+    }
+
     /// Stores a reset's digest and hands the secret to the notifier, off the request path.
     async fn issue_reset(
         &self,
@@ -71,7 +120,7 @@ impl CredentialService {
             ResetKind::Token => self.config.reset_token_ttl,
             ResetKind::Code => self.config.reset_code_ttl,
         };
-        let record = new_reset(&user.id, kind, &secret, now, ttl);
+        let record = self.new_reset(&user.id, kind, &secret, now, ttl);
         let detail = json!({"kind": kind.as_str(), "outcome": "issued"});
         let audit = self.event(
             AuditKind::PasswordResetRequested,
@@ -111,15 +160,19 @@ impl CredentialService {
     }
 
     /// The reset a token stands for, if it is a live token of `username` (when given).
-    /// Unknown, expired, used and someone else's tokens are all the same error.
+    /// Unknown, expired, used and someone else's tokens are all the same error. Each guess
+    /// draws on the reset-token budgets (per address, and per user when one is named).
     pub(crate) async fn valid_reset(
         &self,
         username: Option<&str>,
         secret: &SecretToken,
+        meta: &RequestMeta,
     ) -> Result<(ResetRecord, User), Error> {
+        let budgets = Budgets::reset_token(&self.config.limits, username, meta);
+        let held = self.reserve(budgets, None, meta).await?;
         let record = self
             .store
-            .find_reset(&token::digest(secret.expose()))
+            .find_reset(&self.config.digest_key.digest(secret.expose()))
             .await?
             .ok_or(Error::ResetTokenInvalid)?;
         if record.kind != ResetKind::Token
@@ -136,6 +189,7 @@ impl CredentialService {
         if username.is_some_and(|name| name != user.username) {
             return Err(Error::ResetTokenInvalid);
         }
+        self.forgive(held).await?;
         Ok((record, user))
     }
 
@@ -147,7 +201,7 @@ impl CredentialService {
         confirm: Option<Password>,
         meta: &RequestMeta,
     ) -> Result<Outcome, Error> {
-        let (record, user) = self.valid_reset(username, secret).await?;
+        let (record, user) = self.valid_reset(username, secret, meta).await?;
         if confirm.is_some_and(|c| c != new) {
             return Err(Error::invalid("confirm", FieldReason::Mismatch));
         }
@@ -224,6 +278,10 @@ impl CredentialService {
         meta: &RequestMeta,
     ) -> Result<Outcome, Error> {
         let user = self.store.find_user(UserKey::Username(username)).await?;
+        let budgets = Budgets::answer(&self.config.limits, username, meta);
+        let held = self
+            .reserve(budgets, user.as_ref().map(|u| u.id.as_str()), meta)
+            .await?;
         let stored = match &user {
             Some(u) => self.store.security_answer(&u.id).await?,
             None => None,
@@ -238,6 +296,7 @@ impl CredentialService {
         };
         match user {
             Some(user) if right && !user.externally_managed => {
+                self.forgive(held).await?;
                 let code = rand::rngs::OsRng.gen_range(0..10u64.pow(CODE_DIGITS));
                 let code =
                     SecretToken::new(format!("{code:0width$}", width = CODE_DIGITS as usize));
@@ -266,27 +325,22 @@ impl CredentialService {
         code: &SecretToken,
         meta: &RequestMeta,
     ) -> Result<Outcome, Error> {
-        let address = meta.client_addr.clone().unwrap_or_default();
-        let failures = self.code_failures.get(&address).await.unwrap_or(0);
-        if failures >= CODE_ATTEMPTS {
-            let detail = json!({"reason": "too_many_code_attempts"});
-            let audit = self.event(AuditKind::PasswordResetFailed, None, meta, detail);
-            self.store.append_audit(&[audit]).await?;
-            if self.config.record_metrics {
-                crate::telemetry::count_refusal(&meta.dialect, "code");
-            }
-            return Err(Error::RateLimited {
-                retry_after: self.config.reset_code_ttl.as_secs(),
-            });
-        }
+        // A code names no user: guesses are bounded per address, in the store (every instance
+        // shares the count), the slot taken before the code is looked up.
+        let held = self
+            .reserve(Budgets::code(&self.config.limits, meta), None, meta)
+            .await?;
         let consumed = self
             .store
-            .consume_reset(&token::digest(code.expose()), self.clock.now())
+            .consume_reset(
+                &self.config.digest_key.digest(code.expose()),
+                self.clock.now(),
+            )
             .await?;
         let Some(record) = consumed.filter(|r| r.kind == ResetKind::Code) else {
-            self.code_failures.insert(address, failures + 1).await;
             return Err(Error::ResetTokenInvalid);
         };
+        self.forgive(held).await?;
         let user = self
             .store
             .find_user(UserKey::Id(&record.user_id))
@@ -294,7 +348,7 @@ impl CredentialService {
             .ok_or(Error::ResetTokenInvalid)?;
         let secret = token::generate();
         let now = self.clock.now();
-        let reset = new_reset(
+        let reset = self.new_reset(
             &user.id,
             ResetKind::Token,
             &secret,
@@ -354,21 +408,24 @@ impl CredentialService {
     }
 }
 
-/// An unused reset of `secret`, stored by its digest.
-fn new_reset(
-    user_id: &str,
-    kind: ResetKind,
-    secret: &SecretToken,
-    now: i64,
-    ttl: std::time::Duration,
-) -> ResetRecord {
-    ResetRecord {
-        digest: token::digest(secret.expose()),
-        user_id: user_id.to_owned(),
-        kind,
-        created_at: now,
-        expires_at: now + ttl.as_secs() as i64,
-        used_at: None,
+impl CredentialService {
+    /// An unused reset of `secret`, stored by its keyed digest.
+    fn new_reset(
+        &self,
+        user_id: &str,
+        kind: ResetKind,
+        secret: &SecretToken,
+        now: i64,
+        ttl: std::time::Duration,
+    ) -> ResetRecord {
+        ResetRecord {
+            digest: self.config.digest_key.digest(secret.expose()),
+            user_id: user_id.to_owned(),
+            kind,
+            created_at: now,
+            expires_at: now + ttl.as_secs() as i64,
+            used_at: None,
+        }
     }
 }
 

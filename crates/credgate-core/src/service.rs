@@ -13,7 +13,7 @@ use crate::command::{
 };
 use crate::error::{Error, FieldReason, PolicyRule};
 use crate::hasher::HashPool;
-use crate::limits::Keys;
+use crate::limits::Budgets;
 use crate::model::{
     AuditEvent, AuditKind, PasswordUpdate, RequestMeta, TokenKind, TokenRecord, User, UserKey,
 };
@@ -24,6 +24,11 @@ use crate::session::{Grantee, Issuer};
 use crate::store::{Store, StoreError};
 use crate::token;
 use crate::upstream::Migration;
+
+/// How often the store's highest hash cost is re-read (imports may raise it).
+const COST_RELEARN: Duration = Duration::from_secs(60);
+/// Upstream reset lookups allowed to run at once; more are skipped (and audited).
+const UPSTREAM_RESETS_IN_FLIGHT: usize = 16;
 
 /// The core's settings; the server builds them from its configuration.
 #[derive(Debug, Clone)]
@@ -47,6 +52,11 @@ pub struct CoreConfig {
     pub reset_replaces_outstanding: bool,
     /// Report through the `metrics` facade (off for scratch gateways that validate dialects).
     pub record_metrics: bool,
+    /// The key reset tokens and one-time codes are stored under; the server loads it from
+    /// outside the database. Instances sharing a database must share it.
+    pub digest_key: crate::token::DigestKey,
+    /// Longest wait for a legacy system's own reset (run after the answer, in `migrate` mode).
+    pub upstream_reset_timeout: Duration,
 }
 
 impl Default for CoreConfig {
@@ -65,6 +75,8 @@ impl Default for CoreConfig {
             reset_code_ttl: Duration::from_secs(10 * 60),
             reset_replaces_outstanding: true,
             record_metrics: true,
+            digest_key: crate::token::DigestKey::generate(),
+            upstream_reset_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -90,12 +102,14 @@ pub struct CredentialService {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) config: CoreConfig,
     pub(crate) tokens: moka::future::Cache<String, Principal>,
-    /// Failed reset-code exchanges per client address, for the life of a code.
-    pub(crate) code_failures: moka::future::Cache<String, u32>,
     /// Legacy systems unknown users are migrated from (lazy migration), if any.
     pub(crate) upstream: Option<Arc<dyn crate::upstream::UpstreamDirectory>>,
     /// The last readiness probe: when, and whether the database took the write.
     pub(crate) readiness: std::sync::Mutex<Option<(crate::Timestamp, bool)>>,
+    /// When the store's highest hash cost was last read, for the failure timing floor.
+    cost_learned: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Upstream reset lookups running now (bounded; each runs after its answer).
+    pub(crate) upstream_resets: Arc<tokio::sync::Semaphore>,
 }
 
 impl From<StoreError> for Error {
@@ -138,10 +152,6 @@ impl CredentialService {
             .time_to_live(config.token_cache_ttl)
             .support_invalidation_closures()
             .build();
-        let code_failures = moka::future::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(config.reset_code_ttl)
-            .build();
         Ok(Self {
             store,
             hasher,
@@ -149,10 +159,34 @@ impl CredentialService {
             notifier,
             config,
             tokens,
-            code_failures,
             upstream: None,
             readiness: std::sync::Mutex::new(None),
+            cost_learned: std::sync::Mutex::new(None),
+            upstream_resets: Arc::new(tokio::sync::Semaphore::new(UPSTREAM_RESETS_IN_FLIGHT)),
         })
+    }
+
+    /// Reads the highest bcrypt cost the store holds (at most once a minute), so a failed login
+    /// lasts as long as one against the slowest stored hash, whatever the user's own hash.
+    async fn learn_max_cost(&self) {
+        let due = match self.cost_learned.lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|t| t.elapsed() >= COST_RELEARN);
+                if due {
+                    *last = Some(std::time::Instant::now());
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if !due {
+            return;
+        }
+        match self.store.max_hash_cost().await {
+            Ok(Some(cost)) => self.hasher.observe_cost(cost),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the highest stored hash cost"),
+        }
     }
 
     /// Migrates users unknown here from `legacy` when they log in.
@@ -243,7 +277,7 @@ impl CredentialService {
             }
             Command::RequestReset { username } => self.request_reset(&username, &meta).await,
             Command::ValidateReset { username, token } => {
-                self.valid_reset(username.as_deref(), &token).await?;
+                self.valid_reset(username.as_deref(), &token, &meta).await?;
                 Ok(Outcome::ResetValid)
             }
             Command::ResetPassword {
@@ -383,6 +417,14 @@ impl CredentialService {
         meta: &RequestMeta,
     ) -> Result<String, Error> {
         let client = self.store.find_client(&creds.client_id).await?;
+        let budgets = Budgets::client(
+            &self.config.limits,
+            client.as_ref().map(|c| c.client_id.as_str()),
+            meta,
+        );
+        // Taken before bcrypt: unknown ids share one budget, so they cannot queue bcrypt work.
+        let held = self.reserve(budgets, None, meta).await?;
+        let started = std::time::Instant::now();
         let ok = match &client {
             Some(c) => self.hasher.verify(&creds.secret, &c.secret_hash).await?,
             None => {
@@ -391,41 +433,52 @@ impl CredentialService {
             }
         };
         if !ok {
+            self.hasher.pad_failure(started).await;
             let detail = json!({"client_id": creds.client_id, "reason": "invalid_client"});
             self.store
                 .append_audit(&[self.event(AuditKind::LoginFailed, None, meta, detail)])
                 .await?;
             return Err(Error::InvalidClient);
         }
+        self.forgive(held).await?;
         Ok(creds.client_id)
     }
 
-    /// Verifies a username and password. An unknown user costs the same verify as a known one.
+    /// Verifies a username and password. An unknown user costs the same verify as a known one,
+    /// and every failure takes at least the time of the slowest stored hash.
     async fn authenticate_user(
         &self,
         username: &str,
         password: &Password,
         meta: &RequestMeta,
     ) -> Result<User, Error> {
-        let keys = Keys::new(username, meta);
         let user = self.store.find_user(UserKey::Username(username)).await?;
-        self.check_attempts(&keys, user.as_ref().map(|u| u.id.as_str()), meta)
+        let budgets = Budgets::password(&self.config.limits, username, meta);
+        // The slot is taken before the legacy system or bcrypt is asked: never hammered.
+        let held = self
+            .reserve(budgets, user.as_ref().map(|u| u.id.as_str()), meta)
             .await?;
-        // Guessing limits apply before the legacy system is asked, so it is never hammered.
+        self.learn_max_cost().await;
+        let started = std::time::Instant::now();
         let user = match user {
             Some(user) => Some(user),
-            None => match self.migrate(username, password, meta).await? {
-                Migration::Migrated(user) => {
-                    self.clear_user_failures(&keys).await?;
+            None => match self.migrate(username, password, meta).await {
+                // The legacy system could not answer: no guess was checked.
+                Err(e) => {
+                    self.give_back(held).await?;
+                    return Err(e);
+                }
+                Ok(Migration::Migrated(user)) => {
+                    self.forgive(held).await?;
                     return Ok(user);
                 }
-                Migration::Raced(user) => Some(user),
-                Migration::NotMigrated => None,
+                Ok(Migration::Raced(user)) => Some(user),
+                Ok(Migration::NotMigrated) => None,
             },
         };
         let Some(user) = user else {
             self.hasher.verify_dummy(password).await?;
-            self.count_failure(&keys).await?;
+            self.hasher.pad_failure(started).await;
             let detail = json!({"username": username, "reason": "unknown_user"});
             self.store
                 .append_audit(&[self.event(AuditKind::LoginFailed, None, meta, detail)])
@@ -438,14 +491,14 @@ impl CredentialService {
             .await?
             .ok_or(Error::InvalidCredentials)?;
         if !self.hasher.verify(password, &credential.hash).await? {
-            self.count_failure(&keys).await?;
+            self.hasher.pad_failure(started).await;
             let detail = json!({"reason": "wrong_password"});
             self.store
                 .append_audit(&[self.event(AuditKind::LoginFailed, Some(&user.id), meta, detail)])
                 .await?;
             return Err(Error::InvalidCredentials);
         }
-        self.clear_user_failures(&keys).await?;
+        self.forgive(held).await?;
         if self.hasher.needs_upgrade(&credential.hash) {
             let stronger = self.hasher.hash(password).await?;
             let detail = json!({"cost": self.hasher.cost()});
@@ -608,20 +661,19 @@ impl CredentialService {
             .credential(&user.id)
             .await?
             .ok_or(Error::Internal)?;
-        let keys = Keys::new(&user.username, meta);
-        self.check_attempts(&keys, Some(&user.id), meta).await?;
+        let budgets = Budgets::password(&self.config.limits, &user.username, meta);
+        let held = self.reserve(budgets, Some(&user.id), meta).await?;
         if !self
             .hasher
             .verify(&change.current, &credential.hash)
             .await?
         {
-            self.count_failure(&keys).await?;
             self.store
                 .append_audit(&[fail("wrong_current_password")])
                 .await?;
             return Err(Error::InvalidCredentials);
         }
-        self.clear_user_failures(&keys).await?;
+        self.forgive(held).await?;
         if broken.is_empty()
             && self
                 .reuses_recent(&user.id, &change.new, Current::Plain(&change.current))

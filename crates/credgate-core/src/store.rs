@@ -139,26 +139,43 @@ pub trait ResetStore: Send + Sync {
     async fn security_answer(&self, user_id: &str) -> Result<Option<SecurityAnswer>, StoreError>;
 }
 
-/// Failure counters for guessing limits, in fixed windows, shared by every gateway instance.
+/// One slot taken from a guessing budget, or the refusal to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Whether the slot was taken: the attempt may run.
+    pub allowed: bool,
+    /// Slots counted in the window now (at most `limit + 1`).
+    pub count: u32,
+    pub window_start: Timestamp,
+}
+
+/// Guessing budgets in fixed windows, shared by every gateway instance. An attempt takes its
+/// slot before the secret is checked, so concurrent guesses cannot outrun the count.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Failures counted for `key` in its current window, and when that window started; `(0, now)`
-    /// when there is none or it ended (`window_start + window <= now`).
-    async fn failures(
+    /// Takes one slot of `key`'s budget of `limit` per `window` seconds, in ONE atomic statement:
+    /// a new window starts when the stored one ended (`window_start + window <= now`); past the
+    /// limit nothing more is counted and `allowed` is false. Of N concurrent calls in one window,
+    /// at most `limit` are allowed, on one instance or many.
+    async fn reserve_attempt(
         &self,
         key: &str,
         now: Timestamp,
         window: i64,
-    ) -> Result<(u32, Timestamp), StoreError>;
-    /// Counts one failure atomically (a new window starts when the old one ended) and returns
-    /// the count and the window's start.
-    async fn record_failure(
+        limit: u32,
+    ) -> Result<Reservation, StoreError>;
+    /// Gives back one slot taken in the window that started at `window_start` (the guess was
+    /// right, or another budget refused the attempt); nothing when that window is over.
+    async fn release_attempt(
         &self,
         key: &str,
-        now: Timestamp,
-        window: i64,
-    ) -> Result<(u32, Timestamp), StoreError>;
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<(), StoreError>;
+    /// Forgets the key's count (a right password forgives the user's failures).
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// The highest bcrypt cost among stored password hashes; `None` when there is none.
+    async fn max_hash_cost(&self) -> Result<Option<u32>, StoreError>;
 }
 
 #[async_trait]

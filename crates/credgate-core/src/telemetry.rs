@@ -30,7 +30,9 @@ pub(crate) fn count_command(counter: &'static str, dialect: &str, outcome: &'sta
     metrics::counter!(counter, "dialect" => dialect.to_owned(), "outcome" => outcome).increment(1);
 }
 
-/// A guessing limit refused an attempt; `scope` is `user`, `address` or `code`.
+/// A guessing limit refused an attempt (or throttled a reset request); `scope` names the budget:
+/// `user`, `address`, `client`, `answer`, `code`, `reset_token_user`, `reset_token_address`,
+/// `reset_user`, `reset_address`.
 pub(crate) fn count_refusal(dialect: &str, scope: &'static str) {
     metrics::counter!("credgate_rate_limited_total", "dialect" => dialect.to_owned(), "scope" => scope)
         .increment(1);

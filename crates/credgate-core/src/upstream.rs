@@ -129,15 +129,4 @@ impl CredentialService {
             Err(e) => Err(e.into()),
         }
     }
-
-    /// A reset for a user unknown here: the legacy system's own reset, where it has one.
-    pub(crate) async fn upstream_reset(&self, username: &str) -> Result<&'static str, Error> {
-        let Some(upstream) = &self.upstream else {
-            return Ok("unknown_user");
-        };
-        Ok(match upstream.request_reset(username).await? {
-            UpstreamReset::Forwarded { .. } => "forwarded_to_upstream",
-            UpstreamReset::Unsupported => "unknown_user",
-        })
-    }
 }

@@ -28,6 +28,8 @@ pub struct AppState {
     /// Every cookie a dialect sets is marked `Secure` (`[cookies] secure`; a listener serving
     /// TLS itself, once credgate has one, turns it on as well).
     pub secure_cookies: bool,
+    /// Proxies whose forwarding headers name the client address.
+    pub proxies: crate::client_addr::TrustedProxies,
 }
 
 impl AppState {
@@ -114,7 +116,10 @@ async fn build_core_with(
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let notifier = crate::notify::from_settings(&settings.reset)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = CredentialService::new(store, clock, notifier, settings.core_config())?;
+    let mut config = settings.core_config();
+    config.digest_key = crate::digest_key::load(settings)
+        .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
+    let core = CredentialService::new(store, clock, notifier, config)?;
     Ok(Arc::new(match upstream {
         Some(upstream) => core.with_upstream(upstream),
         None => core,
@@ -146,6 +151,8 @@ pub async fn build_state_with(
         reloader: reload::Reloader::new(settings.clone()),
         passthrough: upstreams.passthrough,
         secure_cookies: settings.cookies.secure,
+        proxies: crate::client_addr::TrustedProxies::parse(&settings.limits.trusted_proxies)
+            .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?,
     }))
 }
 

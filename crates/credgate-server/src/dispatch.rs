@@ -101,7 +101,7 @@ async fn serve_match(
     let meta = RequestMeta {
         dialect: m.dialect.name.clone(),
         request_id: request_id(req),
-        client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        client_addr: crate::client_addr::of(req),
     };
     let dialect = &m.dialect;
     match dialect.extract(m, &engine_req, meta) {

@@ -78,6 +78,6 @@ pub fn meta(req: &HttpRequest, label: &str) -> RequestMeta {
     RequestMeta {
         dialect: label.into(),
         request_id: request_id(req),
-        client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        client_addr: crate::client_addr::of(req),
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod admin;
 pub mod app;
+pub mod client_addr;
 mod deadline;
+pub mod digest_key;
 mod dispatch;
 pub mod extract;
 pub mod listeners;

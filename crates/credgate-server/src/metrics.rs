@@ -124,7 +124,7 @@ fn describe() {
     );
     describe_counter!(
         "credgate_rate_limited_total",
-        "Attempts refused by a guessing limit, by scope (user, address, code)"
+        "Attempts refused by a guessing limit (and throttled reset requests), by scope"
     );
 }
 

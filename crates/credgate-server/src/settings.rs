@@ -58,6 +58,11 @@ pub struct Settings {
     pub metrics: crate::metrics::MetricsSettings,
     /// Legacy vendor APIs credgate calls as a client (`[[upstreams]]`).
     pub upstreams: Vec<crate::upstream::UpstreamSettings>,
+    /// The key of reset-token and code digests, as hex (usually `CREDGATE_DIGEST_KEY`); wins
+    /// over `digest_key_file`.
+    pub digest_key: Option<SecretToken>,
+    /// Where the digest key is kept; generated (mode 0600) on first start when missing.
+    pub digest_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -156,6 +161,8 @@ impl Default for Settings {
             cookies: CookieSettings::default(),
             metrics: Default::default(),
             upstreams: Vec::new(),
+            digest_key: None,
+            digest_key_file: PathBuf::from("./data/digest.key"),
         }
     }
 }
@@ -190,6 +197,8 @@ const ENV_KEYS: &[&str] = &[
     "cookies",
     "metrics",
     "upstreams",
+    "digest_key",
+    "digest_key_file",
 ];
 
 /// The bcrypt queue a request accepted just before SIGTERM may wait behind, in the derived
@@ -271,9 +280,11 @@ impl Settings {
         {
             return bad("admin_token must be at least 16 characters");
         }
-        if self.limits.window_secs == 0 {
-            return bad("limits.window_secs must be positive");
+        if self.limits.window_secs == 0 || self.limits.reset_window_secs == 0 {
+            return bad("limits.window_secs and limits.reset_window_secs must be positive");
         }
+        crate::client_addr::TrustedProxies::parse(&self.limits.trusted_proxies)
+            .map_err(ConfigError)?;
         if self.reset.token_ttl_secs == 0 || self.reset.code_ttl_secs == 0 {
             return bad("reset.token_ttl_secs and reset.code_ttl_secs must be positive");
         }
@@ -322,6 +333,7 @@ impl Settings {
             reset_code_ttl: Duration::from_secs(self.reset.code_ttl_secs),
             reset_replaces_outstanding: self.reset.replace_outstanding,
             record_metrics: self.metrics.enabled,
+            ..CoreConfig::default()
         }
     }
 }
@@ -373,6 +385,18 @@ mod tests {
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.contains("hash_nice"), "{e}");
             jail.set_env("CREDGATE_HASH_NICE", "0");
+            jail.set_env(
+                "CREDGATE_LIMITS__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"::1\"]",
+            );
+            jail.set_env("CREDGATE_DIGEST_KEY", "ab".repeat(32));
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.limits.trusted_proxies, ["10.0.0.0/8", "::1"]);
+            assert!(s.digest_key.is_some());
+            jail.set_env("CREDGATE_LIMITS__TRUSTED_PROXIES", "[\"10.0.0.0/33\"]");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("trusted_proxies"), "{e}");
+            jail.set_env("CREDGATE_LIMITS__TRUSTED_PROXIES", "[]");
             jail.set_env("CREDGATE_BCRYPT_COST", "eleven");
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.to_lowercase().contains("bcrypt_cost"), "{e}");

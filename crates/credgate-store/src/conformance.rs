@@ -1582,33 +1582,93 @@ pub async fn heartbeat(store: &dyn Store) {
     store.heartbeat(T0 + 1).await.unwrap();
 }
 
-/// Failure counters: count within a window, restart after it, clear on demand.
+/// Guessing budgets: slots taken up to the limit, refused past it (without counting further),
+/// given back, cleared, and a new window after the old one.
 pub async fn attempt_counters(store: &dyn Store) {
-    assert_eq!(store.failures("user:a", T0, 900).await.unwrap(), (0, T0));
+    let take = |now: i64| store.reserve_attempt("user:a", now, 900, 2);
+    let r = take(T0).await.unwrap();
+    assert_eq!((r.allowed, r.count, r.window_start), (true, 1, T0));
+    let r = take(T0 + 10).await.unwrap();
+    assert_eq!((r.allowed, r.count, r.window_start), (true, 2, T0));
+    for _ in 0..3 {
+        let r = take(T0 + 20).await.unwrap();
+        assert_eq!(
+            (r.allowed, r.count),
+            (false, 3),
+            "refusals are not counted further"
+        );
+    }
+    // One slot given back after refusals: exactly one more attempt may run.
+    store.release_attempt("user:a", T0, 2).await.unwrap();
+    assert!(take(T0 + 30).await.unwrap().allowed);
+    assert!(!take(T0 + 31).await.unwrap().allowed);
+    // A release for a window that is over changes nothing.
+    store.release_attempt("user:a", T0 - 900, 2).await.unwrap();
+    assert!(!take(T0 + 32).await.unwrap().allowed);
+    // The window ends: a fresh budget.
+    let r = take(T0 + 900).await.unwrap();
+    assert_eq!((r.allowed, r.count, r.window_start), (true, 1, T0 + 900));
+    // Keys are independent; a cleared key starts over.
     assert_eq!(
-        store.record_failure("user:a", T0, 900).await.unwrap(),
-        (1, T0)
+        store
+            .reserve_attempt("user:b", T0, 900, 1)
+            .await
+            .unwrap()
+            .count,
+        1
     );
-    assert_eq!(
-        store.record_failure("user:a", T0 + 10, 900).await.unwrap(),
-        (2, T0)
+    assert!(
+        !store
+            .reserve_attempt("user:b", T0, 900, 1)
+            .await
+            .unwrap()
+            .allowed
     );
-    assert_eq!(
-        store.failures("user:a", T0 + 899, 900).await.unwrap(),
-        (2, T0)
+    store.clear_failures("user:b").await.unwrap();
+    assert!(
+        store
+            .reserve_attempt("user:b", T0, 900, 1)
+            .await
+            .unwrap()
+            .allowed
     );
-    assert_eq!(
-        store.failures("user:a", T0 + 900, 900).await.unwrap(),
-        (0, T0 + 900)
-    );
-    assert_eq!(
-        store.record_failure("user:a", T0 + 900, 900).await.unwrap(),
-        (1, T0 + 900)
-    );
-    assert_eq!(store.failures("user:b", T0, 900).await.unwrap(), (0, T0));
-    store.clear_failures("user:a").await.unwrap();
-    assert_eq!(
-        store.failures("user:a", T0 + 901, 900).await.unwrap(),
-        (0, T0 + 901)
-    );
+}
+
+/// Many concurrent reservations on one key (through one or two stores on the same database):
+/// exactly `limit` are allowed.
+pub async fn concurrent_reservations_hold_the_limit(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .reserve_attempt("user:burst", T0, 900, 5)
+                .await
+                .unwrap()
+                .allowed
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(allowed, 5);
+}
+
+/// The highest bcrypt cost among stored password hashes.
+pub async fn max_hash_cost(store: &dyn Store) {
+    assert_eq!(store.max_hash_cost().await.unwrap(), None);
+    let mut user = new_user("u-cost-low", "cost-low");
+    user.credential_hash = format!("$2b$04${}", "a".repeat(53));
+    store
+        .insert_user(&user, &event(AuditKind::UserCreated, Some("u-cost-low")))
+        .await
+        .unwrap();
+    let mut user = new_user("u-cost-high", "cost-high");
+    user.credential_hash = format!("$2y$11${}", "a".repeat(53));
+    store
+        .insert_user(&user, &event(AuditKind::UserCreated, Some("u-cost-high")))
+        .await
+        .unwrap();
+    assert_eq!(store.max_hash_cost().await.unwrap(), Some(11));
 }

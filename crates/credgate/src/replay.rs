@@ -98,7 +98,7 @@ async fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         println!(
             "note: {limited} failed because the target's guessing limit refused this address \
              (each replay makes about 20 deliberate failed attempts; wait for Retry-After or \
-             raise [limits] address_failures)"
+             raise [limits] address_failures, or code_failures for one-time codes)"
         );
     }
     println!("{}", summary(passed, failed, skipped));

@@ -114,7 +114,12 @@ impl Passthrough {
                     None if client_required => return Err(Error::InvalidClient),
                     None => None,
                 };
-                let held = login(upstream, username, password, client_id, inbound).await?;
+                // Guesses through the upstream draw on the same budgets as local ones.
+                let attempt = core.reserve_password(&username, &meta).await?;
+                let held = login(upstream, username, password, client_id, inbound).await;
+                let outcome = held.as_ref().map(|_| ()).map_err(Clone::clone);
+                core.settle_password(attempt, &outcome).await?;
+                let held = held?;
                 tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough login");
                 Ok(self.issue(Arc::new(held), core.now()).await)
             }

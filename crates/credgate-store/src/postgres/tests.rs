@@ -130,6 +130,7 @@ conformance!(
     update_password_deletes_resets,
     security_answer_upsert,
     attempt_counters,
+    max_hash_cost,
     import_creates_then_unchanged,
     import_conflicts_leave_users_untouched,
     import_update_overwrites,
@@ -561,4 +562,13 @@ async fn an_unreachable_server_is_unavailable_not_a_panic() {
         crate::migrate(&url).await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_two_stores_one_database() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (db.store().await, db.store().await);
+    suite::concurrent_reservations_hold_the_limit(a, b).await;
 }

@@ -76,6 +76,7 @@ conformance!(
     update_password_deletes_resets,
     security_answer_upsert,
     attempt_counters,
+    max_hash_cost,
     import_creates_then_unchanged,
     import_conflicts_leave_users_untouched,
     import_update_overwrites,
@@ -387,4 +388,15 @@ async fn a_read_only_database_fails_the_heartbeat_but_not_the_ping() {
     let read_only = SqliteStore::open(&url, &opts).await.unwrap();
     read_only.ping().await.unwrap();
     assert!(read_only.heartbeat(1_700_000_001).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_two_stores_one_file() {
+    let fixture = Fixture::new().await;
+    let other: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fixture.url(), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    suite::concurrent_reservations_hold_the_limit(fixture.dyn_store(), other).await;
 }
