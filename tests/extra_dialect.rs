@@ -36,6 +36,7 @@ ok = { status = 202, body = "<ok user={{ user.username }}/>" }
 malformed_request = { status = 400, body = "<bad/>" }
 unsupported_media_type = { status = 415, body = "<bad/>" }
 payload_too_large = { status = 413, body = "<big/>" }
+request_timeout = { status = 408, body = "<late/>" }
 invalid_request = { status = 422, body = "<missing>{{ missing | join(',') }}</missing>" }
 invalid_credentials = { status = 403, body = "<denied/>" }
 invalid_client = { status = 401, body = "<who/>" }

@@ -274,6 +274,7 @@ fn sample_errors() -> Vec<credgate_core::Error> {
         Error::MalformedRequest("malformed".into()),
         Error::UnsupportedMediaType,
         Error::PayloadTooLarge,
+        Error::RequestTimeout,
         Error::InvalidRequest {
             problems: vec![FieldProblem::new("new", FieldReason::Missing)],
         },

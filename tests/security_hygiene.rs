@@ -189,6 +189,15 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_a_closed_connection() 
             after >= Duration::from_millis(300) && after < Duration::from_secs(3),
             "{path}: answered after {after:?}"
         );
+        // In the caller's own style: Crayon's error model on its route, the problem document
+        // on the native and admin APIs.
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let own = if path.starts_with("/api/") {
+            "\"ErrorCode\": \"RequestTimeout\""
+        } else {
+            "urn:credgate:error:request_timeout"
+        };
+        assert!(body.contains(own), "{path}: {answer}");
     }
     // A body that arrives in time is served as usual, and the gateway still answers.
     let res = reqwest::Client::new()

@@ -84,6 +84,9 @@ pub enum Error {
     /// The body is larger than the gateway accepts.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body did not arrive within the deadline (`body_timeout_ms`); the connection closes.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("invalid request: {problems:?}")]
     InvalidRequest { problems: Vec<FieldProblem> },
     /// Wrong username/password or wrong current password.
@@ -127,6 +130,7 @@ impl Error {
         "malformed_request",
         "unsupported_media_type",
         "payload_too_large",
+        "request_timeout",
         "invalid_request",
         "invalid_credentials",
         "invalid_client",
@@ -150,6 +154,7 @@ impl Error {
             Self::MalformedRequest(_) => "malformed_request",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::InvalidRequest { .. } => "invalid_request",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidClient => "invalid_client",
@@ -185,6 +190,7 @@ mod tests {
             Error::MalformedRequest(String::new()),
             Error::UnsupportedMediaType,
             Error::PayloadTooLarge,
+            Error::RequestTimeout,
             Error::InvalidRequest { problems: vec![] },
             Error::InvalidCredentials,
             Error::InvalidClient,

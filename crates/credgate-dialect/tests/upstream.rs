@@ -250,6 +250,7 @@ fn samples() -> Vec<Error> {
         Error::MalformedRequest("x".into()),
         Error::UnsupportedMediaType,
         Error::PayloadTooLarge,
+        Error::RequestTimeout,
         Error::InvalidRequest { problems: vec![] },
         Error::InvalidCredentials,
         Error::InvalidClient,

@@ -10,8 +10,10 @@ use std::time::Duration;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage};
+use credgate_core::Error;
 use futures_util::StreamExt;
 
 /// How long a request body may take (`body_timeout_ms`).
@@ -19,8 +21,8 @@ use futures_util::StreamExt;
 pub struct BodyDeadline(pub Duration);
 
 /// Wraps the request's payload so that reading it fails once the deadline has passed, and
-/// answers such a request 408 with `Connection: close`, whatever its handler made of the
-/// failed read.
+/// answers such a request 408 with `Connection: close`: a dialect route in its own style (its
+/// handler renders `request_timeout`), anything else with the problem document.
 pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -56,22 +58,29 @@ pub async fn body_deadline(
     req.set_payload(Payload::Stream {
         payload: Box::pin(guarded),
     });
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
     if !expired.get() {
         return Ok(res.map_into_left_body());
     }
     tracing::info!(path = %res.request().path(), "request body deadline passed");
+    if res.status() == StatusCode::REQUEST_TIMEOUT {
+        // A dialect route answered its own 408 (its error table's `request_timeout`): keep
+        // that answer, and close the connection, whose request stream is now out of step.
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+        return Ok(res.map_into_left_body());
+    }
+    // Anything else (the native and admin APIs): their problem document.
     let labels = res
         .response()
         .extensions()
         .get::<crate::metrics::RequestLabels>()
         .cloned();
-    let mut timeout = HttpResponse::RequestTimeout()
-        .force_close()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(
-            serde_json::json!({"type": "about:blank", "title": "Request Timeout", "status": 408}),
-        );
+    let mut timeout = crate::problem::problem(&Error::RequestTimeout);
+    timeout
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
     if let Some(labels) = labels {
         // The route's dialect and name stay; the outcome is the timeout.
         timeout

@@ -1,5 +1,6 @@
 //! The dialect handler: match -> extract -> one core call -> render. No vendor knowledge here.
 
+use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -130,7 +131,8 @@ async fn execute(state: &AppState, dialect: &str, request: Request) -> Result<Ou
     }
 }
 
-/// The whole body, or `PayloadTooLarge` as soon as it (or its announced length) passes `max`.
+/// The whole body, or `PayloadTooLarge` as soon as it (or its announced length) passes `max`,
+/// or `RequestTimeout` when the body deadline passes first.
 async fn read_limited(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -146,8 +148,13 @@ async fn read_limited(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| Error::MalformedRequest("the body could not be read".into()))?;
+        let chunk = chunk.map_err(|e| match e {
+            // The body deadline ran out (see `deadline`): answered 408 in the dialect's style.
+            PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                Error::RequestTimeout
+            }
+            _ => Error::MalformedRequest("the body could not be read".into()),
+        })?;
         if body.len() + chunk.len() > max {
             return Err(Error::PayloadTooLarge);
         }

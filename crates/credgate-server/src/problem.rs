@@ -30,6 +30,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::ResetTokenInvalid | Error::InvalidCredentials => StatusCode::BAD_REQUEST,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::InvalidClient | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
         Error::Forbidden | Error::ExternallyManaged | Error::UnknownApp | Error::CsrfRejected => {
             StatusCode::FORBIDDEN

@@ -278,6 +278,7 @@ impl Dialect {
             "malformed_request" => Error::MalformedRequest("refused by the upstream".into()),
             "unsupported_media_type" => Error::UnsupportedMediaType,
             "payload_too_large" => Error::PayloadTooLarge,
+            "request_timeout" => Error::RequestTimeout,
             "invalid_request" => Error::InvalidRequest { problems: vec![] },
             "invalid_credentials" => Error::InvalidCredentials,
             "invalid_client" => Error::InvalidClient,

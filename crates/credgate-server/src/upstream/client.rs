@@ -188,6 +188,7 @@ pub fn for_caller(upstream: &str, error: Error) -> Error {
         | Error::MalformedRequest(_)
         | Error::UnsupportedMediaType
         | Error::PayloadTooLarge
+        | Error::RequestTimeout
         | Error::Internal => {
             tracing::error!(%upstream, kind = error.kind(), "the upstream refused credgate's own request; check its auth settings");
             Error::Unavailable
