@@ -40,6 +40,11 @@ struct Floor {
     max_cost: AtomicU32,
 }
 
+/// Nanoseconds per unit of bcrypt work of a verify or hash at `cost` that took `took`.
+fn unit_ns(took: Duration, cost: u32) -> u64 {
+    (took.as_nanos() >> cost).min(u128::from(u64::MAX)) as u64
+}
+
 /// Costs below this are too quick to time reliably; they do not feed the average.
 const TIMED_MIN_COST: u32 = 6;
 
@@ -52,7 +57,7 @@ impl Floor {
         if cost < TIMED_MIN_COST {
             return;
         }
-        let unit = (took.as_nanos() >> cost).min(u128::from(u64::MAX)) as u64;
+        let unit = unit_ns(took, cost);
         let _ = self
             .unit_ns
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
@@ -103,9 +108,8 @@ impl HashPool {
         let dummy_hash =
             bcrypt::hash("credgate-dummy-password", cost).map_err(|_| Error::Internal)?;
         // The first hash seeds the average: failures are padded from the first request on.
-        let unit = (started.elapsed().as_nanos() >> cost).min(u128::from(u64::MAX)) as u64;
         let floor = Arc::new(Floor {
-            unit_ns: AtomicU64::new(unit),
+            unit_ns: AtomicU64::new(unit_ns(started.elapsed(), cost)),
             max_cost: AtomicU32::new(cost),
         });
         Ok(Self {

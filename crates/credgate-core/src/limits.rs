@@ -134,22 +134,28 @@ impl Budgets {
         }
     }
 
-    /// A password check: per typed username (unknown ones lock out exactly like known ones) and
-    /// per address.
-    pub(crate) fn password(config: &LimitConfig, username: &str, meta: &RequestMeta) -> Self {
-        let user = Self::named(
-            config,
-            format!("user:{}", username.to_lowercase()),
-            config.user_failures,
-            "user",
-            true,
-        );
+    /// A check of a secret the user names themselves by (typed) username: per username under
+    /// `prefix` (unknown names lock out exactly like known ones) and per address.
+    fn per_user(
+        config: &LimitConfig,
+        prefix: &str,
+        scope: &'static str,
+        username: &str,
+        meta: &RequestMeta,
+    ) -> Self {
+        let key = format!("{prefix}:{}", username.to_lowercase());
+        let user = Self::named(config, key, config.user_failures, scope, true);
         Self::of(
             config,
             meta,
             Some(user),
             ("addr", config.address_failures, "address"),
         )
+    }
+
+    /// A password check: per typed username and per address.
+    pub(crate) fn password(config: &LimitConfig, username: &str, meta: &RequestMeta) -> Self {
+        Self::per_user(config, "user", "user", username, meta)
     }
 
     /// A client-secret check: per client id (every unknown id shares one budget) and per address.
@@ -173,19 +179,7 @@ impl Budgets {
 
     /// A security-answer check: per typed username and per address.
     pub(crate) fn answer(config: &LimitConfig, username: &str, meta: &RequestMeta) -> Self {
-        let user = Self::named(
-            config,
-            format!("answer:{}", username.to_lowercase()),
-            config.user_failures,
-            "answer",
-            true,
-        );
-        Self::of(
-            config,
-            meta,
-            Some(user),
-            ("addr", config.address_failures, "address"),
-        )
+        Self::per_user(config, "answer", "answer", username, meta)
     }
 
     /// A one-time-code guess: a code names no user, so per address only (the small budget an

@@ -33,9 +33,16 @@ pub async fn body_deadline(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
+    let payload = req.take_payload();
+    if let Payload::None = payload {
+        // No body to wait for (most GETs, health checks): nothing to wrap.
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
     let expired = Rc::new(Cell::new(false));
     let deadline = tokio::time::Instant::now() + limit;
-    let payload = req.take_payload();
     let flag = Rc::clone(&expired);
     let guarded = futures_util::stream::unfold(Some(payload), move |state| {
         let flag = Rc::clone(&flag);

@@ -54,13 +54,10 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     } else {
         serde_urlencoded::from_bytes(&body).map_err(|_| ())
     };
-    let Ok(mut form) = parsed else {
+    let Ok(form) = parsed else {
         return oauth_error(400, "invalid_request");
     };
-    if let Some((id, secret)) = basic_auth(&req) {
-        form.client_id = Some(id);
-        form.client_secret = Some(secret);
-    }
+    let client = client_credentials(&req, form.client_id, form.client_secret);
     let grant = match form.grant_type.as_deref() {
         Some("password") => match (form.username, form.password) {
             (Some(username), Some(password)) => Grant::Password { username, password },
@@ -74,10 +71,6 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Some(_) => return oauth_error(400, "unsupported_grant_type"),
         None => return oauth_error(400, "invalid_request"),
     };
-    let client = form.client_id.map(|client_id| ClientCredentials {
-        client_id,
-        secret: form.client_secret.unwrap_or_default(),
-    });
     let request = Request {
         meta: meta(&req, "native"),
         app_key: None,
@@ -126,20 +119,13 @@ pub async fn revoke(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let Ok(mut form) = serde_urlencoded::from_bytes::<RevokeForm>(&body) else {
+    let Ok(form) = serde_urlencoded::from_bytes::<RevokeForm>(&body) else {
         return oauth_error(400, "invalid_request");
     };
-    if let Some((id, secret)) = basic_auth(&req) {
-        form.client_id = Some(id);
-        form.client_secret = Some(secret);
-    }
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return oauth_error(400, "invalid_request");
     };
-    let client = form.client_id.map(|client_id| ClientCredentials {
-        client_id,
-        secret: form.client_secret.unwrap_or_default(),
-    });
+    let client = client_credentials(&req, form.client_id, form.client_secret);
     let request = Request {
         meta: meta(&req, "native"),
         app_key: None,
@@ -213,6 +199,23 @@ fn no_content() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("Cache-Control", "no-store"))
         .finish()
+}
+
+/// The client's credentials: HTTP Basic when the request carries it (RFC 6749 2.3.1), else
+/// those of the body.
+fn client_credentials(
+    req: &HttpRequest,
+    client_id: Option<String>,
+    client_secret: Option<Password>,
+) -> Option<ClientCredentials> {
+    let (client_id, secret) = match basic_auth(req) {
+        Some((id, secret)) => (Some(id), Some(secret)),
+        None => (client_id, client_secret),
+    };
+    client_id.map(|client_id| ClientCredentials {
+        client_id,
+        secret: secret.unwrap_or_default(),
+    })
 }
 
 fn basic_auth(req: &HttpRequest) -> Option<(String, Password)> {

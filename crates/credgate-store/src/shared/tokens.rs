@@ -71,20 +71,10 @@ impl TokenStore for Backend {
 
     /// Writes `audit` only when the token existed.
     async fn delete_token(&self, digest: &str, audit: &[AuditEvent]) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM tokens WHERE digest = $1")
-            .bind(digest)
-            .execute(&mut *tx)
-            .await
-            .map_err(error::map)?
-            .rows_affected();
-        if deleted == 0 {
-            tx.rollback().await.map_err(error::map)?;
-            return Ok(false);
-        }
-        insert_events(&mut tx, audit).await?;
-        tx.commit().await.map_err(error::map)?;
-        Ok(true)
+        let deleted = self
+            .delete_audited("DELETE FROM tokens WHERE digest = $1", digest, audit)
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn spend_refresh(&self, digest: &str, now: Timestamp) -> Result<bool, StoreError> {
@@ -107,9 +97,37 @@ impl TokenStore for Backend {
         session_id: &str,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
+        self.delete_audited(
+            "DELETE FROM tokens WHERE session_id = $1",
+            session_id,
+            audit,
+        )
+        .await
+    }
+
+    async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // The statement is the backend's: PostgreSQL skips rows other transactions hold.
+        let result = sqlx::query(super::PURGE_EXPIRED_TOKENS)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(error::map)?;
+        Ok(result.rows_affected())
+    }
+}
+
+impl Backend {
+    /// Runs `delete` (one `$1` bound to `key`) and writes `audit` in the same transaction, only
+    /// when it deleted something; the number of rows deleted.
+    async fn delete_audited(
+        &self,
+        delete: &str,
+        key: &str,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM tokens WHERE session_id = $1")
-            .bind(session_id)
+        let deleted = sqlx::query(delete)
+            .bind(key)
             .execute(&mut *tx)
             .await
             .map_err(error::map)?
@@ -121,15 +139,5 @@ impl TokenStore for Backend {
         insert_events(&mut tx, audit).await?;
         tx.commit().await.map_err(error::map)?;
         Ok(deleted)
-    }
-
-    async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
-        // The statement is the backend's: PostgreSQL skips rows other transactions hold.
-        let result = sqlx::query(super::PURGE_EXPIRED_TOKENS)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(error::map)?;
-        Ok(result.rows_affected())
     }
 }
