@@ -2,6 +2,8 @@
 FROM rust:1.85-bookworm AS build
 WORKDIR /src
 COPY . .
+# `credgate --version` names this revision; without it the build asks git (when .git was copied).
+ARG CREDGATE_GIT_REVISION=""
 RUN cargo build --release --locked -p credgate
 
 FROM debian:bookworm-slim

@@ -51,6 +51,7 @@ rate_limited = { status = 429, body = "<slow/>" }
 conflict = { status = 409, body = "<race/>" }
 reset_token_invalid = { status = 400, body = "<bad/>" }
 unavailable = { status = 503, body = "<later/>" }
+overloaded = { status = 503, body = "<busy/>" }
 internal = { status = 500, body = "<oops/>" }
 "#;
 

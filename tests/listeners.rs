@@ -31,6 +31,7 @@ fn mount(listen: Option<&str>, prefix: Option<&str>) -> MountSettings {
     MountSettings {
         listen: listen.map(str::to_owned),
         prefix: prefix.map(str::to_owned),
+        ..MountSettings::default()
     }
 }
 

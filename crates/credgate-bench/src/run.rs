@@ -61,6 +61,17 @@ pub async fn site(
     users: usize,
     filler: usize,
 ) -> Result<Site, BenchError> {
+    site_with(binary, cost, users, filler, Vec::new()).await
+}
+
+/// As [`site`], with extra `CREDGATE_*` settings (name without the prefix, value).
+pub async fn site_with(
+    binary: &std::path::Path,
+    cost: u32,
+    users: usize,
+    filler: usize,
+    extra_env: Vec<(String, String)>,
+) -> Result<Site, BenchError> {
     let dir = tempfile::tempdir()?;
     let hash = bcrypt::hash(seed::PASSWORDS[0], cost)
         .map_err(|e| BenchError::Setup(format!("bcrypt: {e}")))?;
@@ -79,7 +90,10 @@ pub async fn site(
         bcrypt_cost: cost,
         // History 1 still refuses the current password, without extra bcrypt runs; the default
         // (5) adds up to four verifies per change once a user has history.
-        env: vec![("POLICY__HISTORY".into(), "1".into())],
+        env: [("POLICY__HISTORY".to_owned(), "1".to_owned())]
+            .into_iter()
+            .chain(extra_env)
+            .collect(),
     };
     let gateway = Gateway::start(binary, dir.path(), &config).await?;
     let changes = Api::all()
@@ -183,6 +197,17 @@ pub async fn run(cli: &Cli, profile: Profile) -> Result<(), BenchError> {
         eprintln!("memory at {MEMORY_CONNECTIONS} connections");
         let site = site(&binary, 4, MEMORY_CONNECTIONS, 0).await?;
         sections::memory(&site, &profile, &mut figures).await?;
+        site.gateway.stop().await?;
+    }
+    if wanted(8) {
+        // Guessing limits out of the way: every login here has the right password.
+        eprintln!("overload of the hash pool at cost 12");
+        let env = vec![
+            ("LIMITS__USER_FAILURES".to_owned(), "1000000".to_owned()),
+            ("LIMITS__ADDRESS_FAILURES".to_owned(), "1000000".to_owned()),
+        ];
+        let site = site_with(&binary, 12, 0, 0, env).await?;
+        crate::overload::overload(&site, 12, &mut figures).await?;
         site.gateway.stop().await?;
     }
     for s in [g12, g10, g4, large].into_iter().flatten() {

@@ -120,6 +120,10 @@ pub enum Error {
     /// A dependency (database, upstream) is down: retry later.
     #[error("service unavailable")]
     Unavailable,
+    /// The hash pool could not start this request's work within the configured wait: come
+    /// back after `retry_after` seconds.
+    #[error("overloaded, retry after {retry_after}s")]
+    Overloaded { retry_after: u64 },
     #[error("internal error")]
     Internal,
 }
@@ -145,6 +149,7 @@ impl Error {
         "conflict",
         "reset_token_invalid",
         "unavailable",
+        "overloaded",
         "internal",
     ];
 
@@ -169,6 +174,7 @@ impl Error {
             Self::Conflict(_) => "conflict",
             Self::ResetTokenInvalid => "reset_token_invalid",
             Self::Unavailable => "unavailable",
+            Self::Overloaded { .. } => "overloaded",
             Self::Internal => "internal",
         }
     }
@@ -205,6 +211,7 @@ mod tests {
             Error::Conflict(String::new()),
             Error::ResetTokenInvalid,
             Error::Unavailable,
+            Error::Overloaded { retry_after: 1 },
             Error::Internal,
         ];
         let kinds: Vec<_> = samples.iter().map(Error::kind).collect();

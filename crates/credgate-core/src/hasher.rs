@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::error::Error;
+use crate::overload::{Admission, MonotonicTicker, Ticker};
 use crate::secret::Password;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -27,6 +28,12 @@ pub struct HashPool {
     /// Verified against when a user does not exist, so that path costs one verify too.
     dummy_hash: String,
     floor: Arc<Floor>,
+    /// Refuses a request's first job when it could not start within the configured wait.
+    admission: Arc<Admission>,
+    /// Queued jobs dropped unhashed because their request was gone.
+    skipped: Arc<AtomicUsize>,
+    /// Called once per burst of refusals (the service audits it), with the `Retry-After`.
+    on_shed_burst: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
 
 /// How long a failed verification must take: as long as one against the slowest hash stored.
@@ -107,6 +114,7 @@ impl HashPool {
         let started = Instant::now();
         let dummy_hash =
             bcrypt::hash("credgate-dummy-password", cost).map_err(|_| Error::Internal)?;
+        let first_job = started.elapsed();
         // The first hash seeds the average: failures are padded from the first request on.
         let floor = Arc::new(Floor {
             unit_ns: AtomicU64::new(unit_ns(started.elapsed(), cost)),
@@ -121,7 +129,38 @@ impl HashPool {
             record_metrics: true,
             dummy_hash,
             floor,
+            admission: Arc::new(Admission::new(
+                Duration::ZERO,
+                Arc::new(MonotonicTicker::default()),
+                first_job,
+            )),
+            skipped: Arc::new(AtomicUsize::new(0)),
+            on_shed_burst: None,
         })
+    }
+
+    /// Sheds a request's first job when it could not start within `max_wait` (zero: never),
+    /// timing jobs with `ticker`; the measured time of one job starts at the pool's first hash.
+    pub fn with_max_wait(mut self, max_wait: Duration, ticker: Arc<dyn Ticker>) -> Self {
+        let first_job = self.admission.job_time();
+        self.admission = Arc::new(Admission::new(max_wait, ticker, first_job));
+        self
+    }
+
+    /// Sets what runs once per burst of refused jobs (the service appends an audit record).
+    pub fn on_shed_burst(mut self, f: Arc<dyn Fn(u64) + Send + Sync>) -> Self {
+        self.on_shed_burst = Some(f);
+        self
+    }
+
+    /// The admission state: measured job time, refusals.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Queued jobs skipped because their request was cancelled before a thread took them.
+    pub fn skipped(&self) -> usize {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// Turns metric reporting off (a scratch gateway must not count in the operator's graphs).
@@ -155,29 +194,69 @@ impl HashPool {
         self.submit(f)?.await.map_err(|_| Error::Internal)
     }
 
+    /// As [`Self::run`], for the first job of a request: refused at once with
+    /// `Error::Overloaded` when it could not start within the configured wait.
+    async fn run_admitted<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        self.admit()?;
+        self.run(f).await
+    }
+
+    fn admit(&self) -> Result<(), Error> {
+        let ahead = self.queued.load(Ordering::Relaxed);
+        self.admission
+            .admit(ahead, self.threads)
+            .map_err(|retry_after| {
+                if self.admission.take_burst() {
+                    tracing::warn!(queued = ahead, retry_after, "hash pool overloaded: shedding");
+                    if let Some(f) = &self.on_shed_burst {
+                        f(retry_after);
+                    }
+                }
+                Error::Overloaded { retry_after }
+            })
+    }
+
     /// Queues a job now; its result arrives on the receiver. Lets a caller keep every thread busy.
+    /// A job whose receiver is gone (the request was cancelled) is skipped when its turn comes.
     fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<oneshot::Receiver<T>, Error> {
         let (tx, rx) = oneshot::channel();
         let (queued, completed) = (Arc::clone(&self.queued), Arc::clone(&self.completed));
+        let (admission, skipped) = (Arc::clone(&self.admission), Arc::clone(&self.skipped));
         let (record, submitted) = (self.record_metrics, Instant::now());
         queued.fetch_add(1, Ordering::Relaxed);
         if record {
             metrics::gauge!("credgate_hash_queue_depth").increment(1.0);
         }
         let job: Job = Box::new(move || {
+            let done = |queued: &AtomicUsize| {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                if record {
+                    metrics::gauge!("credgate_hash_queue_depth").decrement(1.0);
+                }
+            };
+            if tx.is_closed() {
+                done(&queued);
+                skipped.fetch_add(1, Ordering::Relaxed);
+                if record {
+                    metrics::counter!("credgate_hash_skipped_total").increment(1);
+                }
+                return;
+            }
             if record {
                 metrics::histogram!("credgate_hash_wait_seconds")
                     .record(submitted.elapsed().as_secs_f64());
             }
+            let started = admission.ticker.now();
             let out = f();
-            queued.fetch_sub(1, Ordering::Relaxed);
+            admission.observe(admission.ticker.now().saturating_sub(started));
+            done(&queued);
             completed.fetch_add(1, Ordering::Relaxed);
-            if record {
-                metrics::gauge!("credgate_hash_queue_depth").decrement(1.0);
-            }
             let _ = tx.send(out);
         });
         if self.jobs.send(job).is_err() {
@@ -235,7 +314,7 @@ impl HashPool {
     /// over-long password is a mismatch, never a panic or a truncated match.
     pub async fn verify(&self, password: &Password, hash: &str) -> Result<bool, Error> {
         let (pw, hash, floor) = (password.clone(), hash.to_owned(), Arc::clone(&self.floor));
-        self.run(move || {
+        self.run_admitted(move || {
             let started = Instant::now();
             let ok = verify_sync(&pw, &hash);
             if let Some(cost) = hash_cost(&hash) {
@@ -406,6 +485,111 @@ mod tests {
         );
         // The caller's own thread is untouched.
         assert_eq!(crate::priority::current_thread_nice(), own);
+    }
+
+    /// A pool of one thread whose jobs are timed by a manual ticker, trained so one job takes
+    /// about a second, and a counter of refused bursts.
+    async fn trained_pool(
+        max_wait: Duration,
+    ) -> (HashPool, crate::overload::ManualTicker, Arc<AtomicUsize>) {
+        let ticker = crate::overload::ManualTicker::default();
+        let bursts = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&bursts);
+        let pool = HashPool::new(1, 4)
+            .unwrap()
+            .with_metrics(false)
+            .with_max_wait(max_wait, Arc::new(ticker.clone()))
+            .on_shed_burst(Arc::new(move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }));
+        for _ in 0..48 {
+            let t = ticker.clone();
+            pool.run(move || t.advance(Duration::from_secs(1)))
+                .await
+                .unwrap();
+        }
+        let job = pool.admission().job_time();
+        assert!(job > Duration::from_millis(990) && job <= Duration::from_secs(1));
+        (pool, ticker, bursts)
+    }
+
+    #[tokio::test]
+    async fn a_job_that_could_not_start_in_time_is_refused_and_queued_jobs_keep_their_place() {
+        let (pool, _ticker, bursts) = trained_pool(Duration::from_secs(2)).await;
+        let hashed = Arc::new(AtomicUsize::new(0));
+        let counting = || {
+            let hashed = Arc::clone(&hashed);
+            move || hashed.fetch_add(1, Ordering::SeqCst)
+        };
+        // The only thread is busy until the gate opens.
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let busy = pool
+            .submit(move || {
+                let _ = gate.recv();
+            })
+            .unwrap();
+        // Two jobs ahead (about 2 s of waiting): admitted.
+        assert!(pool.admit().is_ok());
+        let queued = pool.submit(counting()).unwrap();
+        assert_eq!(pool.queue_depth(), 2);
+        assert!(pool.admit().is_ok());
+        let abandoned = pool.submit(counting()).unwrap();
+        // Three ahead: about 3 s > 2 s, refused at once, to come back in a second.
+        let refused = pool.run_admitted(counting()).await;
+        assert_eq!(refused, Err(Error::Overloaded { retry_after: 1 }));
+        assert!(matches!(
+            pool.run_admitted(counting()).await,
+            Err(Error::Overloaded { .. })
+        ));
+        assert_eq!(pool.admission().shed_count(), 2);
+        assert_eq!(bursts.load(Ordering::SeqCst), 1, "audited once per burst");
+        assert_eq!(pool.queue_depth(), 3, "refused jobs never queue");
+
+        // The client of the third job goes away: its job is skipped, not run.
+        drop(abandoned);
+        open.send(()).unwrap();
+        busy.await.unwrap();
+        assert_eq!(queued.await.unwrap(), 0, "the queued job kept its place");
+        assert_eq!(pool.run_admitted(counting()).await.unwrap(), 1);
+        assert_eq!(hashed.load(Ordering::SeqCst), 2);
+        assert_eq!(pool.skipped(), 1);
+        assert_eq!(pool.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_verify_is_never_hashed() {
+        let (pool, _ticker, _) = trained_pool(Duration::ZERO).await;
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let busy = pool
+            .submit(move || {
+                let _ = gate.recv();
+            })
+            .unwrap();
+        // A verify whose request is dropped while it waits (the client hung up).
+        let pw = Password::new("correct horse");
+        let hash = bcrypt::hash("correct horse", 4).unwrap();
+        let completed = pool.completed();
+        {
+            let verify = pool.verify(&pw, &hash);
+            futures_poll_once(verify).await;
+        }
+        assert_eq!(pool.queue_depth(), 2);
+        open.send(()).unwrap();
+        busy.await.unwrap();
+        // The next job runs after the skipped one.
+        assert!(pool.verify(&pw, &hash).await.unwrap());
+        assert_eq!(pool.skipped(), 1);
+        assert_eq!(pool.completed(), completed + 2, "the busy job and the live verify");
+    }
+
+    /// Polls a future once (so it submits its job) and drops it.
+    async fn futures_poll_once<F: std::future::Future>(f: F) {
+        let mut f = std::pin::pin!(f);
+        std::future::poll_fn(|cx| {
+            let _ = f.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
     }
 
     #[test]

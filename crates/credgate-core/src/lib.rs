@@ -11,6 +11,7 @@ pub mod import;
 pub mod limits;
 pub mod model;
 pub mod notify;
+pub mod overload;
 pub mod policy;
 mod priority;
 mod reset;

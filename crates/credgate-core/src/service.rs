@@ -57,6 +57,9 @@ pub struct CoreConfig {
     pub digest_key: crate::token::DigestKey,
     /// Longest wait for a legacy system's own reset (run after the answer, in `migrate` mode).
     pub upstream_reset_timeout: Duration,
+    /// Longest a request's first bcrypt job may be expected to wait for a hashing thread;
+    /// beyond it the request is refused at once (`overloaded`). Zero: never refused.
+    pub hash_max_wait: Duration,
 }
 
 impl Default for CoreConfig {
@@ -77,8 +80,32 @@ impl Default for CoreConfig {
             record_metrics: true,
             digest_key: crate::token::DigestKey::generate(),
             upstream_reset_timeout: Duration::from_secs(10),
+            hash_max_wait: Duration::from_secs(2),
         }
     }
+}
+
+/// Appends one audit record when the hash pool starts refusing work (once per burst).
+fn shed_burst_audit(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<dyn Fn(u64) + Send + Sync> {
+    Arc::new(move |retry_after| {
+        let event = AuditEvent {
+            at: clock.now(),
+            kind: AuditKind::AttemptRefused,
+            user_id: None,
+            dialect: String::new(),
+            request_id: String::new(),
+            client_addr: None,
+            detail: json!({"reason": "hash_pool_overloaded", "retry_after": retry_after}),
+        };
+        let store = Arc::clone(&store);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.append_audit(&[event]).await {
+                    tracing::warn!(error = %e, "the hash pool's overload was not audited");
+                }
+            });
+        }
+    })
 }
 
 /// What is known of the current password when checking reuse.
@@ -146,7 +173,12 @@ impl CredentialService {
             n => n,
         };
         let hasher = HashPool::with_nice(threads, config.bcrypt_cost, config.hash_nice)?
-            .with_metrics(config.record_metrics);
+            .with_metrics(config.record_metrics)
+            .with_max_wait(
+                config.hash_max_wait,
+                Arc::new(crate::overload::MonotonicTicker::default()),
+            )
+            .on_shed_burst(shed_burst_audit(Arc::clone(&store), Arc::clone(&clock)));
         let tokens = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(config.token_cache_ttl)

@@ -152,7 +152,7 @@ impl Dialect {
             _ => Vec::new(),
         };
         let retry_after = match error {
-            Error::RateLimited { retry_after } => *retry_after,
+            Error::RateLimited { retry_after } | Error::Overloaded { retry_after } => *retry_after,
             _ => 0,
         };
         let ctx = context! {

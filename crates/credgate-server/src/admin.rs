@@ -24,6 +24,9 @@ pub enum AdminRefused {
     Disabled,
     #[error("admin token required")]
     BadToken,
+    /// `[tls] client_ca` is set and the connection presented no client certificate.
+    #[error("client certificate required")]
+    NoClientCertificate,
 }
 
 impl ResponseError for AdminRefused {
@@ -32,6 +35,7 @@ impl ResponseError for AdminRefused {
             Self::Disabled => HttpResponse::NotFound()
                 .json(json!({"type": "about:blank", "title": "Not Found", "status": 404})),
             Self::BadToken => problem(&Error::Unauthenticated),
+            Self::NoClientCertificate => problem(&Error::Forbidden),
         }
     }
 }
@@ -41,9 +45,15 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req
-            .app_data::<web::Data<AppState>>()
-            .and_then(|s| s.admin_token.clone());
+        let state = req.app_data::<web::Data<AppState>>();
+        let expected = state.and_then(|s| s.admin_token.clone());
+        let wants_cert = state.is_some_and(|s| s.tls.wants_client_certificates());
+        if expected.is_some()
+            && wants_cert
+            && req.conn_data::<crate::tls::ClientCertificate>().is_none()
+        {
+            return ready(Err(AdminRefused::NoClientCertificate));
+        }
         ready(match (expected, bearer(req)) {
             (None, _) => Err(AdminRefused::Disabled),
             (Some(want), Some(got))

@@ -13,6 +13,7 @@ use credgate_store::StoreOptions;
 use serde_json::json;
 
 use crate::settings::Settings;
+use crate::tls::ClientAuth;
 use crate::{admin, deadline, dispatch, listeners, metrics, native, problem, reload, telemetry};
 
 pub struct AppState {
@@ -30,6 +31,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Proxies whose forwarding headers name the client address.
     pub proxies: crate::client_addr::TrustedProxies,
+    /// The listeners' certificates (`[tls]`), re-read on SIGHUP.
+    pub tls: Arc<crate::tls::Certificates>,
 }
 
 impl AppState {
@@ -56,6 +59,8 @@ pub enum StartError {
     Core(#[from] credgate_core::Error),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("{key} = \"{addr}\": cannot listen: {reason}")]
     Listen {
         key: String,
@@ -114,7 +119,9 @@ async fn build_core_with(
     upstream: Option<Arc<dyn credgate_core::UpstreamDirectory>>,
 ) -> Result<Arc<CredentialService>, StartError> {
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
-    let notifier = crate::notify::from_settings(&settings.reset)
+    let roots = crate::tls::client_roots(&settings.tls)
+        .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
+    let notifier = crate::notify::from_settings_with_roots(&settings.reset, &roots)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
     let mut config = settings.core_config();
     config.digest_key = crate::digest_key::load(settings)
@@ -150,9 +157,11 @@ pub async fn build_state_with(
         max_body: settings.max_body_bytes,
         reloader: reload::Reloader::new(settings.clone()),
         passthrough: upstreams.passthrough,
-        secure_cookies: settings.cookies.secure,
+        // A gateway serving HTTPS itself marks its cookies Secure too.
+        secure_cookies: settings.cookies.secure || settings.tls.cert.is_some(),
         proxies: crate::client_addr::TrustedProxies::parse(&settings.limits.trusted_proxies)
             .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?,
+        tls: Arc::new(crate::tls::Certificates::from_settings(settings)?),
     }))
 }
 
@@ -238,6 +247,7 @@ pub fn serve(
         n => n,
     };
     let extra = listeners::bind_extra(settings)?;
+    let tls = Arc::clone(&state.tls);
     let roles = web::Data::new(listeners::Listeners::new(&extra));
     let enabled = settings.metrics.enabled && metrics::install().is_some();
     let http_metrics = web::Data::new(metrics::HttpMetrics { enabled });
@@ -272,9 +282,24 @@ pub fn serve(
         settings.client_request_timeout_ms,
     ))
     .shutdown_timeout(settings.shutdown_grace().as_secs_f64().ceil() as u64)
-    .listen(listener)?;
-    for (extra, _) in extra {
-        server = server.listen(extra)?;
+    .on_connect(crate::tls::on_connect);
+    // Each listener serves HTTPS when it has a certificate, else plain HTTP.
+    let mut listening = vec![(listener, tls.main(), ClientAuth::Optional)];
+    for (extra, role) in extra {
+        listening.push(match &role {
+            listeners::Role::Dialects(listen) => {
+                (extra, tls.dialect_listener(listen), ClientAuth::None)
+            }
+            _ => (extra, tls.main(), ClientAuth::Required),
+        });
+    }
+    for (listener, resolver, auth) in listening {
+        server = match resolver {
+            Some(resolver) => {
+                server.listen_rustls_0_23(listener, tls.server_config(resolver, auth)?)?
+            }
+            None => server.listen(listener)?,
+        };
     }
     Ok(server.run())
 }

@@ -19,6 +19,7 @@ pub mod problem;
 pub mod reload;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 pub use app::{

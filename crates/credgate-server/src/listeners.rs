@@ -24,6 +24,10 @@ pub struct MountSettings {
     pub listen: Option<String>,
     /// A path prefix put before every route of the dialect, e.g. `/akana`.
     pub prefix: Option<String>,
+    /// This listener's own PEM certificate chain (default: `[tls] cert`).
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The key of `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 pub fn validate_mounts(mounts: &BTreeMap<String, MountSettings>) -> Result<(), String> {

@@ -111,6 +111,14 @@ fn describe() {
         "Time a bcrypt job waited for a hashing thread"
     );
     describe_counter!(
+        "credgate_hash_shed_total",
+        "Requests refused at once because the hash pool could not start them in time, by dialect"
+    );
+    describe_counter!(
+        "credgate_hash_skipped_total",
+        "Queued bcrypt jobs dropped unhashed because their request was cancelled"
+    );
+    describe_counter!(
         "credgate_logins_total",
         "Password logins by canonical outcome"
     );
@@ -218,6 +226,10 @@ pub async fn record(
             "dialect" => labels.dialect.clone(), "route" => labels.route.clone(),
             "status" => status.as_str().to_owned(), "outcome" => labels.outcome)
         .increment(1);
+        if labels.outcome == "overloaded" {
+            metrics::counter!("credgate_hash_shed_total", "dialect" => labels.dialect.clone())
+                .increment(1);
+        }
         metrics::histogram!("credgate_http_request_duration_seconds",
             "dialect" => labels.dialect, "route" => labels.route)
         .record(started.elapsed().as_secs_f64());

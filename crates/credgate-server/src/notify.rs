@@ -107,6 +107,14 @@ impl Notifier for Webhook {
 }
 
 pub fn from_settings(settings: &ResetSettings) -> Result<std::sync::Arc<dyn Notifier>, String> {
+    from_settings_with_roots(settings, &[])
+}
+
+/// As [`from_settings`], the webhook client trusting `roots` (`[tls] ca_bundle`) too.
+pub fn from_settings_with_roots(
+    settings: &ResetSettings,
+    roots: &[reqwest::Certificate],
+) -> Result<std::sync::Arc<dyn Notifier>, String> {
     Ok(match settings.notifier {
         NotifierKind::Outbox => {
             // An outbox left readable by others (an older version, a loose umask) is reported
@@ -124,7 +132,7 @@ pub fn from_settings(settings: &ResetSettings) -> Result<std::sync::Arc<dyn Noti
                 .webhook_secret
                 .clone()
                 .ok_or("reset.webhook_secret is required with notifier = \"webhook\"")?;
-            let client = reqwest::Client::builder()
+            let client = crate::tls::with_roots(reqwest::Client::builder(), roots)
                 .timeout(Duration::from_millis(settings.webhook_timeout_ms))
                 .build()
                 .map_err(|e| e.to_string())?;

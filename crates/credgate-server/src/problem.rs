@@ -38,7 +38,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable | Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -73,7 +73,7 @@ pub fn problem(error: &Error) -> HttpResponse {
         Error::Unauthenticated => {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        Error::RateLimited { retry_after } => {
+        Error::RateLimited { retry_after } | Error::Overloaded { retry_after } => {
             response.insert_header(("Retry-After", retry_after.to_string()));
         }
         Error::Unavailable => {

@@ -219,7 +219,8 @@ pub fn reload_on_sighup(state: web::Data<AppState>) {
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading dialects");
+            tracing::info!("SIGHUP: reloading TLS certificates and dialects");
+            state.tls.reload();
             reload(&state).await;
         }
     });

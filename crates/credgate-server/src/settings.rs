@@ -23,6 +23,10 @@ pub struct Settings {
     pub hash_threads: usize,
     /// Added to the bcrypt threads' nice value (0-19; 0: same priority as request threads).
     pub hash_nice: i32,
+    /// Longest a request's first bcrypt job may be expected to wait for a hashing thread (the
+    /// measured time of one job times the jobs ahead); beyond it the request is answered at
+    /// once with the dialect's 503 and `Retry-After`. 0: never refused.
+    pub hash_max_wait_ms: u64,
     /// HTTP worker threads; 0 means one per CPU.
     pub workers: usize,
     /// Pending-connection queue of every listener (main, per-dialect, metrics).
@@ -56,6 +60,8 @@ pub struct Settings {
     pub reset: ResetSettings,
     pub cookies: CookieSettings,
     pub metrics: crate::metrics::MetricsSettings,
+    /// HTTPS on the listeners, client certificates, extra roots of the outgoing clients.
+    pub tls: crate::tls::TlsSettings,
     /// Legacy vendor APIs credgate calls as a client (`[[upstreams]]`).
     pub upstreams: Vec<crate::upstream::UpstreamSettings>,
     /// The key of reset-token and code digests, as hex (usually `CREDGATE_DIGEST_KEY`); wins
@@ -140,6 +146,7 @@ impl Default for Settings {
             bcrypt_cost: 12,
             hash_threads: 0,
             hash_nice: 10,
+            hash_max_wait_ms: 2_000,
             workers: 0,
             listen_backlog: 2048,
             keep_alive_secs: 75,
@@ -160,6 +167,7 @@ impl Default for Settings {
             reset: ResetSettings::default(),
             cookies: CookieSettings::default(),
             metrics: Default::default(),
+            tls: Default::default(),
             upstreams: Vec::new(),
             digest_key: None,
             digest_key_file: PathBuf::from("./data/digest.key"),
@@ -176,6 +184,7 @@ const ENV_KEYS: &[&str] = &[
     "bcrypt_cost",
     "hash_threads",
     "hash_nice",
+    "hash_max_wait_ms",
     "workers",
     "listen_backlog",
     "keep_alive_secs",
@@ -196,6 +205,7 @@ const ENV_KEYS: &[&str] = &[
     "reset",
     "cookies",
     "metrics",
+    "tls",
     "upstreams",
     "digest_key",
     "digest_key_file",
@@ -294,6 +304,7 @@ impl Settings {
             return bad("reset.webhook_url and reset.webhook_secret are required with notifier = \"webhook\"");
         }
         crate::listeners::validate_mounts(&self.dialects.mount).map_err(ConfigError)?;
+        crate::tls::validate(self).map_err(ConfigError)?;
         crate::upstream::validate(&self.upstreams).map_err(ConfigError)?;
         self.policy.validate().map_err(ConfigError)
     }
@@ -333,6 +344,7 @@ impl Settings {
             reset_code_ttl: Duration::from_secs(self.reset.code_ttl_secs),
             reset_replaces_outstanding: self.reset.replace_outstanding,
             record_metrics: self.metrics.enabled,
+            hash_max_wait: Duration::from_millis(self.hash_max_wait_ms),
             ..CoreConfig::default()
         }
     }

@@ -7,3 +7,11 @@ pub mod junit;
 pub mod replay;
 pub mod tooling;
 pub mod transfer;
+
+/// `credgate --version`: the package version and the git revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("CREDGATE_GIT_REVISION"),
+    ")"
+);

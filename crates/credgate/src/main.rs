@@ -13,7 +13,7 @@ use credgate_server::{build_core, Settings};
 #[derive(Parser)]
 #[command(
     name = "credgate",
-    version,
+    version = credgate::VERSION,
     about = "A multi-dialect API compatibility gateway for credential APIs"
 )]
 struct Cli {
@@ -38,6 +38,7 @@ enum Cmd {
     App(AppCmd),
     /// Import users from CSV or JSON Lines (bcrypt hashes or plain passwords); see README.
     Import {
+        /// The file to read; `-` reads standard input (then --format is required).
         file: PathBuf,
         /// csv or jsonl; default from the file's extension.
         #[arg(long, value_enum)]
@@ -51,7 +52,8 @@ enum Cmd {
     },
     /// Export every user with its bcrypt hash (never a password), in the import format.
     Export {
-        /// A new file (an existing one is never overwritten).
+        /// A new file (an existing one is never overwritten); `-` writes to standard output
+        /// (then --format is required).
         file: PathBuf,
         /// csv or jsonl; default from the file's extension.
         #[arg(long, value_enum)]
@@ -313,7 +315,12 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let count = transfer::export::run(&core, &file, format).await?;
-            println!("exported {count} users to {}", file.display());
+            if file == std::path::Path::new("-") {
+                // Standard output carries the users themselves.
+                eprintln!("exported {count} users");
+            } else {
+                println!("exported {count} users to {}", file.display());
+            }
             Ok(())
         }
         Cmd::App(AppCmd::Add { name, key_stdin }) => {

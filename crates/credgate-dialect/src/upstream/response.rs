@@ -296,6 +296,9 @@ impl Dialect {
             },
             "conflict" => Error::Conflict("refused by the upstream".into()),
             "reset_token_invalid" => Error::ResetTokenInvalid,
+            "overloaded" => Error::Overloaded {
+                retry_after: retry_after(response),
+            },
             _ => Error::Unavailable,
         }
     }

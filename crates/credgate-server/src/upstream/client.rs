@@ -34,9 +34,13 @@ enum Failure {
 }
 
 impl UpstreamClient {
-    pub fn new(settings: &UpstreamSettings, dialect: Arc<Dialect>) -> Result<Self, String> {
+    pub fn new(
+        settings: &UpstreamSettings,
+        dialect: Arc<Dialect>,
+        roots: &[reqwest::Certificate],
+    ) -> Result<Self, String> {
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let http = reqwest::Client::builder()
+        let http = crate::tls::with_roots(reqwest::Client::builder(), roots)
             .use_rustls_tls()
             .timeout(timeout)
             .connect_timeout(timeout)

@@ -141,6 +141,7 @@ impl Upstreams {
             }
         }
         let (mut migrate, mut passthrough) = (Vec::new(), Vec::new());
+        let roots = crate::tls::client_roots(&settings.tls)?;
         for (i, u) in settings.upstreams.iter().enumerate() {
             let dialect = spoken
                 .get(&u.dialect)
@@ -152,7 +153,7 @@ impl Upstreams {
                     ));
                 }
             }
-            let client = Arc::new(UpstreamClient::new(u, Arc::clone(dialect))?);
+            let client = Arc::new(UpstreamClient::new(u, Arc::clone(dialect), &roots)?);
             match u.mode {
                 UpstreamMode::Migrate => migrate.push(client),
                 UpstreamMode::Passthrough => passthrough.push((u.inbound.clone(), client)),

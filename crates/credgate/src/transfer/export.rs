@@ -12,8 +12,15 @@ use super::format::{self, Format};
 const PAGE: u32 = 2000;
 
 /// Writes every user to `path`, which must not exist yet (it holds hashes: created with mode
-/// 0600 on Unix). Returns how many users were written.
+/// 0600 on Unix), or to standard output when `path` is `-`. Returns how many users were
+/// written.
 pub async fn run(core: &CredentialService, path: &Path, format: Format) -> Result<u64, String> {
+    if path == Path::new("-") {
+        let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+        let (count, mut out) = write_all(core, out, format).await?;
+        out.flush().map_err(|e| format!("write failed: {e}"))?;
+        return Ok(count);
+    }
     let file =
         create_private(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let written = write_all(
@@ -21,7 +28,11 @@ pub async fn run(core: &CredentialService, path: &Path, format: Format) -> Resul
         std::io::BufWriter::with_capacity(1 << 16, file),
         format,
     )
-    .await;
+    .await
+    .and_then(|(count, out)| {
+        finish(out).map_err(|e| format!("write failed: {e}"))?;
+        Ok(count)
+    });
     if written.is_err() {
         // A partial export must not pass for a whole one.
         let _ = std::fs::remove_file(path);
@@ -29,11 +40,12 @@ pub async fn run(core: &CredentialService, path: &Path, format: Format) -> Resul
     written
 }
 
-async fn write_all(
+/// Writes every user to `out`; returns the count and the writer, for the caller to finish.
+async fn write_all<W: Write>(
     core: &CredentialService,
-    out: std::io::BufWriter<std::fs::File>,
+    out: W,
     format: Format,
-) -> Result<u64, String> {
+) -> Result<(u64, W), String> {
     let io = |e: std::io::Error| format!("write failed: {e}");
     let mut csv_out = None;
     let mut json_out = None;
@@ -67,14 +79,12 @@ async fn write_all(
             count += 1;
         }
     }
-    if let Some(w) = csv_out {
-        let inner = w.into_inner().map_err(|e| e.to_string())?;
-        finish(inner).map_err(io)?;
-    }
-    if let Some(w) = json_out {
-        finish(w).map_err(io)?;
-    }
-    Ok(count)
+    let out = match (csv_out, json_out) {
+        (Some(w), _) => w.into_inner().map_err(|e| e.to_string())?,
+        (None, Some(w)) => w,
+        (None, None) => return Err("no writer".into()),
+    };
+    Ok((count, out))
 }
 
 /// Flushes and syncs, so "exported" means on disk.

@@ -83,15 +83,18 @@ impl SeenInFile {
 /// A row's line number, and the row or why it is bad.
 type LineRow = (u64, Result<format::RawRow, String>);
 
+/// Where rows come from: a file, or standard input for `-`.
+type Input = Box<dyn std::io::Read + Send>;
+
 /// Where rows come from: each with its line number, or the reason it cannot be read.
 enum Rows {
     Csv {
-        reader: Box<csv::Reader<BoundedCsv<BufReader<std::fs::File>>>>,
+        reader: Box<csv::Reader<BoundedCsv<BufReader<Input>>>>,
         header: Vec<usize>,
         record: csv::ByteRecord,
     },
     Jsonl {
-        reader: BufReader<std::fs::File>,
+        reader: BufReader<Input>,
         line: u64,
         bytes: u64,
         buf: Vec<u8>,
@@ -100,8 +103,14 @@ enum Rows {
 
 impl Rows {
     fn open(path: &Path, format: Format) -> Result<Self, String> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file: Input = if path == Path::new("-") {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(
+                std::fs::File::open(path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+            )
+        };
         let reader = BufReader::with_capacity(1 << 16, file);
         Ok(match format {
             Format::Csv => {
