@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use credgate_server::upstream::UpstreamMode;
 
 use crate::common::{Gateway, ADMIN_TOKEN};
-use crate::upstream_migrate::{crayon_token, front, legacy_backend, seed, upstream, AKANA_ID};
+use crate::upstream_migrate::{
+    crayon_token, front, legacy_backend, seed, upstream, AKANA_ID, CLIENT_ID,
+};
 
 fn deploy(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,9 +87,7 @@ fn dashboard_names() -> BTreeSet<String> {
             names.extend(metric_names(target["expr"].as_str().unwrap()));
         }
     }
-    names.extend(metric_names(
-        &dashboard["templating"]["list"].to_string(),
-    ));
+    names.extend(metric_names(&dashboard["templating"]["list"].to_string()));
     names
 }
 
@@ -135,15 +135,33 @@ async fn every_metric_the_dashboard_and_the_rules_use_is_exported() {
     let gw = front(upstream(&backend.url, UpstreamMode::Migrate, &[]), |s| {
         s.hash_threads = 1;
         s.hash_max_wait_ms = 1;
-        s.limits.user_failures = 2;
+        // The flood's logins all hold a user budget at once; the guessing limit is met
+        // through a client's secret instead.
+        s.limits.user_failures = 100_000;
+        s.limits.address_failures = 100_000;
+        s.limits.client_failures = 2;
     })
     .await;
     let res = crayon_token(&gw, "margaret@acmepaymentscorp.com", "Legacy-Pass-2019").await;
     assert_eq!(res.status(), 200);
     gw.user("dash.user", "Dash-Board-Pass-1").await;
-    for _ in 0..3 {
-        gw.login("dash.user", "wrong-password-guess").await;
+    gw.login("dash.user", "wrong-password-guess").await;
+    let mut refused = false;
+    for _ in 0..4 {
+        let res = gw
+            .http
+            .post(gw.at("/v1/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", "not-the-secret"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        refused |= res.status() == 429;
     }
+    assert!(refused, "the client's guessing limit refuses");
     assert_eq!(
         gw.http.get(gw.at("/readyz")).send().await.unwrap().status(),
         200

@@ -2,6 +2,7 @@
 
 mod binary;
 mod common;
+mod conveniences;
 mod core_service;
 mod db_outage;
 mod deploy;
@@ -14,9 +15,9 @@ mod guess_limits;
 mod import;
 mod listeners;
 mod metrics;
-mod overload;
 mod multi_instance;
 mod openapi;
+mod overload;
 mod reload;
 mod replay;
 mod reset;

@@ -149,7 +149,11 @@ impl HttpsBinary {
     async fn logged(&self, text: &str, times: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.log().matches(text).count() < times {
-            assert!(Instant::now() < deadline, "never logged `{text}`: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "never logged `{text}`: {}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -291,7 +295,10 @@ async fn every_listener_serves_tls_1_2_and_1_3_and_a_dialect_listener_its_own_ce
     })
     .await;
     let url = gw.url.replace("http://", "https://");
-    for version in [reqwest::tls::Version::TLS_1_2, reqwest::tls::Version::TLS_1_3] {
+    for version in [
+        reqwest::tls::Version::TLS_1_2,
+        reqwest::tls::Version::TLS_1_3,
+    ] {
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
             .min_tls_version(version)
@@ -378,7 +385,10 @@ async fn client_certificates_guard_the_admin_api_and_the_metrics_listener() {
         .send()
         .await
         .is_err());
-    assert_eq!(create(client(Some((&client_chain, &client_key)))).await, 201);
+    assert_eq!(
+        create(client(Some((&client_chain, &client_key)))).await,
+        201
+    );
     // Cheap public routes need none.
     let res = client(None)
         .get(format!("{url}/healthz"))
@@ -410,7 +420,10 @@ async fn a_bad_certificate_fails_the_start_with_its_reason() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("c.pem") && e.contains("no PEM certificate"), "{e}");
+    assert!(
+        e.contains("c.pem") && e.contains("no PEM certificate"),
+        "{e}"
+    );
     // A CA bundle for the gateway's own clients must hold certificates.
     settings.tls.cert = None;
     settings.tls.key = None;

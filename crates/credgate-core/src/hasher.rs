@@ -210,7 +210,11 @@ impl HashPool {
             .admit(ahead, self.threads)
             .map_err(|retry_after| {
                 if self.admission.take_burst() {
-                    tracing::warn!(queued = ahead, retry_after, "hash pool overloaded: shedding");
+                    tracing::warn!(
+                        queued = ahead,
+                        retry_after,
+                        "hash pool overloaded: shedding"
+                    );
                     if let Some(f) = &self.on_shed_burst {
                         f(retry_after);
                     }
@@ -579,7 +583,11 @@ mod tests {
         // The next job runs after the skipped one.
         assert!(pool.verify(&pw, &hash).await.unwrap());
         assert_eq!(pool.skipped(), 1);
-        assert_eq!(pool.completed(), completed + 2, "the busy job and the live verify");
+        assert_eq!(
+            pool.completed(),
+            completed + 2,
+            "the busy job and the live verify"
+        );
     }
 
     /// Polls a future once (so it submits its job) and drops it.

@@ -35,8 +35,10 @@ pub struct ManualTicker(Arc<AtomicU64>);
 
 impl ManualTicker {
     pub fn advance(&self, by: Duration) {
-        self.0
-            .fetch_add(by.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::SeqCst);
+        self.0.fetch_add(
+            by.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::SeqCst,
+        );
     }
 }
 
@@ -95,7 +97,8 @@ impl Admission {
     pub fn expected_wait(&self, ahead: usize, threads: usize) -> Duration {
         let threads = threads.max(1);
         let rounds = (ahead + 1).saturating_sub(threads).div_ceil(threads);
-        self.job_time().saturating_mul(rounds.min(u32::MAX as usize) as u32)
+        self.job_time()
+            .saturating_mul(rounds.min(u32::MAX as usize) as u32)
     }
 
     /// Admits a new job behind `ahead` others, or says after how many seconds to come back.

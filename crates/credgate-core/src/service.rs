@@ -86,7 +86,10 @@ impl Default for CoreConfig {
 }
 
 /// Appends one audit record when the hash pool starts refusing work (once per burst).
-fn shed_burst_audit(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<dyn Fn(u64) + Send + Sync> {
+fn shed_burst_audit(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Arc<dyn Fn(u64) + Send + Sync> {
     Arc::new(move |retry_after| {
         let event = AuditEvent {
             at: clock.now(),

@@ -107,7 +107,9 @@ pub fn load(source: &CertSource) -> Result<CertifiedKey, TlsError> {
         .load_private_key(key)
         .map_err(|e| mismatch(e.to_string()))?;
     let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| mismatch(e.to_string()))?;
+    certified
+        .keys_match()
+        .map_err(|e| mismatch(e.to_string()))?;
     Ok(certified)
 }
 
@@ -270,7 +272,9 @@ impl Certificates {
             }
             seen.push(Arc::as_ptr(r));
             match r.reload() {
-                Ok(()) => tracing::info!(cert = %r.source.cert.display(), "TLS certificate reloaded"),
+                Ok(()) => {
+                    tracing::info!(cert = %r.source.cert.display(), "TLS certificate reloaded")
+                }
                 Err(e) => {
                     tracing::warn!(reason = %e,
                         "TLS certificate reload refused; the old certificate keeps serving");
@@ -289,7 +293,9 @@ pub fn validate(settings: &Settings) -> Result<(), String> {
         return Err("tls.cert and tls.key go together".into());
     }
     if tls.client_ca.is_some() && tls.cert.is_none() {
-        return Err("tls.client_ca needs tls.cert and tls.key (client certificates need TLS)".into());
+        return Err(
+            "tls.client_ca needs tls.cert and tls.key (client certificates need TLS)".into(),
+        );
     }
     for (name, m) in &settings.dialects.mount {
         if m.tls_cert.is_some() != m.tls_key.is_some() {
