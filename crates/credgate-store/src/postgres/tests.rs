@@ -302,7 +302,7 @@ async fn schema_uses_bigint_and_boolean() {
     for (table, column, ty) in &columns {
         let expected = match column.as_str() {
             "admin" | "externally_managed" => "boolean",
-            "seq" | "count" | "credential_version" | "at" => "bigint",
+            "seq" | "count" | "credential_version" | "at" | "last_step" => "bigint",
             c if c.ends_with("_at") || c == "window_start" => "bigint",
             _ => "text",
         };
