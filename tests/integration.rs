@@ -18,6 +18,7 @@ mod metrics;
 mod multi_instance;
 mod openapi;
 mod overload;
+mod real_clients_oauth_etapp;
 mod reload;
 mod replay;
 mod reset;

@@ -251,19 +251,29 @@ impl Dialect {
         })
     }
 
-    /// True when `body` is this dialect's `rate_limited` answer with `retry_after` seconds.
+    /// True when `body` is this dialect's `rate_limited` answer with `retry_after` seconds (its
+    /// table's, or a route's own override: OAuth-style's token route adds RFC 6749 members).
     pub fn rate_limited_body(self, body: &str, retry_after: u64) -> bool {
         let d = self.compiled();
         let error = credgate_core::Error::RateLimited { retry_after };
-        let expected = d.render_error(None, &RequestView::default(), &error);
-        let expected = String::from_utf8_lossy(&expected.body).into_owned();
-        match (
-            serde_json::from_str::<Value>(&expected),
-            serde_json::from_str::<Value>(body),
-        ) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => expected == body,
-        }
+        let routes = (0..d.routes.len()).map(|i| {
+            Some(RouteMatch {
+                dialect: Arc::clone(d),
+                route: i,
+                params: Vec::new(),
+            })
+        });
+        std::iter::once(None).chain(routes).any(|m| {
+            let expected = d.render_error(m.as_ref(), &RequestView::default(), &error);
+            let expected = String::from_utf8_lossy(&expected.body).into_owned();
+            match (
+                serde_json::from_str::<Value>(&expected),
+                serde_json::from_str::<Value>(body),
+            ) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => expected == body,
+            }
+        })
     }
 }
 

@@ -60,6 +60,12 @@ pub enum Grant {
     Refresh {
         refresh_token: SecretToken,
     },
+    /// The second step of a two-factor login: the interim token of the first step and the
+    /// code (delivered, or from an authenticator app).
+    SecondFactor {
+        interim: SecretToken,
+        code: SecretToken,
+    },
 }
 
 #[derive(Debug)]
@@ -169,6 +175,12 @@ pub enum Outcome {
     },
     /// A revocation request was handled (RFC 7009: also for unknown tokens).
     TokenRevoked,
+    /// The password was right and the user logs in with two factors: the client repeats the
+    /// login with the code and this interim token (which is no session).
+    SecondFactorRequired {
+        interim: SecretToken,
+        method: crate::two_factor_model::TwoFactorMethod,
+    },
 }
 
 /// What an admin gives to create a user.

@@ -8,6 +8,7 @@ pub mod command;
 pub mod error;
 pub mod hasher;
 pub mod import;
+mod lifetimes;
 pub mod limits;
 pub mod model;
 pub mod notify;
@@ -21,6 +22,9 @@ mod session;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod totp;
+pub mod two_factor;
+pub mod two_factor_model;
 pub mod upstream;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
@@ -29,6 +33,7 @@ pub use command::{
     Outcome, Request, Subject, TokenRequest,
 };
 pub use error::{Error, FieldProblem, FieldReason, PolicyRule};
+pub use lifetimes::TokenLifetimes;
 pub use limits::LimitConfig;
 pub use model::{RequestMeta, ResetKind, TokenKind, User};
 pub use notify::{Notifier, ResetNotice};
@@ -36,4 +41,5 @@ pub use policy::PolicyConfig;
 pub use secret::{Password, SecretToken};
 pub use service::{CoreConfig, CredentialService};
 pub use store::{Store, StoreError};
+pub use two_factor_model::{LoginChallenge, TwoFactor, TwoFactorMethod};
 pub use upstream::{UpstreamAccount, UpstreamDirectory, UpstreamReset, UpstreamVerdict};

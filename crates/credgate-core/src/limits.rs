@@ -193,6 +193,24 @@ impl Budgets {
         )
     }
 
+    /// A second-factor guess (a delivered code or a TOTP): per user, whose challenge names it,
+    /// and per address; a right one forgives the user's count.
+    pub(crate) fn second_factor(config: &LimitConfig, user_id: &str, meta: &RequestMeta) -> Self {
+        let user = Self::named(
+            config,
+            format!("second-factor:{user_id}"),
+            config.code_failures,
+            "second_factor",
+            true,
+        );
+        Self::of(
+            config,
+            meta,
+            Some(user),
+            ("code-addr", config.code_failures, "code"),
+        )
+    }
+
     /// A reset-token guess: per user when the request names one, and per address (a reset
     /// token has 256 random bits: the address budget only bounds the work).
     pub(crate) fn reset_token(

@@ -159,6 +159,12 @@ pub enum AuditKind {
     UsersImported,
     /// A user verified by a legacy system and created here (lazy migration).
     UserMigrated,
+    /// An admin set or removed a user's two-factor method.
+    TwoFactorSet,
+    /// A right password of a two-factor user: the second factor is now awaited.
+    SecondFactorRequested,
+    /// A wrong, replayed or late second factor.
+    SecondFactorFailed,
 }
 
 impl AuditKind {
@@ -184,6 +190,9 @@ impl AuditKind {
             Self::AttemptRefused => "attempt_refused",
             Self::UsersImported => "users_imported",
             Self::UserMigrated => "user_migrated",
+            Self::TwoFactorSet => "two_factor_set",
+            Self::SecondFactorRequested => "second_factor_requested",
+            Self::SecondFactorFailed => "second_factor_failed",
         }
     }
 }

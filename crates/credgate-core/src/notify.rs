@@ -19,6 +19,8 @@ pub struct ResetNotice {
     pub expires_at: Timestamp,
     /// Profile attributes (email, ...) a mail service needs to reach the user.
     pub profile: std::collections::BTreeMap<String, String>,
+    /// A login's second-factor code rather than a reset (event `login_code_requested`).
+    pub login: bool,
 }
 
 impl ResetNotice {
@@ -28,8 +30,13 @@ impl ResetNotice {
             ResetKind::Token => "token",
             ResetKind::Code => "code",
         };
+        let name = if self.login {
+            "login_code_requested"
+        } else {
+            "password_reset_requested"
+        };
         let mut event = json!({
-            "event": "password_reset_requested",
+            "event": name,
             "user_id": self.user_id,
             "username": self.username,
             "expires_at": self.expires_at,

@@ -138,6 +138,7 @@ impl CredentialService {
             secret,
             expires_at: record.expires_at,
             profile: user.profile.clone(),
+            login: false,
         };
         let (notifier, store) = (Arc::clone(&self.notifier), Arc::clone(&self.store));
         let failure = self.event(

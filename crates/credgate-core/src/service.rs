@@ -140,6 +140,8 @@ pub struct CredentialService {
     cost_learned: std::sync::Mutex<Option<std::time::Instant>>,
     /// Upstream reset lookups running now (bounded; each runs after its answer).
     pub(crate) upstream_resets: Arc<tokio::sync::Semaphore>,
+    /// Token lifetimes declared by the dialects served now.
+    pub(crate) lifetimes: crate::lifetimes::Lifetimes,
 }
 
 impl From<StoreError> for Error {
@@ -198,6 +200,7 @@ impl CredentialService {
             readiness: std::sync::Mutex::new(None),
             cost_learned: std::sync::Mutex::new(None),
             upstream_resets: Arc::new(tokio::sync::Semaphore::new(UPSTREAM_RESETS_IN_FLIGHT)),
+            lifetimes: Default::default(),
         })
     }
 
@@ -273,10 +276,7 @@ impl CredentialService {
             }
         };
         match command {
-            Command::IssueToken(req) => self
-                .issue_token(req, &issuer, &meta)
-                .await
-                .map(Outcome::Token),
+            Command::IssueToken(req) => self.issue_token(req, &issuer, &meta).await,
             Command::ChangePassword(change) => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
                 self.change_password(&caller, change, &meta).await
@@ -408,7 +408,7 @@ impl CredentialService {
         req: TokenRequest,
         issuer: &Issuer,
         meta: &RequestMeta,
-    ) -> Result<IssuedToken, Error> {
+    ) -> Result<Outcome, Error> {
         let client_required = req.client_required || matches!(req.grant, Grant::ClientCredentials);
         let client_id = match req.client {
             Some(creds) => Some(self.authenticate_client(creds, meta).await?),
@@ -418,6 +418,9 @@ impl CredentialService {
         match req.grant {
             Grant::Password { username, password } => {
                 let user = self.authenticate_user(&username, &password, meta).await?;
+                if let Some(setting) = self.store.two_factor(&user.id).await? {
+                    return (self.start_challenge(&user, &setting, client_id, issuer, meta)).await;
+                }
                 let audit =
                     vec![self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, json!({}))];
                 let grantee = Grantee {
@@ -427,7 +430,9 @@ impl CredentialService {
                     with_refresh: req.with_refresh,
                     session_id: None,
                 };
-                self.issue(grantee, issuer, meta, audit).await
+                self.issue(grantee, issuer, meta, audit)
+                    .await
+                    .map(Outcome::Token)
             }
             Grant::ClientCredentials => {
                 let grantee = Grantee {
@@ -437,12 +442,18 @@ impl CredentialService {
                     with_refresh: false,
                     session_id: None,
                 };
-                self.issue(grantee, issuer, meta, vec![]).await
+                self.issue(grantee, issuer, meta, vec![])
+                    .await
+                    .map(Outcome::Token)
             }
             Grant::Refresh { refresh_token } => {
                 // Refresh tokens rotate: the one presented is spent, once, even under a race.
-                self.refresh(&refresh_token, client_id, issuer, meta).await
+                (self.refresh(&refresh_token, client_id, issuer, meta).await).map(Outcome::Token)
             }
+            Grant::SecondFactor { interim, code } => (self
+                .finish_challenge(&interim, &code, client_id, issuer, meta)
+                .await)
+                .map(Outcome::Token),
         }
     }
 
@@ -560,10 +571,7 @@ impl CredentialService {
             session_id,
         } = grantee;
         let now = self.clock.now();
-        let ttl = match kind {
-            TokenKind::Client => self.config.client_token_ttl,
-            _ => self.config.user_token_ttl,
-        };
+        let ttl = self.lifetimes.of(&self.config, &issuer.dialect, kind);
         let user_id = user.as_ref().map(|u| u.id.clone());
         let access = token::generate();
         let digest = token::digest(access.expose());

@@ -9,6 +9,7 @@ use crate::model::{
     App, AuditEvent, AuditQuery, AuditRecord, Client, Credential, NewUser, PasswordUpdate,
     ResetRecord, SecurityAnswer, TokenRecord, User, UserKey,
 };
+use crate::two_factor_model::{LoginChallenge, TwoFactor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -139,6 +140,35 @@ pub trait ResetStore: Send + Sync {
     async fn security_answer(&self, user_id: &str) -> Result<Option<SecurityAnswer>, StoreError>;
 }
 
+/// Two-factor login: each user's setting and the pending login challenges.
+#[async_trait]
+pub trait TwoFactorStore: Send + Sync {
+    async fn two_factor(&self, user_id: &str) -> Result<Option<TwoFactor>, StoreError>;
+    /// Sets (`Some`, replacing any earlier setting and its TOTP replay mark) or removes (`None`)
+    /// the user's setting, deleting the user's pending challenges, with its audit event;
+    /// `NotFound` when the user does not exist.
+    async fn set_two_factor(
+        &self,
+        user_id: &str,
+        setting: Option<&TwoFactor>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Records `step` as the user's newest accepted TOTP step if it is newer than the stored one,
+    /// in ONE conditional update; returns whether this call recorded it (`false`: a replay).
+    /// Of concurrent calls with the same step exactly one gets `true`.
+    async fn claim_totp_step(&self, user_id: &str, step: i64) -> Result<bool, StoreError>;
+    /// Inserts a challenge after deleting the user's other challenges and every expired one
+    /// (at `challenge.created_at`), with its audit events; `NotFound` when the user is unknown.
+    async fn insert_challenge(
+        &self,
+        challenge: &LoginChallenge,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    async fn find_challenge(&self, digest: &str) -> Result<Option<LoginChallenge>, StoreError>;
+    /// Deletes a challenge; returns whether this call deleted it (of concurrent calls, one).
+    async fn take_challenge(&self, digest: &str) -> Result<bool, StoreError>;
+}
+
 /// One slot taken from a guessing budget, or the refusal to take it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reservation {
@@ -196,7 +226,15 @@ pub trait Health: Send + Sync {
 
 /// Everything the core needs, in one object.
 pub trait Store:
-    UserStore + TokenStore + ClientStore + ResetStore + AttemptStore + AuditLog + Health + 'static
+    UserStore
+    + TokenStore
+    + ClientStore
+    + ResetStore
+    + TwoFactorStore
+    + AttemptStore
+    + AuditLog
+    + Health
+    + 'static
 {
 }
 
@@ -205,6 +243,7 @@ impl<T> Store for T where
         + TokenStore
         + ClientStore
         + ResetStore
+        + TwoFactorStore
         + AttemptStore
         + AuditLog
         + Health

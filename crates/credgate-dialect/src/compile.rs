@@ -49,6 +49,10 @@ pub(crate) fn compile(
     if let (Some(csrf), Some(on)) = (spec.auth.csrf.as_mut(), options.csrf.get(&spec.name)) {
         csrf.enabled = *on;
     }
+    if let Some(ttl) = options.token_ttl_secs.get(&spec.name) {
+        spec.tokens.ttl_secs = Some(*ttl);
+    }
+    check_tokens(&spec, &mut problems);
 
     let mut env = template_env();
     let mut errors = BTreeMap::new();
@@ -106,6 +110,18 @@ fn check_header(spec: &DialectSpec, problems: &mut Problems) {
         }
     }
     check_kinds(&spec.errors, "[errors]", &key_path!["errors"], problems);
+}
+
+/// Declared lifetimes are positive: a token born expired would lock every client out.
+fn check_tokens(spec: &DialectSpec, problems: &mut Problems) {
+    for (key, value) in [
+        ("ttl_secs", spec.tokens.ttl_secs),
+        ("client_ttl_secs", spec.tokens.client_ttl_secs),
+    ] {
+        if value == Some(0) {
+            problems.at(&key_path!["tokens", key], format!("{key} must be positive"));
+        }
+    }
 }
 
 /// Every key of an error table is a canonical error kind.
@@ -192,7 +208,12 @@ fn compile_route(
             )
         })
         .collect();
-    for r in std::iter::once(&ok).chain(errors.values()) {
+    let challenge =
+        (route.challenge.as_ref()).map(|r| response(format!("routes.{i}.challenge"), r));
+    for r in std::iter::once(&ok)
+        .chain(challenge.as_ref())
+        .chain(errors.values())
+    {
         add_templates(env, problems, r, &at);
     }
     let mut failures = Vec::new();
@@ -231,6 +252,7 @@ fn compile_route(
         accepts: accepted_types(route),
         csrf,
         ok,
+        challenge,
         errors,
         spec: route_spec,
     })

@@ -125,6 +125,22 @@ impl DialectSet {
         self.dialects.iter().find(|d| d.name == name)
     }
 
+    /// Each dialect's token lifetimes (its `[tokens]`, with the operator's override applied).
+    pub fn token_lifetimes(
+        &self,
+    ) -> std::collections::HashMap<String, credgate_core::TokenLifetimes> {
+        let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
+        (self.dialects.iter())
+            .map(|d| {
+                let lifetimes = credgate_core::TokenLifetimes {
+                    user: secs(d.spec.tokens.ttl_secs),
+                    client: secs(d.spec.tokens.client_ttl_secs),
+                };
+                (d.name.clone(), lifetimes)
+            })
+            .collect()
+    }
+
     /// The route for a request on the main listener.
     pub fn lookup(&self, method: &str, path: &str) -> Lookup {
         self.lookup_on(None, method, path)

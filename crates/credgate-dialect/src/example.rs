@@ -52,6 +52,9 @@ pub struct SetupUser {
     pub aliases: BTreeMap<String, String>,
     #[serde(default)]
     pub profile: BTreeMap<String, String>,
+    /// Two-factor login from the start (`code` or `totp`), as the admin API takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_factor: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

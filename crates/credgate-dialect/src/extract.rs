@@ -333,12 +333,16 @@ fn command(f: &mut Fields) -> Command {
     match route.spec.command {
         CommandKind::Login => {
             let username = f.username();
+            let password = f.password("password");
             Command::IssueToken(TokenRequest {
                 client: None,
                 client_required: false,
-                grant: Grant::Password {
-                    username: username.unwrap_or_default(),
-                    password: f.password("password"),
+                grant: match second_factor(f) {
+                    Some(grant) => grant,
+                    None => Grant::Password {
+                        username: username.unwrap_or_default(),
+                        password,
+                    },
                 },
                 with_refresh: false,
             })
@@ -374,6 +378,21 @@ fn command(f: &mut Fields) -> Command {
         CommandKind::RenewSession => Command::RenewSession,
         CommandKind::ShowUser => Command::ShowUser { subject },
     }
+}
+
+/// The second step of a two-factor login, when the request carries a `verification_code`: the
+/// code and the interim token of the first step (`interim`, a `Bearer ` prefix allowed).
+fn second_factor(f: &mut Fields) -> Option<Grant> {
+    let code = f.field("verification_code")?;
+    let interim = f.field("interim").unwrap_or_default();
+    let interim = match interim.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim().to_owned(),
+        _ => interim.trim().to_owned(),
+    };
+    Some(Grant::SecondFactor {
+        interim: SecretToken::new(interim),
+        code: SecretToken::new(code),
+    })
 }
 
 /// Who the request is about: the caller unless the route names someone else.

@@ -93,6 +93,8 @@ pub struct LoadOptions {
     pub csrf: BTreeMap<String, bool>,
     /// Per-dialect listener and path prefix (default: the main listener, no prefix).
     pub mounts: BTreeMap<String, Mount>,
+    /// Per-dialect session lifetime in seconds, replacing the dialect file's `[tokens] ttl_secs`.
+    pub token_ttl_secs: BTreeMap<String, u64>,
 }
 
 impl DialectSet {

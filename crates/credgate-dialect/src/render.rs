@@ -68,6 +68,15 @@ impl Dialect {
         view: &RequestView,
         outcome: &Outcome,
     ) -> HttpResponse {
+        if let Outcome::SecondFactorRequired { interim, method } = outcome {
+            let route = m.route();
+            let Some(challenge) = &route.challenge else {
+                return self.render_error(Some(m), view, &Error::InvalidCredentials);
+            };
+            let challenge_view = context! { token => interim.expose(), method => method.as_str() };
+            let ctx = context! { challenge => challenge_view, ..self.base_context(view) };
+            return self.render_response(challenge, ctx);
+        }
         self.render_ok(m.route(), view, outcome)
     }
 
@@ -86,7 +95,8 @@ impl Dialect {
             | Outcome::ResetRequested
             | Outcome::ResetValid
             | Outcome::ResetIssued { .. }
-            | Outcome::TokenRevoked => (None, None),
+            | Outcome::TokenRevoked
+            | Outcome::SecondFactorRequired { .. } => (None, None),
         };
         let reset = match outcome {
             Outcome::ResetIssued { token } => Some(context! { token => token.expose() }),

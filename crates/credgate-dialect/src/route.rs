@@ -203,6 +203,8 @@ pub struct CompiledRoute {
     /// Whether the dialect's CSRF check applies to this route.
     pub csrf: bool,
     pub ok: Response,
+    /// The answer awaiting a second factor (`[routes.challenge]`), if the route has one.
+    pub challenge: Option<Response>,
     /// The route's own overrides of the dialect's error table.
     pub errors: BTreeMap<String, Response>,
 }

@@ -25,6 +25,9 @@ pub struct DialectSpec {
     pub vars: BTreeMap<String, String>,
     #[serde(default)]
     pub auth: AuthSpec,
+    /// How long the sessions it issues live (the vendor's documented value).
+    #[serde(default)]
+    pub tokens: TokensSpec,
     pub routes: Vec<RouteSpec>,
     /// Every canonical error kind, once: status, headers and body in the vendor's style.
     pub errors: BTreeMap<String, ResponseSpec>,
@@ -92,6 +95,17 @@ pub enum CsrfStyle {
     Session,
     /// The client picks a value and sends it as cookie and header alike (Crafter).
     DoubleSubmit,
+}
+
+/// Token lifetimes in seconds; an absent one is the configuration's `token_ttl_secs` or
+/// `client_token_ttl_secs`. The operator's `[dialects.token_ttl_secs]` overrides `ttl_secs`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensSpec {
+    /// User sessions: logins, password and refresh grants, renewals.
+    pub ttl_secs: Option<u64>,
+    /// Client-credentials tokens.
+    pub client_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +245,10 @@ pub struct RouteSpec {
     #[serde(default)]
     pub constants: BTreeMap<String, String>,
     pub ok: ResponseSpec,
+    /// With `login`/`token`: the answer when the user logs in with two factors and the second
+    /// is awaited (`challenge.token` is the interim token). Without it such a login fails as
+    /// `invalid_credentials`, so no dialect bypasses a user's second factor.
+    pub challenge: Option<ResponseSpec>,
     /// Per-route overrides of the dialect's error table.
     #[serde(default)]
     pub errors: BTreeMap<String, ResponseSpec>,

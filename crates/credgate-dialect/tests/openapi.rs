@@ -143,7 +143,11 @@ fn documents_show_each_vendors_conventions() {
         .filter(|p| p["in"] == "header")
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(params, ["Password", "Username"]);
+    // The two-factor step's headers are documented with the credentials.
+    assert_eq!(
+        params,
+        ["Authorization", "Password", "Username", "VerificationCode"]
+    );
     assert!(token["responses"]["403"]["x-credgate-errors"]
         .as_array()
         .unwrap()

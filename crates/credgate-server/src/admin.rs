@@ -91,6 +91,8 @@ pub struct CreateUser {
     aliases: BTreeMap<String, String>,
     #[serde(default)]
     profile: BTreeMap<String, String>,
+    /// Two-factor login from the start: `code` or `totp` (its secret is in the answer).
+    two_factor: Option<String>,
 }
 
 pub async fn create_user(
@@ -108,8 +110,31 @@ pub async fn create_user(
         aliases: input.aliases,
         profile: input.profile,
     };
+    let choice = match input.two_factor.as_deref() {
+        None => None,
+        Some(m) => Some(parse_two_factor(m).ok_or_else(|| {
+            credgate_core::Error::invalid("two_factor", credgate_core::FieldReason::Invalid)
+        })?),
+    };
     let user = state.core.create_user(spec, &meta).await?;
-    Ok(HttpResponse::Created().json(json!({"id": user.id})))
+    let mut body = json!({"id": user.id});
+    if let Some(choice) = choice {
+        let enrolled = state.core.set_two_factor(&user.id, choice, &meta).await?;
+        body["two_factor"] = enrollment_json(&enrolled);
+    }
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// `{"method"}`, with `totp_secret` and `otpauth_uri` for a TOTP enrollment.
+fn enrollment_json(enrolled: &credgate_core::two_factor::Enrollment) -> serde_json::Value {
+    let mut body = json!({
+        "method": enrolled.method.map_or("off", credgate_core::TwoFactorMethod::as_str),
+    });
+    if let (Some(secret), Some(uri)) = (&enrolled.totp_secret, &enrolled.otpauth_uri) {
+        body["totp_secret"] = json!(secret.expose());
+        body["otpauth_uri"] = json!(uri.expose());
+    }
+    body
 }
 
 pub async fn get_user(
@@ -220,4 +245,41 @@ pub async fn set_security_answer(
         .set_security_answer(&path, input.question, input.answer, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwoFactorBody {
+    /// `code` (delivered through the notifier), `totp` (an authenticator app) or `off`.
+    method: String,
+}
+
+/// `PUT /admin/users/{id}/two-factor` `{"method": "code"|"totp"|"off"}` -> 200
+/// `{"method"}`, with `totp_secret` and `otpauth_uri` (shown this once) for `totp`.
+pub async fn set_two_factor(
+    _: Admin,
+    AdminMeta(meta): AdminMeta,
+    path: web::Path<String>,
+    Json(input): Json<TwoFactorBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let choice = parse_two_factor(&input.method).ok_or_else(|| {
+        credgate_core::Error::invalid("method", credgate_core::FieldReason::Invalid)
+    })?;
+    let enrolled = state.core.set_two_factor(&path, choice, &meta).await?;
+    let body = enrollment_json(&enrolled);
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}
+
+/// `code`, `totp` or `off`, as the admin API and `credgate user two-factor` take it.
+pub fn parse_two_factor(method: &str) -> Option<credgate_core::two_factor::TwoFactorChoice> {
+    use credgate_core::two_factor::TwoFactorChoice;
+    match method.to_ascii_lowercase().as_str() {
+        "code" => Some(TwoFactorChoice::Code),
+        "totp" => Some(TwoFactorChoice::Totp),
+        "off" | "none" => Some(TwoFactorChoice::Off),
+        _ => None,
+    }
 }

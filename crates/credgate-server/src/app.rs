@@ -43,6 +43,7 @@ impl AppState {
 
     /// Serves `set` from the next request on; requests under way finish on the set they took.
     pub fn swap_dialects(&self, set: Arc<DialectSet>) {
+        self.core.set_token_lifetimes(set.token_lifetimes());
         self.dialects.store(set);
     }
 }
@@ -97,6 +98,7 @@ pub fn load_options(settings: &Settings) -> LoadOptions {
         vars: settings.dialects.vars.clone(),
         csrf: settings.dialects.csrf.clone(),
         mounts: listeners::mounts(settings),
+        token_ttl_secs: settings.dialects.token_ttl_secs.clone(),
     }
 }
 
@@ -150,6 +152,7 @@ pub async fn build_state_with(
     let upstreams = crate::upstream::Upstreams::build(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
     let core = build_core_with(settings, clock, upstreams.directory()).await?;
+    core.set_token_lifetimes(dialects.token_lifetimes());
     Ok(web::Data::new(AppState {
         core,
         dialects: ArcSwap::new(dialects),
@@ -202,6 +205,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                 .route(
                     "/users/{id}/security-answer",
                     web::put().to(admin::set_security_answer),
+                )
+                .route(
+                    "/users/{id}/two-factor",
+                    web::put().to(admin::set_two_factor),
                 )
                 .route("/clients", web::post().to(admin::create_client))
                 .route("/apps", web::post().to(admin::create_app))

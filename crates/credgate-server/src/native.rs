@@ -92,6 +92,9 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
                 .insert_header(("Cache-Control", "no-store"))
                 .json(body)
         }
+        // The native API has no second step: a two-factor user logs in through a dialect that
+        // has one (Et-App); no session is issued here.
+        Ok(Outcome::SecondFactorRequired { .. }) => oauth_error(400, "invalid_grant"),
         Ok(_) => problem(&Error::Internal),
         Err(Error::InvalidCredentials) => oauth_error(400, "invalid_grant"),
         Err(Error::InvalidClient) => oauth_error(401, "invalid_client"),

@@ -135,6 +135,9 @@ pub struct DialectSettings {
     pub csrf: BTreeMap<String, bool>,
     /// Per-dialect listener and path prefix, e.g. `[dialects.mount.akana] prefix = "/akana"`.
     pub mount: BTreeMap<String, crate::listeners::MountSettings>,
+    /// Per-dialect session lifetime in seconds, replacing the vendor's documented value from the
+    /// dialect file (`[dialects.token_ttl_secs] etapp = 3600`).
+    pub token_ttl_secs: BTreeMap<String, u64>,
 }
 
 impl Default for Settings {
@@ -282,6 +285,11 @@ impl Settings {
             return bad(
                 "token_ttl_secs, client_token_ttl_secs and refresh_token_ttl_secs must be positive",
             );
+        }
+        if let Some((name, _)) = self.dialects.token_ttl_secs.iter().find(|(_, t)| **t == 0) {
+            return Err(ConfigError(format!(
+                "dialects.token_ttl_secs.{name} must be positive"
+            )));
         }
         if self
             .admin_token

@@ -96,6 +96,14 @@ enum UserCmd {
         #[arg(long)]
         answer_stdin: bool,
     },
+    /// Set a user's two-factor login: `code` (delivered through the notifier), `totp` (an
+    /// authenticator app; prints the secret and otpauth URI once) or `off`.
+    TwoFactor {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        method: String,
+    },
     /// List users (never their hashes).
     List {
         #[arg(long, default_value_t = 100)]
@@ -243,6 +251,23 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(|e| describe(&e))?;
             println!("security answer set for {id}");
+            Ok(())
+        }
+        Cmd::User(UserCmd::TwoFactor { id, method }) => {
+            let choice = credgate_server::admin::parse_two_factor(&method)
+                .ok_or_else(|| format!("--method {method}: expected code, totp or off"))?;
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            let enrolled = core
+                .set_two_factor(&id, choice, &cli_meta)
+                .await
+                .map_err(|e| describe(&e))?;
+            let method = enrolled.method.map_or("off", |m| m.as_str());
+            println!("two-factor {method} for {id}");
+            if let Some(uri) = &enrolled.otpauth_uri {
+                println!("{}", uri.expose());
+            }
             Ok(())
         }
         Cmd::User(UserCmd::List { limit }) => {

@@ -33,6 +33,8 @@ mod import;
 mod resets;
 #[path = "../shared/tokens.rs"]
 mod tokens;
+#[path = "../shared/two_factor.rs"]
+mod two_factor;
 #[path = "../shared/users.rs"]
 mod users;
 

@@ -129,6 +129,9 @@ conformance!(
     complete_reset_stale_version,
     update_password_deletes_resets,
     security_answer_upsert,
+    two_factor_settings,
+    totp_step_claimed_once,
+    login_challenges,
     attempt_counters,
     max_hash_cost,
     import_creates_then_unchanged,
@@ -299,7 +302,7 @@ async fn schema_uses_bigint_and_boolean() {
     for (table, column, ty) in &columns {
         let expected = match column.as_str() {
             "admin" | "externally_managed" => "boolean",
-            "seq" | "count" | "credential_version" | "at" => "bigint",
+            "seq" | "count" | "credential_version" | "at" | "last_step" => "bigint",
             c if c.ends_with("_at") || c == "window_start" => "bigint",
             _ => "text",
         };
