@@ -28,3 +28,4 @@ mod security_sessions;
 mod upstream_dialects;
 mod upstream_migrate;
 mod upstream_passthrough;
+mod upstream_shadow;

@@ -16,6 +16,8 @@ use serde_json::json;
 
 mod import;
 pub use import::*;
+mod upstream;
+pub use upstream::*;
 
 /// The fixed "now" of every fixture.
 pub const T0: Timestamp = 1_700_000_000;

@@ -31,8 +31,12 @@ mod health;
 mod import;
 #[path = "../shared/resets.rs"]
 mod resets;
+#[path = "../shared/shadow.rs"]
+mod shadow;
 #[path = "../shared/tokens.rs"]
 mod tokens;
+#[path = "../shared/upstream_sessions.rs"]
+mod upstream_sessions;
 #[path = "../shared/users.rs"]
 mod users;
 
