@@ -444,3 +444,68 @@ impl CredentialService {
         Ok(self.store.shadow_tallies(since).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(upstream: Result<(), Error>, local: Result<(), Error>) -> ShadowVerdict {
+        ShadowVerdict {
+            route: ShadowRoute::Login,
+            upstream,
+            local,
+            not_synced: false,
+            synced: false,
+        }
+    }
+
+    fn policy(rules: Vec<PolicyRule>) -> Error {
+        Error::PolicyViolation { rules }
+    }
+
+    #[test]
+    fn outcomes_are_compared_by_kind_and_divergences_classified() {
+        assert_eq!(verdict(Ok(()), Ok(())).result(), ShadowResult::Agreement);
+        let wrong = || Err(Error::InvalidCredentials);
+        assert_eq!(verdict(wrong(), wrong()).result(), ShadowResult::Agreement);
+        assert_eq!(
+            verdict(wrong(), Ok(())).result(),
+            ShadowResult::Divergence("credentials")
+        );
+        let short = policy(vec![PolicyRule::MinLength { min: 20 }]);
+        assert_eq!(
+            verdict(Ok(()), Err(short.clone())).result(),
+            ShadowResult::Divergence("policy")
+        );
+        // Both refuse on policy, but for different rules: still a policy divergence.
+        let history = policy(vec![PolicyRule::History { last: 5 }]);
+        assert_eq!(
+            verdict(Err(short.clone()), Err(history)).result(),
+            ShadowResult::Divergence("policy")
+        );
+        assert_eq!(
+            verdict(Err(short.clone()), Err(short)).result(),
+            ShadowResult::Agreement
+        );
+        assert_eq!(
+            verdict(Err(Error::Forbidden), Ok(())).result(),
+            ShadowResult::Divergence("authorization")
+        );
+        assert_eq!(
+            verdict(Ok(()), Err(Error::NotFound)).result(),
+            ShadowResult::Divergence("not_found")
+        );
+    }
+
+    #[test]
+    fn an_upstream_outage_is_unavailable_and_unknown_users_are_not_synced() {
+        let mut v = verdict(Err(Error::Unavailable), Ok(()));
+        v.not_synced = true;
+        assert_eq!(v.result(), ShadowResult::Divergence("unavailable"));
+        let mut v = verdict(Ok(()), Err(Error::InvalidCredentials));
+        v.not_synced = true;
+        assert_eq!(v.result(), ShadowResult::NotSynced);
+        assert_eq!(v.result().as_str(), "not_synced");
+        assert_eq!(v.result().kind(), None);
+    }
+}

@@ -33,7 +33,7 @@ CREATE TABLE shadow_comparisons (
     fields           TEXT    NOT NULL DEFAULT '[]',
     -- The exchange with every secret replaced by a placeholder (for `credgate shadow examples`).
     exchange         TEXT,
-    synced           BIGINT NOT NULL DEFAULT 0
+    synced           BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX shadow_comparisons_at ON shadow_comparisons (at);
 CREATE INDEX shadow_comparisons_route ON shadow_comparisons (dialect, route, seq);

@@ -301,8 +301,9 @@ async fn schema_uses_bigint_and_boolean() {
     assert!(!columns.is_empty());
     for (table, column, ty) in &columns {
         let expected = match column.as_str() {
-            "admin" | "externally_managed" => "boolean",
+            "admin" | "externally_managed" | "synced" => "boolean",
             "seq" | "count" | "credential_version" | "at" => "bigint",
+            "upstream_status" | "local_status" => "bigint",
             c if c.ends_with("_at") || c == "window_start" => "bigint",
             _ => "text",
         };

@@ -51,7 +51,7 @@ impl ShadowStore for Backend {
         .bind(i64::from(c.local_status))
         .bind(fields)
         .bind(exchange)
-        .bind(i64::from(c.synced))
+        .bind(c.synced)
         .execute(&mut *tx)
         .await
         .map_err(error::map)?;
@@ -99,7 +99,7 @@ impl ShadowStore for Backend {
     async fn shadow_tallies(&self, since: Timestamp) -> Result<Vec<ShadowTally>, StoreError> {
         let rows = sqlx::query(
             "SELECT dialect, route, result, kind, COUNT(*) AS n, \
-             CAST(SUM(synced) AS BIGINT) AS s FROM shadow_comparisons WHERE at >= $1 \
+             CAST(SUM(CASE WHEN synced THEN 1 ELSE 0 END) AS BIGINT) AS s FROM shadow_comparisons WHERE at >= $1 \
              GROUP BY dialect, route, result, kind ORDER BY dialect, route, result, kind",
         )
         .bind(since)
@@ -162,7 +162,7 @@ fn record(row: &DbRow) -> Result<ShadowRecord, StoreError> {
         let n: i64 = row.try_get(name).map_err(error::map)?;
         u16::try_from(n).map_err(|_| error::corrupt("status"))
     };
-    let synced: i64 = row.try_get("synced").map_err(error::map)?;
+    let synced: bool = row.try_get("synced").map_err(error::map)?;
     Ok(ShadowRecord {
         seq: row.try_get("seq").map_err(error::map)?,
         comparison: ShadowComparison {
@@ -181,7 +181,7 @@ fn record(row: &DbRow) -> Result<ShadowRecord, StoreError> {
                 Some(e) => Some(serde_json::from_str(&e).map_err(|_| error::corrupt("exchange"))?),
                 None => None,
             },
-            synced: synced != 0,
+            synced,
         },
     })
 }
