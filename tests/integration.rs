@@ -33,3 +33,4 @@ mod tls;
 mod upstream_dialects;
 mod upstream_migrate;
 mod upstream_passthrough;
+mod upstream_shadow;

@@ -54,7 +54,7 @@ fn upstream(url: &str, dialect: &str, mode: UpstreamMode) -> UpstreamSettings {
             app_key: Some(credgate_core::SecretToken::new(LEGACY_APP_KEY)),
         },
         inbound: match mode {
-            UpstreamMode::Passthrough => vec!["crayon".into()],
+            UpstreamMode::Passthrough | UpstreamMode::Shadow => vec!["crayon".into()],
             UpstreamMode::Migrate => vec![],
         },
     }

@@ -4,8 +4,10 @@
 use credgate_server::upstream::UpstreamMode;
 use serde_json::{json, Value};
 
+use crate::common::start_with;
 use crate::upstream_migrate::{
-    crayon_change, crayon_token, front, front_users, legacy_backend, seed, upstream, AKANA_ID,
+    backend_audit, crayon_change, crayon_token, front, front_users, legacy_backend, seed, upstream,
+    AKANA_ID,
 };
 
 async fn akana_login(url: &str, email: &str, password: &str) -> reqwest::StatusCode {
@@ -170,4 +172,175 @@ async fn guesses_through_a_passthrough_upstream_draw_on_the_local_budget() {
     let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
+}
+
+/// Audit records the front wrote (newest first), as (kind, detail).
+async fn front_audit(gw: &crate::common::Gateway) -> Vec<(String, Value)> {
+    let records: Vec<Value> = gw
+        .http
+        .get(gw.at("/admin/audit?limit=1000"))
+        .bearer_auth(crate::common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    records
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_owned(), r["detail"].clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_stop_guesses_before_the_upstream_sees_them_and_the_front_audits_them() {
+    let backend = legacy_backend().await;
+    let email = "guessed.user@acmepaymentscorp.com";
+    let legacy_id = seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
+        |s| {
+            s.limits.user_failures = 3;
+            s.limits.address_failures = 1000;
+        },
+    )
+    .await;
+    for i in 0..9 {
+        let res = crayon_token(&gw, email, &format!("Wrong-Guess-{i}")).await;
+        let expected = if i < 3 { 400 } else { 429 };
+        assert_eq!(res.status(), expected, "guess {i}");
+    }
+    // The legacy system saw the three guesses the budget allowed, no more.
+    let seen = backend_audit(&backend, &legacy_id).await;
+    let failures = seen.iter().filter(|k| *k == "login_failed").count();
+    assert_eq!(failures, 3, "{seen:?}");
+    // The front's own trail: each guess the upstream refused, naming it, then the refusals.
+    let audit = front_audit(&gw).await;
+    let refused_upstream: Vec<_> = audit
+        .iter()
+        .filter(|(k, d)| k == "login_failed" && d["upstream"] == "legacy-akana")
+        .collect();
+    assert_eq!(refused_upstream.len(), 3, "{audit:?}");
+    assert!(refused_upstream
+        .iter()
+        .all(|(_, d)| d["username"] == email && d["reason"] == "refused_by_upstream"));
+    let refusals = audit.iter().filter(|(k, _)| k == "attempt_refused").count();
+    assert_eq!(refusals, 6, "{audit:?}");
+    // No secret in the trail.
+    let printed = format!("{audit:?}");
+    assert!(!printed.contains("Wrong-Guess"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_budget_stops_guesses_at_many_users_before_the_upstream() {
+    let backend = legacy_backend().await;
+    let victim = "spray.target@acmepaymentscorp.com";
+    let legacy_id = seed(&backend, victim, "Legacy-Pass-2019", AKANA_ID).await;
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
+        |s| {
+            s.limits.user_failures = 1000;
+            s.limits.address_failures = 4;
+        },
+    )
+    .await;
+    for i in 0..4 {
+        let res = crayon_token(&gw, &format!("other{i}@acmepaymentscorp.com"), "Spray-1").await;
+        assert_eq!(res.status(), 400);
+    }
+    // The address is spent: the victim's right password never reaches the upstream.
+    let res = crayon_token(&gw, victim, "Legacy-Pass-2019").await;
+    assert_eq!(res.status(), 429);
+    let seen = backend_audit(&backend, &legacy_id).await;
+    assert!(!seen.iter().any(|k| k.starts_with("login")), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passthrough_login_and_change_are_audited_with_the_upstream_name() {
+    let backend = legacy_backend().await;
+    let email = "audited.user@acmepaymentscorp.com";
+    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
+        |_| {},
+    )
+    .await;
+    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = crayon_change(
+        &gw,
+        &token,
+        AKANA_ID,
+        "Legacy-Pass-2019",
+        "Brand-New-2024-x",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let audit = front_audit(&gw).await;
+    let kinds: Vec<&str> = audit
+        .iter()
+        .filter(|(_, d)| d["upstream"] == "legacy-akana")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    for kind in ["login_succeeded", "token_issued", "password_changed"] {
+        assert!(kinds.contains(&kind), "{kind}: {audit:?}");
+    }
+    let printed = format!("{audit:?}");
+    assert!(!printed.contains("Legacy-Pass-2019") && !printed.contains(&token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_opened_on_one_replica_works_on_the_other() {
+    let Some(db) = crate::multi_instance::fresh_database() else {
+        return;
+    };
+    let backend = legacy_backend().await;
+    let email = "replicated.user@acmepaymentscorp.com";
+    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let settings = |db: String| {
+        let bound = upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]);
+        move |s: &mut credgate_server::Settings, _: &std::path::Path| {
+            s.upstreams = vec![bound];
+            s.database_url = db;
+        }
+    };
+    let a = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
+        |s| s.database_url = db.clone(),
+    )
+    .await;
+    let res = crayon_token(&a, email, "Legacy-Pass-2019").await;
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A second replica (its own process state, the same database) serves the session.
+    let b = start_with(settings(db.clone())).await;
+    let res = crayon_change(&b, &token, AKANA_ID, "Legacy-Pass-2019", "Brand-New-2024-x").await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(
+        akana_login(&backend.url, email, "Brand-New-2024-x").await,
+        200
+    );
+    // A restart keeps it too: a fresh front on the same database.
+    drop(a);
+    let c = start_with(settings(db.clone())).await;
+    let res = crayon_change(
+        &c,
+        &token,
+        AKANA_ID,
+        "Brand-New-2024-x",
+        "Third-Pass-2025-y",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        akana_login(&backend.url, email, "Third-Pass-2025-y").await,
+        200
+    );
 }

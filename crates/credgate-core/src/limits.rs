@@ -258,10 +258,6 @@ impl Budgets {
 #[must_use]
 pub(crate) struct Held(Vec<(Budget, Timestamp)>);
 
-/// Slots a password guess checked elsewhere (by a passthrough upstream) holds.
-#[must_use]
-pub struct PasswordAttempt(Held);
-
 /// The outcome of asking for slots.
 pub(crate) enum Reserved {
     Held(Held),
@@ -314,31 +310,6 @@ impl CredentialService {
         match self.try_reserve(budgets, user_id, meta).await? {
             Reserved::Held(held) => Ok(held),
             Reserved::Refused { retry_after } => Err(Error::RateLimited { retry_after }),
-        }
-    }
-
-    /// Takes the password budgets of `username` for a guess another system checks (a
-    /// passthrough upstream), so guesses through it are limited exactly like local ones.
-    pub async fn reserve_password(
-        &self,
-        username: &str,
-        meta: &RequestMeta,
-    ) -> Result<PasswordAttempt, Error> {
-        let budgets = Budgets::password(&self.config.limits, username, meta);
-        self.reserve(budgets, None, meta).await.map(PasswordAttempt)
-    }
-
-    /// The outcome of a guess taken with [`Self::reserve_password`]: a right password gives the
-    /// slots back, an unchecked one (the upstream could not answer) too; a wrong one keeps them.
-    pub async fn settle_password(
-        &self,
-        attempt: PasswordAttempt,
-        outcome: &Result<(), Error>,
-    ) -> Result<(), Error> {
-        match outcome {
-            Ok(()) => self.forgive(attempt.0).await,
-            Err(Error::InvalidCredentials) => Ok(()),
-            Err(_) => self.give_back(attempt.0).await,
         }
     }
 

@@ -18,6 +18,7 @@ use crate::model::{
     AuditEvent, AuditKind, PasswordUpdate, RequestMeta, TokenKind, TokenRecord, User, UserKey,
 };
 use crate::notify::Notifier;
+use crate::passthrough::BindingMode;
 use crate::policy::PolicyConfig;
 use crate::secret::{Password, SecretToken};
 use crate::session::{Grantee, Issuer};
@@ -111,6 +112,12 @@ fn shed_burst_audit(
     })
 }
 
+/// Where a shadowed login goes, and where its comparison is left.
+pub(crate) struct Shadowing<'a> {
+    upstream: Option<&'a str>,
+    pending: &'a mut Option<crate::shadow::ShadowPending>,
+}
+
 /// What is known of the current password when checking reuse.
 pub(crate) enum Current<'a> {
     Plain(&'a Password),
@@ -134,6 +141,8 @@ pub struct CredentialService {
     pub(crate) tokens: moka::future::Cache<String, Principal>,
     /// Legacy systems unknown users are migrated from (lazy migration), if any.
     pub(crate) upstream: Option<Arc<dyn crate::upstream::UpstreamDirectory>>,
+    /// Legacy systems that answer for client dialects bound to them (passthrough), if any.
+    pub(crate) passthrough: Option<Arc<dyn crate::passthrough::UpstreamAuthority>>,
     /// The last readiness probe: when, and whether the database took the write.
     pub(crate) readiness: std::sync::Mutex<Option<(crate::Timestamp, bool)>>,
     /// When the store's highest hash cost was last read, for the failure timing floor.
@@ -197,6 +206,7 @@ impl CredentialService {
             config,
             tokens,
             upstream: None,
+            passthrough: None,
             readiness: std::sync::Mutex::new(None),
             cost_learned: std::sync::Mutex::new(None),
             upstream_resets: Arc::new(tokio::sync::Semaphore::new(UPSTREAM_RESETS_IN_FLIGHT)),
@@ -247,18 +257,32 @@ impl CredentialService {
 
     /// Executes one request: checks its evidence, then runs its command.
     pub async fn execute(&self, request: Request) -> Result<Outcome, Error> {
+        self.execute_shadowed(request).await.0
+    }
+
+    /// [`Self::execute`], and for a request a shadow upstream answered, the comparison still to
+    /// make: hand it to [`Self::shadow_settle`] off the response path.
+    pub async fn execute_shadowed(
+        &self,
+        request: Request,
+    ) -> (Result<Outcome, Error>, Option<crate::shadow::ShadowPending>) {
         let counter = crate::telemetry::command_counter(&request.command)
             .filter(|_| self.config.record_metrics);
         let dialect = counter.map(|_| request.meta.dialect.clone());
-        let result = self.execute_request(request).await;
+        let mut pending = None;
+        let result = self.execute_request(request, &mut pending).await;
         if let (Some(counter), Some(dialect)) = (counter, dialect) {
             let outcome = crate::telemetry::outcome_label(&result);
             crate::telemetry::count_command(counter, &dialect, outcome);
         }
-        result
+        (result, pending)
     }
 
-    async fn execute_request(&self, request: Request) -> Result<Outcome, Error> {
+    async fn execute_request(
+        &self,
+        request: Request,
+        pending: &mut Option<crate::shadow::ShadowPending>,
+    ) -> Result<Outcome, Error> {
         let Request {
             meta,
             app_key,
@@ -269,6 +293,17 @@ impl CredentialService {
         if let Some(key) = app_key {
             self.check_app_key(key).await?;
         }
+        let binding = self.passthrough_for(&meta.dialect);
+        if let Some(b) = &binding {
+            if b.mode == BindingMode::Passthrough && crate::passthrough::answers(&command) {
+                return self
+                    .execute_passthrough(b.upstream.clone(), issuer, meta, access, command)
+                    .await;
+            }
+        }
+        let shadow = binding
+            .filter(|b| b.mode == BindingMode::Shadow)
+            .map(|b| b.upstream);
         let principal = match access {
             Access::Public => None,
             Access::Token { token, kind } => {
@@ -276,10 +311,24 @@ impl CredentialService {
             }
         };
         match command {
-            Command::IssueToken(req) => self.issue_token(req, &issuer, &meta).await,
+            Command::IssueToken(req) => {
+                let shadow = Shadowing {
+                    upstream: shadow.as_deref(),
+                    pending,
+                };
+                self.issue_token(req, &issuer, &meta, shadow).await
+            }
             Command::ChangePassword(change) => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
-                self.change_password(&caller, change, &meta).await
+                match shadow {
+                    Some(upstream) => {
+                        let user = self.subject_user(&caller, &change.subject, &meta).await?;
+                        let digest = caller.token.digest.clone();
+                        self.shadow_change(&upstream, &digest, user, change, &meta, pending)
+                            .await
+                    }
+                    None => self.change_password(&caller, change, &meta).await,
+                }
             }
             Command::Logout => {
                 // The whole session ends: its refresh tokens too.
@@ -408,6 +457,7 @@ impl CredentialService {
         req: TokenRequest,
         issuer: &Issuer,
         meta: &RequestMeta,
+        shadow: Shadowing<'_>,
     ) -> Result<Outcome, Error> {
         let client_required = req.client_required || matches!(req.grant, Grant::ClientCredentials);
         let client_id = match req.client {
@@ -417,12 +467,23 @@ impl CredentialService {
         };
         match req.grant {
             Grant::Password { username, password } => {
-                let user = self.authenticate_user(&username, &password, meta).await?;
+                let (user, detail) = match shadow.upstream {
+                    Some(upstream) => {
+                        let user = self
+                            .shadow_login(upstream, &username, &password, meta, shadow.pending)
+                            .await?;
+                        (user, json!({"upstream": upstream}))
+                    }
+                    None => {
+                        let user = self.authenticate_user(&username, &password, meta).await?;
+                        (user, json!({}))
+                    }
+                };
                 if let Some(setting) = self.store.two_factor(&user.id).await? {
                     return (self.start_challenge(&user, &setting, client_id, issuer, meta)).await;
                 }
                 let audit =
-                    vec![self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, json!({}))];
+                    vec![self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, detail)];
                 let grantee = Grantee {
                     kind: TokenKind::User,
                     user: Some(user),
@@ -430,9 +491,12 @@ impl CredentialService {
                     with_refresh: req.with_refresh,
                     session_id: None,
                 };
-                self.issue(grantee, issuer, meta, audit)
-                    .await
-                    .map(Outcome::Token)
+                let issued = self.issue(grantee, issuer, meta, audit).await?;
+                if let Some(p) = shadow.pending.as_mut() {
+                    // A later sync of the hash keeps the session just opened.
+                    p.keep(token::digest(issued.access.expose()));
+                }
+                Ok(Outcome::Token(issued))
             }
             Grant::ClientCredentials => {
                 let grantee = Grantee {

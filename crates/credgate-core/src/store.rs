@@ -10,6 +10,8 @@ use crate::model::{
     ResetRecord, SecurityAnswer, TokenRecord, User, UserKey,
 };
 use crate::two_factor_model::{LoginChallenge, TwoFactor};
+use crate::passthrough::UpstreamSessionRecord;
+use crate::shadow::{ShadowBounds, ShadowComparison, ShadowQuery, ShadowRecord, ShadowTally};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -208,6 +210,55 @@ pub trait AttemptStore: Send + Sync {
     async fn max_hash_cost(&self) -> Result<Option<u32>, StoreError>;
 }
 
+/// Sessions of this gateway that stand for an upstream's (passthrough), kept by token digest.
+#[async_trait]
+pub trait UpstreamSessionStore: Send + Sync {
+    /// Inserts the session with its audit events (and drops sessions expired by its
+    /// `created_at`); `Duplicate("upstream session")` when the digest exists.
+    async fn insert_upstream_session(
+        &self,
+        session: &UpstreamSessionRecord,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    async fn find_upstream_session(
+        &self,
+        digest: &str,
+    ) -> Result<Option<UpstreamSessionRecord>, StoreError>;
+    /// Removes one session, writing `audit` when it existed; returns whether it existed.
+    async fn delete_upstream_session(
+        &self,
+        digest: &str,
+        audit: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
+}
+
+/// Shadow-mode comparisons, bounded by count and age, and the profile flag a sync sets.
+#[async_trait]
+pub trait ShadowStore: Send + Sync {
+    /// Stores one comparison, then drops those older than `bounds.oldest` and the oldest
+    /// beyond `bounds.max_records`.
+    async fn record_shadow(
+        &self,
+        comparison: &ShadowComparison,
+        bounds: ShadowBounds,
+    ) -> Result<(), StoreError>;
+    /// Newest first; `limit` 0 means 100, and at most 1000 are returned.
+    async fn shadow_comparisons(
+        &self,
+        query: &ShadowQuery,
+    ) -> Result<Vec<ShadowRecord>, StoreError>;
+    /// Counts by (dialect, route, result, kind) of the comparisons at or after `since`.
+    async fn shadow_tallies(&self, since: Timestamp) -> Result<Vec<ShadowTally>, StoreError>;
+    /// Sets (`Some`) or removes (`None`) one entry of a user's profile; `NotFound` when there
+    /// is no such user.
+    async fn set_profile_entry(
+        &self,
+        user_id: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
@@ -234,6 +285,8 @@ pub trait Store:
     + AttemptStore
     + AuditLog
     + Health
+    + UpstreamSessionStore
+    + ShadowStore
     + 'static
 {
 }
@@ -247,6 +300,8 @@ impl<T> Store for T where
         + AttemptStore
         + AuditLog
         + Health
+        + UpstreamSessionStore
+        + ShadowStore
         + 'static
 {
 }

@@ -77,6 +77,22 @@ impl CredentialService {
             UpstreamVerdict::Verified(account) => account,
             UpstreamVerdict::Refused => return Ok(Migration::NotMigrated),
         };
+        let aliases = account.alias.iter().cloned().collect();
+        self.adopt_user(username, password, account, aliases, meta)
+            .await
+    }
+
+    /// Creates a local user for a password the legacy system verified: a fresh bcrypt hash,
+    /// the legacy id as an alias (`aliases`), the policy rules the password breaks flagged (not
+    /// forced).
+    pub(crate) async fn adopt_user(
+        &self,
+        username: &str,
+        password: &Password,
+        account: UpstreamAccount,
+        aliases: BTreeMap<String, String>,
+        meta: &RequestMeta,
+    ) -> Result<Migration, Error> {
         let broken: Vec<&str> = self
             .config
             .policy
@@ -94,7 +110,7 @@ impl CredentialService {
             username: username.to_owned(),
             admin: false,
             externally_managed: false,
-            aliases: account.alias.iter().cloned().collect(),
+            aliases,
             profile,
             created_at: self.clock.now(),
         };

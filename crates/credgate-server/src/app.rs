@@ -24,8 +24,6 @@ pub struct AppState {
     pub max_body: usize,
     /// Re-reads and validates the dialect folders (SIGHUP, `POST /admin/dialects/reload`).
     pub reloader: reload::Reloader,
-    /// Client dialects answered by a passthrough upstream, if any are configured.
-    pub passthrough: Option<Arc<crate::upstream::Passthrough>>,
     /// Every cookie a dialect sets is marked `Secure` (`[cookies] secure`; a listener serving
     /// TLS itself, once credgate has one, turns it on as well).
     pub secure_cookies: bool,
@@ -33,6 +31,8 @@ pub struct AppState {
     pub proxies: crate::client_addr::TrustedProxies,
     /// The listeners' certificates (`[tls]`), re-read on SIGHUP.
     pub tls: Arc<crate::tls::Certificates>,
+    /// Shadow mode: how comparisons are kept and judged.
+    pub shadow: crate::shadow::ShadowSettings,
 }
 
 impl AppState {
@@ -111,14 +111,14 @@ pub async fn build_core(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<CredentialService>, StartError> {
-    build_core_with(settings, clock, None).await
+    build_core_with(settings, clock, &crate::upstream::Upstreams::default()).await
 }
 
 /// `build_core`, with the legacy systems users are lazily migrated from.
 async fn build_core_with(
     settings: &Settings,
     clock: Arc<dyn Clock>,
-    upstream: Option<Arc<dyn credgate_core::UpstreamDirectory>>,
+    upstreams: &crate::upstream::Upstreams,
 ) -> Result<Arc<CredentialService>, StartError> {
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let roots = crate::tls::client_roots(&settings.tls)
@@ -128,11 +128,14 @@ async fn build_core_with(
     let mut config = settings.core_config();
     config.digest_key = crate::digest_key::load(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = CredentialService::new(store, clock, notifier, config)?;
-    Ok(Arc::new(match upstream {
-        Some(upstream) => core.with_upstream(upstream),
-        None => core,
-    }))
+    let mut core = CredentialService::new(store, clock, notifier, config)?;
+    if let Some(directory) = upstreams.directory() {
+        core = core.with_upstream(directory);
+    }
+    if let Some(authority) = upstreams.authority() {
+        core = core.with_passthrough(authority);
+    }
+    Ok(Arc::new(core))
 }
 
 pub async fn build_state(
@@ -151,7 +154,7 @@ pub async fn build_state_with(
 ) -> Result<web::Data<AppState>, StartError> {
     let upstreams = crate::upstream::Upstreams::build(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = build_core_with(settings, clock, upstreams.directory()).await?;
+    let core = build_core_with(settings, clock, &upstreams).await?;
     core.set_token_lifetimes(dialects.token_lifetimes());
     Ok(web::Data::new(AppState {
         core,
@@ -159,9 +162,9 @@ pub async fn build_state_with(
         admin_token: settings.admin_token.clone(),
         max_body: settings.max_body_bytes,
         reloader: reload::Reloader::new(settings.clone()),
-        passthrough: upstreams.passthrough,
         // A gateway serving HTTPS itself marks its cookies Secure too.
         secure_cookies: settings.cookies.secure || settings.tls.cert.is_some(),
+        shadow: settings.shadow,
         proxies: crate::client_addr::TrustedProxies::parse(&settings.limits.trusted_proxies)
             .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?,
         tls: Arc::new(crate::tls::Certificates::from_settings(settings)?),
@@ -213,7 +216,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                 .route("/clients", web::post().to(admin::create_client))
                 .route("/apps", web::post().to(admin::create_app))
                 .route("/dialects/reload", web::post().to(reload::reload_endpoint))
-                .route("/audit", web::get().to(admin::audit)),
+                .route("/audit", web::get().to(admin::audit))
+                .route(
+                    "/shadow/divergences",
+                    web::get().to(crate::shadow::divergences),
+                )
+                .route("/shadow/summary", web::get().to(crate::shadow::summary)),
         )
         .default_service(web::to(dispatch::dispatch));
 }

@@ -1,10 +1,12 @@
 //! The dialect handler: match -> extract -> one core call -> render. No vendor knowledge here.
 
+use std::sync::Arc;
+
 use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use credgate_core::{Error, Outcome, Request, RequestMeta};
+use credgate_core::{Error, RequestMeta};
 use credgate_dialect::{
     HttpRequest as EngineRequest, HttpResponse as EngineResponse, Lookup, RequestView, RouteMatch,
 };
@@ -105,14 +107,33 @@ async fn serve_match(
         client_addr: crate::client_addr::of(req),
     };
     let dialect = &m.dialect;
+    let request_id = meta.request_id.clone();
     match dialect.extract(m, &engine_req, meta) {
-        Ok(extracted) => match execute(state, &dialect.name, extracted.request).await {
-            Ok(outcome) => (dialect.render_outcome(m, &extracted.view, &outcome), "ok"),
-            Err(error) => (
-                dialect.render_error(Some(m), &extracted.view, &error),
-                error.kind(),
-            ),
-        },
+        Ok(extracted) => {
+            let (result, shadowed) = state.core.execute_shadowed(extracted.request).await;
+            let answer = match result {
+                Ok(outcome) => (dialect.render_outcome(m, &extracted.view, &outcome), "ok"),
+                Err(error) => (
+                    dialect.render_error(Some(m), &extracted.view, &error),
+                    error.kind(),
+                ),
+            };
+            if let Some(pending) = shadowed {
+                let answered = crate::shadow::Answered {
+                    matched: m,
+                    view: &extracted.view,
+                    request_id,
+                    status: answer.0.status,
+                };
+                crate::shadow::spawn_compare(
+                    Arc::clone(&state.core),
+                    state.shadow,
+                    answered,
+                    pending,
+                );
+            }
+            answer
+        }
         Err(error) => {
             let view = RequestView {
                 path: m.params.iter().cloned().collect(),
@@ -120,14 +141,6 @@ async fn serve_match(
             };
             (dialect.render_error(Some(m), &view, &error), error.kind())
         }
-    }
-}
-
-/// The core, or the passthrough upstream the dialect is bound to.
-async fn execute(state: &AppState, dialect: &str, request: Request) -> Result<Outcome, Error> {
-    match state.passthrough.as_ref().filter(|p| p.serves(dialect)) {
-        Some(passthrough) => passthrough.execute(&state.core, dialect, request).await,
-        None => state.core.execute(request).await,
     }
 }
 

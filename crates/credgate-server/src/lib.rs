@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod problem;
 pub mod reload;
 pub mod settings;
+pub mod shadow;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;

@@ -301,6 +301,28 @@ fn admin_paths() -> Value {
                 ("400", problem("A bad query parameter (`malformed_request`).")),
             ]), true),
         }))},
+        "/admin/shadow/divergences": {"get": admin_op("Shadow mode: stored divergences, newest first", json!({
+            "parameters": [
+                {"name": "dialect", "in": "query", "schema": string},
+                {"name": "route", "in": "query", "schema": string},
+                {"name": "kind", "in": "query", "schema": string},
+                {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": -9223372036854775808_i64, "maximum": 9223372036854775807_i64}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}},
+            ],
+            "responses": common(responses(&[
+                ("200", json_response("Divergences (never a password, token or cookie value).", json!({"type": "array", "items": {"$ref": "#/components/schemas/ShadowComparison"}}))),
+                ("400", problem("A bad query parameter (`malformed_request`).")),
+            ]), true),
+        }))},
+        "/admin/shadow/summary": {"get": admin_op("Shadow mode: comparisons per dialect and route, and readiness to cut over", json!({
+            "parameters": [
+                {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": -9223372036854775808_i64, "maximum": 9223372036854775807_i64}},
+            ],
+            "responses": common(responses(&[
+                ("200", json_response("The summary.", json!({"$ref": "#/components/schemas/ShadowSummary"}))),
+                ("400", problem("A bad query parameter (`malformed_request`).")),
+            ]), true),
+        }))},
     })
 }
 
@@ -313,6 +335,27 @@ fn components() -> Value {
         "adminToken": {"type": "http", "scheme": "bearer", "description": "The configured `admin_token`."},
     },
     "schemas": {
+        "ShadowComparison": object(json!({
+            "seq": {"type": "integer"}, "at": {"type": "integer"},
+            "dialect": string, "route": string, "request_id": string,
+            "result": {"type": "string", "enum": ["agreement", "divergence", "not_synced"]},
+            "kind": {"type": ["string", "null"]},
+            "upstream_outcome": string, "upstream_status": {"type": "integer"},
+            "local_outcome": string, "local_status": {"type": "integer"},
+            "fields": {"type": "array", "items": string},
+            "exchange": {},
+            "synced": {"type": "boolean"},
+        }), &["seq", "at", "dialect", "route", "request_id", "result", "upstream_outcome", "upstream_status", "local_outcome", "local_status", "fields", "synced"]),
+        "ShadowSummary": object(json!({
+            "since": {"type": "integer"}, "ready_after": {"type": "integer"},
+            "routes": {"type": "array", "items": object(json!({
+                "dialect": string, "route": string,
+                "compared": {"type": "integer"}, "agreements": {"type": "integer"},
+                "divergences": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "not_synced": {"type": "integer"}, "users_synced": {"type": "integer"},
+                "ready": {"type": "boolean"},
+            }), &["dialect", "route", "compared", "agreements", "divergences", "not_synced", "users_synced", "ready"])},
+        }), &["since", "ready_after", "routes"]),
         "Problem": {
             "type": "object", "required": ["type", "title", "status"],
             "properties": {

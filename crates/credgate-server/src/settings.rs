@@ -64,6 +64,8 @@ pub struct Settings {
     pub tls: crate::tls::TlsSettings,
     /// Legacy vendor APIs credgate calls as a client (`[[upstreams]]`).
     pub upstreams: Vec<crate::upstream::UpstreamSettings>,
+    /// Shadow mode: how comparisons are kept and when a route is ready to cut over.
+    pub shadow: crate::shadow::ShadowSettings,
     /// The key of reset-token and code digests, as hex (usually `CREDGATE_DIGEST_KEY`); wins
     /// over `digest_key_file`.
     pub digest_key: Option<SecretToken>,
@@ -172,6 +174,7 @@ impl Default for Settings {
             metrics: Default::default(),
             tls: Default::default(),
             upstreams: Vec::new(),
+            shadow: Default::default(),
             digest_key: None,
             digest_key_file: PathBuf::from("./data/digest.key"),
         }
@@ -210,6 +213,7 @@ const ENV_KEYS: &[&str] = &[
     "metrics",
     "tls",
     "upstreams",
+    "shadow",
     "digest_key",
     "digest_key_file",
 ];

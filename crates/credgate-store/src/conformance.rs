@@ -18,6 +18,8 @@ mod import;
 pub use import::*;
 mod two_factor;
 pub use two_factor::*;
+mod upstream;
+pub use upstream::*;
 
 /// The fixed "now" of every fixture.
 pub const T0: Timestamp = 1_700_000_000;

@@ -5,6 +5,7 @@
 pub mod dialects_cmd;
 pub mod junit;
 pub mod replay;
+pub mod shadow_cmd;
 pub mod tooling;
 pub mod transfer;
 

@@ -64,6 +64,9 @@ enum Cmd {
     /// Inspect, lint and reload dialects; print OpenAPI documents.
     #[command(subcommand)]
     Dialects(credgate::dialects_cmd::DialectsCmd),
+    /// Shadow mode: report how credgate's answers compare with the legacy system's.
+    #[command(subcommand)]
+    Shadow(credgate::shadow_cmd::ShadowCmd),
 }
 
 #[derive(Subcommand)]
@@ -196,6 +199,7 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
     match command {
         Cmd::Tooling(_) => Err("operator tooling runs before the settings load".into()),
         Cmd::Dialects(cmd) => credgate::dialects_cmd::run(cmd, &settings).await,
+        Cmd::Shadow(cmd) => credgate::shadow_cmd::run(cmd, &settings).await,
         Cmd::Serve => credgate_server::run_with(
             settings,
             Some(Arc::new(credgate_examples::scratch::ExampleReplay)),

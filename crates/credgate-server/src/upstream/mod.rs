@@ -1,6 +1,7 @@
 //! Upstreams: legacy vendor APIs credgate calls as a client, through the client side of their
 //! dialect files. `migrate` upstreams vouch for users unknown here (lazy migration);
-//! `passthrough` upstreams serve the requests of the client dialects bound to them.
+//! `passthrough` upstreams serve the requests of the client dialects bound to them; `shadow`
+//! upstreams do too, while credgate keeps its copy in sync and compares.
 
 mod client;
 mod migrate;
@@ -9,7 +10,8 @@ mod passthrough;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use credgate_core::{SecretToken, UpstreamDirectory};
+use credgate_core::passthrough::BindingMode;
+use credgate_core::{SecretToken, UpstreamAuthority, UpstreamDirectory};
 use credgate_dialect::{Dialect, DialectSet, DialectSource, LoadOptions};
 use serde::Deserialize;
 
@@ -26,6 +28,8 @@ pub enum UpstreamMode {
     Migrate,
     /// Requests of the `inbound` dialects are translated to the upstream and answered from it.
     Passthrough,
+    /// As passthrough, while credgate keeps its users in sync and compares its own answers.
+    Shadow,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,7 +49,7 @@ pub struct UpstreamSettings {
     pub retries: u32,
     #[serde(default)]
     pub auth: UpstreamAuthSettings,
-    /// With `passthrough`: the client dialects whose requests go to this upstream.
+    /// With `passthrough` and `shadow`: the client dialects whose requests go to this upstream.
     #[serde(default)]
     pub inbound: Vec<String>,
 }
@@ -86,14 +90,14 @@ pub fn validate(upstreams: &[UpstreamSettings]) -> Result<(), String> {
             return Err(format!("{at}.retries must be at most 5"));
         }
         match u.mode {
-            UpstreamMode::Passthrough if u.inbound.is_empty() => {
+            UpstreamMode::Passthrough | UpstreamMode::Shadow if u.inbound.is_empty() => {
                 return Err(format!(
-                    "{at}.inbound must name the client dialects of a passthrough upstream"
+                    "{at}.inbound must name the client dialects of a passthrough or shadow upstream"
                 ))
             }
             UpstreamMode::Migrate if !u.inbound.is_empty() => {
                 return Err(format!(
-                    "{at}.inbound is only for passthrough (migrate serves every dialect)"
+                    "{at}.inbound is only for passthrough and shadow (migrate serves every dialect)"
                 ))
             }
             _ => {}
@@ -156,17 +160,17 @@ impl Upstreams {
             let client = Arc::new(UpstreamClient::new(u, Arc::clone(dialect), &roots)?);
             match u.mode {
                 UpstreamMode::Migrate => migrate.push(client),
-                UpstreamMode::Passthrough => passthrough.push((u.inbound.clone(), client)),
+                UpstreamMode::Passthrough => {
+                    passthrough.push((u.inbound.clone(), client, BindingMode::Passthrough))
+                }
+                UpstreamMode::Shadow => {
+                    passthrough.push((u.inbound.clone(), client, BindingMode::Shadow))
+                }
             }
         }
         Ok(Self {
             migrate: (!migrate.is_empty()).then(|| Arc::new(MigrateUpstreams::new(migrate))),
-            passthrough: (!passthrough.is_empty()).then(|| {
-                Arc::new(Passthrough::new(
-                    passthrough,
-                    std::time::Duration::from_secs(settings.token_ttl_secs),
-                ))
-            }),
+            passthrough: (!passthrough.is_empty()).then(|| Arc::new(Passthrough::new(passthrough))),
         })
     }
 
@@ -174,6 +178,13 @@ impl Upstreams {
         self.migrate
             .as_ref()
             .map(|l| Arc::clone(l) as Arc<dyn UpstreamDirectory>)
+    }
+
+    /// The core's port to the upstreams that answer for client dialects.
+    pub fn authority(&self) -> Option<Arc<dyn UpstreamAuthority>> {
+        self.passthrough
+            .as_ref()
+            .map(|p| Arc::clone(p) as Arc<dyn UpstreamAuthority>)
     }
 }
 

@@ -1,256 +1,68 @@
 //! Passthrough: the requests of a client dialect bound to an upstream (`inbound = ["crayon"]`)
-//! are translated into the upstream's dialect and its answers back; credgate keeps no password.
-//! A login opens a session on the upstream and hands the client a token of this gateway that
-//! stands for it (in memory, for the token lifetime); client credentials and app keys of the
-//! client dialect stay this gateway's own.
+//! are answered by the upstream, through the core (limits, audit, metrics, sessions: see
+//! `credgate_core::passthrough`). This is the core's [`UpstreamAuthority`] port, spoken with
+//! the upstream's dialect as a client; credgate keeps no password and no upstream session.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use credgate_core::{
-    token, Access, ChangePassword, Command, CredentialService, Error, FieldReason, Grant,
-    IssuedToken, Outcome, Password, Request, Subject, TokenKind, TokenRequest, User,
-};
+use async_trait::async_trait;
+use credgate_core::passthrough::{BindingMode, UpstreamBinding};
+use credgate_core::{Error, Password, UpstreamAuthority, UpstreamChange, UpstreamLogin};
 use credgate_dialect::upstream::{Reply, Session, UpstreamCommand, Values};
 
 use super::client::for_caller;
 use super::UpstreamClient;
 
-/// A session on the upstream, as a client token of this gateway stands for it.
-struct Held {
-    session: Session,
-    username: String,
-    client_id: Option<String>,
-    /// The client dialect that logged in: the session is accepted there only.
-    inbound: String,
-}
-
-impl Held {
-    /// The user as the client dialect renders it: known by the upstream's id.
-    fn user(&self, now: i64) -> User {
-        User {
-            id: self
-                .session
-                .user_ref
-                .clone()
-                .unwrap_or_else(|| self.username.clone()),
-            username: self.username.clone(),
-            admin: false,
-            externally_managed: false,
-            aliases: BTreeMap::new(),
-            profile: BTreeMap::new(),
-            created_at: now,
-        }
-    }
-
-    /// Whether a request's subject is this session's user. Without the upstream's id for it
-    /// (its login answer names none), an id cannot be checked here: the upstream, which
-    /// authorizes the call, decides.
-    fn is(&self, subject: &Subject) -> bool {
-        match (subject, &self.session.user_ref) {
-            (Subject::Caller, _) | (Subject::Id(_), None) => true,
-            (Subject::Id(id), Some(own)) => own == id || id == &self.username,
-            (Subject::Username(name), _) => name.eq_ignore_ascii_case(&self.username),
-        }
-    }
-}
-
+/// The upstreams answering for client dialects (`passthrough` and `shadow`), by client dialect.
 pub struct Passthrough {
-    by_inbound: BTreeMap<String, Arc<UpstreamClient>>,
-    sessions: moka::future::Cache<String, Arc<Held>>,
-    ttl: Duration,
+    by_inbound: BTreeMap<String, (Arc<UpstreamClient>, BindingMode)>,
 }
 
 impl Passthrough {
-    pub fn new(bindings: Vec<(Vec<String>, Arc<UpstreamClient>)>, ttl: Duration) -> Self {
+    pub fn new(bindings: Vec<(Vec<String>, Arc<UpstreamClient>, BindingMode)>) -> Self {
         let mut by_inbound = BTreeMap::new();
-        for (inbound, client) in bindings {
+        for (inbound, client, mode) in bindings {
             for d in inbound {
-                by_inbound.insert(d, Arc::clone(&client));
+                by_inbound.insert(d, (Arc::clone(&client), mode));
             }
         }
-        Self {
-            by_inbound,
-            sessions: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
-            ttl,
-        }
+        Self { by_inbound }
     }
 
-    pub fn serves(&self, dialect: &str) -> bool {
-        self.by_inbound.contains_key(dialect)
-    }
-
-    /// Runs a request of the client dialect `inbound` against its upstream. Commands that are
-    /// not about a user's password (client-credentials grants, say) stay local.
-    pub async fn execute(
-        &self,
-        core: &CredentialService,
-        inbound: &str,
-        request: Request,
-    ) -> Result<Outcome, Error> {
-        let upstream = self.by_inbound.get(inbound).ok_or(Error::Internal)?;
-        let Request {
-            meta,
-            app_key,
-            access,
-            command,
-        } = request;
-        if let Some(key) = app_key {
-            core.check_app_key(key).await?;
-        }
-        match command {
-            Command::IssueToken(TokenRequest {
-                client,
-                client_required,
-                grant: Grant::Password { username, password },
-                ..
-            }) => {
-                let client_id = match client {
-                    Some(c) => Some(core.authenticate_client(c, &meta).await?),
-                    None if client_required => return Err(Error::InvalidClient),
-                    None => None,
-                };
-                // Guesses through the upstream draw on the same budgets as local ones.
-                let attempt = core.reserve_password(&username, &meta).await?;
-                let held = login(upstream, username, password, client_id, inbound).await;
-                let outcome = held.as_ref().map(|_| ()).map_err(Clone::clone);
-                core.settle_password(attempt, &outcome).await?;
-                let held = held?;
-                tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough login");
-                Ok(self.issue(Arc::new(held), core.now()).await)
-            }
-            Command::ChangePassword(change) => {
-                let held = self.held(&access, inbound).await?;
-                change_password(upstream, &held, change).await?;
-                tracing::info!(upstream = %upstream.name, dialect = %inbound, "passthrough password change");
-                Ok(Outcome::PasswordChanged {
-                    user: held.user(core.now()),
-                })
-            }
-            Command::ShowUser { subject } => {
-                let held = self.held(&access, inbound).await?;
-                if !held.is(&subject) {
-                    return Err(Error::Forbidden);
-                }
-                Ok(Outcome::User {
-                    user: held.user(core.now()),
-                })
-            }
-            Command::Logout => {
-                self.held(&access, inbound).await?;
-                let digest = self.digest(&access).ok_or(Error::Unauthenticated)?;
-                self.sessions
-                    .remove(&digest)
-                    .await
-                    .ok_or(Error::Unauthenticated)?;
-                Ok(Outcome::LoggedOut)
-            }
-            Command::RenewSession => {
-                self.held(&access, inbound).await?;
-                let digest = self.digest(&access).ok_or(Error::Unauthenticated)?;
-                let held = self
-                    .sessions
-                    .remove(&digest)
-                    .await
-                    .ok_or(Error::Unauthenticated)?;
-                Ok(self.issue(held, core.now()).await)
-            }
-            other => {
-                core.execute(Request {
-                    meta,
-                    app_key: None,
-                    access,
-                    command: other,
-                })
-                .await
-            }
-        }
-    }
-
-    fn digest(&self, access: &Access) -> Option<String> {
-        match access {
-            Access::Token {
-                token: Some(t),
-                kind: TokenKind::User,
-            } if !t.is_empty() => Some(token::digest(t.expose())),
-            _ => None,
-        }
-    }
-
-    /// A fresh access token for a held upstream session (login and renewal alike).
-    async fn issue(&self, held: Arc<Held>, now: i64) -> Outcome {
-        let access = token::generate();
-        let (user, client_id) = (held.user(now), held.client_id.clone());
-        self.sessions
-            .insert(token::digest(access.expose()), held)
-            .await;
-        Outcome::Token(IssuedToken {
-            access,
-            kind: TokenKind::User,
-            issued_at: now,
-            expires_at: now + self.ttl.as_secs() as i64,
-            refresh: None,
-            user: Some(user),
-            client_id,
-        })
-    }
-
-    /// The held session `access` names, if it was opened through the client dialect `inbound`.
-    async fn held(&self, access: &Access, inbound: &str) -> Result<Arc<Held>, Error> {
-        let digest = self.digest(access).ok_or(Error::Unauthenticated)?;
-        self.sessions
-            .get(&digest)
-            .await
-            .filter(|held| held.inbound == inbound)
-            .ok_or(Error::Unauthenticated)
+    fn client(&self, dialect: &str) -> Result<&UpstreamClient, Error> {
+        self.by_inbound
+            .get(dialect)
+            .map(|(c, _)| c.as_ref())
+            .ok_or(Error::Internal)
     }
 }
 
-/// Logs in at the upstream; the session it hands back is held for the client.
-async fn login(
+/// Logs in at the upstream; the session it hands back.
+pub(super) async fn open_session(
     upstream: &UpstreamClient,
-    username: String,
-    password: Password,
-    client_id: Option<String>,
-    inbound: &str,
-) -> Result<Held, Error> {
+    username: &str,
+    password: &Password,
+) -> Result<Session, Error> {
     let values = Values {
-        username: Some(username.clone()),
-        password: Some(password),
+        username: Some(username.to_owned()),
+        password: Some(password.clone()),
         ..Values::default()
     };
-    let session = match upstream.call(UpstreamCommand::Login, &values, None).await {
-        Ok(Reply::Session(s)) => s,
-        Ok(Reply::Done) => Session::default(),
-        Err(e) => return Err(for_caller(&upstream.name, e)),
-    };
-    Ok(Held {
-        session,
-        username,
-        client_id,
-        inbound: inbound.to_owned(),
-    })
+    match upstream.call(UpstreamCommand::Login, &values, None).await {
+        Ok(Reply::Session(s)) => Ok(s),
+        Ok(Reply::Done) => Ok(Session::default()),
+        Err(e) => Err(for_caller(&upstream.name, e)),
+    }
 }
 
-/// Changes the held user's password at the upstream.
-async fn change_password(
+/// Changes a password at the upstream in a session opened with the current password for this
+/// call only (nothing of it outlives the call).
+pub(super) async fn change_at(
     upstream: &UpstreamClient,
-    held: &Held,
-    change: ChangePassword,
+    change: &UpstreamChange<'_>,
 ) -> Result<(), Error> {
-    if !held.is(&change.subject) {
-        return Err(Error::Forbidden);
-    }
-    if change.current.is_empty() {
-        return Err(Error::invalid("current", FieldReason::Invalid));
-    }
-    if change.confirm.as_ref().is_some_and(|c| c != &change.new) {
-        return Err(Error::invalid("confirm", FieldReason::Mismatch));
-    }
+    let session = open_session(upstream, change.username, change.current).await?;
     // An upstream that names the user by id only (Crayon's path) gets the client's id when its
     // login did not say which id the user has.
     let by_id_only = (upstream
@@ -258,24 +70,55 @@ async fn change_password(
         .upstream_route(UpstreamCommand::ChangePassword))
     .and_then(|r| r.subject.as_ref())
     .is_some_and(|s| s.by_id && s.me.is_none());
-    let client_id = match &change.subject {
-        Subject::Id(id) if by_id_only => Some(id.clone()),
-        _ => None,
-    };
+    let client_id = change.subject_id.filter(|_| by_id_only).map(str::to_owned);
     let values = Values {
-        username: Some(held.username.clone()),
-        current: Some(change.current),
-        new: Some(change.new),
-        subject_ref: held.session.user_ref.clone().or(client_id),
+        username: Some(change.username.to_owned()),
+        current: Some(change.current.clone()),
+        new: Some(change.new.clone()),
+        subject_ref: session
+            .user_ref
+            .clone()
+            .or_else(|| change.user_ref.map(str::to_owned))
+            .or(client_id),
         ..Values::default()
     };
     upstream
-        .call(
-            UpstreamCommand::ChangePassword,
-            &values,
-            Some(&held.session),
-        )
+        .call(UpstreamCommand::ChangePassword, &values, Some(&session))
         .await
         .map_err(|e| for_caller(&upstream.name, e))?;
     Ok(())
+}
+
+#[async_trait]
+impl UpstreamAuthority for Passthrough {
+    fn upstream_for(&self, dialect: &str) -> Option<UpstreamBinding> {
+        self.by_inbound
+            .get(dialect)
+            .map(|(c, mode)| UpstreamBinding {
+                upstream: c.name.clone(),
+                mode: *mode,
+            })
+    }
+
+    async fn login(
+        &self,
+        dialect: &str,
+        username: &str,
+        password: &Password,
+    ) -> Result<UpstreamLogin, Error> {
+        let client = self.client(dialect)?;
+        let session = open_session(client, username, password).await?;
+        Ok(UpstreamLogin {
+            user_ref: session.user_ref.clone(),
+            dialect: client.dialect.name.clone(),
+        })
+    }
+
+    async fn change_password(
+        &self,
+        dialect: &str,
+        change: &UpstreamChange<'_>,
+    ) -> Result<(), Error> {
+        change_at(self.client(dialect)?, change).await
+    }
 }

@@ -31,10 +31,14 @@ mod health;
 mod import;
 #[path = "../shared/resets.rs"]
 mod resets;
+#[path = "../shared/shadow.rs"]
+mod shadow;
 #[path = "../shared/tokens.rs"]
 mod tokens;
 #[path = "../shared/two_factor.rs"]
 mod two_factor;
+#[path = "../shared/upstream_sessions.rs"]
+mod upstream_sessions;
 #[path = "../shared/users.rs"]
 mod users;
 

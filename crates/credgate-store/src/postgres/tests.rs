@@ -134,6 +134,9 @@ conformance!(
     login_challenges,
     attempt_counters,
     max_hash_cost,
+    upstream_sessions_lifecycle,
+    shadow_comparisons_bounded_and_filtered,
+    profile_entries_set_and_removed,
     import_creates_then_unchanged,
     import_conflicts_leave_users_untouched,
     import_update_overwrites,
@@ -301,8 +304,9 @@ async fn schema_uses_bigint_and_boolean() {
     assert!(!columns.is_empty());
     for (table, column, ty) in &columns {
         let expected = match column.as_str() {
-            "admin" | "externally_managed" => "boolean",
+            "admin" | "externally_managed" | "synced" => "boolean",
             "seq" | "count" | "credential_version" | "at" | "last_step" => "bigint",
+            "upstream_status" | "local_status" => "bigint",
             c if c.ends_with("_at") || c == "window_start" => "bigint",
             _ => "text",
         };

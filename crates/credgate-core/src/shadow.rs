@@ -1,0 +1,511 @@
+//! Shadow mode: the legacy system answers, credgate keeps its copy in sync and compares.
+//!
+//! A login or password change of a client dialect bound to a `shadow` upstream is sent to the
+//! upstream (through the same [`UpstreamAuthority`](crate::UpstreamAuthority) port as
+//! passthrough, with the same guessing limits and audit), and its outcome is the client's. The
+//! session handed out is a session of this gateway, bound to the local user, so it outlives a
+//! cut-over. What credgate would have answered on its own is worked out afterwards, off the
+//! response path ([`CredentialService::shadow_settle`]), from a snapshot of the local state
+//! taken before the request: without side effects. Only then is the local copy brought in line
+//! with what the upstream accepted.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::clock::Timestamp;
+use crate::command::{ChangePassword, Outcome, Subject};
+use crate::error::{Error, FieldReason, PolicyRule};
+use crate::limits::Budgets;
+use crate::model::{AuditKind, PasswordUpdate, RequestMeta, User, UserKey};
+use crate::passthrough::UpstreamChange;
+use crate::secret::Password;
+use crate::service::{CredentialService, Current};
+use crate::upstream::{Migration, UpstreamAccount, LEGACY_POLICY_FLAG};
+
+/// The shadowed routes' kinds of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowRoute {
+    Login,
+    ChangePassword,
+}
+
+/// A request the upstream answered, waiting to be compared and synced. Holds the passwords
+/// it needs (redacted in `Debug`) until [`CredentialService::shadow_settle`] consumes it.
+#[derive(Debug)]
+pub struct ShadowPending {
+    route: ShadowRoute,
+    upstream: String,
+    meta: RequestMeta,
+    upstream_result: Result<(), Error>,
+    /// The local user and its credential (hash, version) before the request.
+    before: Option<(User, Option<(String, i64)>)>,
+    /// The password logged in with, or the current one of a change.
+    password: Password,
+    new: Option<Password>,
+    /// The session the sync keeps when it replaces the hash.
+    keep_token: Option<String>,
+    /// The request itself created the local user.
+    created: bool,
+}
+
+impl ShadowPending {
+    pub(crate) fn keep(&mut self, digest: String) {
+        self.keep_token = Some(digest);
+    }
+}
+
+/// The outcome of one comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowVerdict {
+    pub route: ShadowRoute,
+    pub upstream: Result<(), Error>,
+    pub local: Result<(), Error>,
+    /// credgate did not hold the user before the request: not a divergence.
+    pub not_synced: bool,
+    /// The request created or updated the local copy.
+    pub synced: bool,
+}
+
+/// `agreement`, `divergence` or `not_synced`, with the divergence's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowResult {
+    Agreement,
+    Divergence(&'static str),
+    NotSynced,
+}
+
+impl ShadowResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agreement => "agreement",
+            Self::Divergence(_) => "divergence",
+            Self::NotSynced => "not_synced",
+        }
+    }
+
+    pub fn kind(self) -> Option<&'static str> {
+        match self {
+            Self::Divergence(kind) => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+/// The divergence class of a canonical error.
+pub fn divergence_kind(error: &Error) -> &'static str {
+    match error {
+        Error::PolicyViolation { .. } => "policy",
+        Error::InvalidCredentials => "credentials",
+        Error::NotFound => "not_found",
+        Error::Unauthenticated | Error::Forbidden | Error::ExternallyManaged => "authorization",
+        Error::InvalidRequest { .. } | Error::MalformedRequest(_) => "validation",
+        Error::Unavailable => "unavailable",
+        Error::RateLimited { .. } => "rate_limited",
+        Error::Conflict(_) => "conflict",
+        _ => "other",
+    }
+}
+
+impl ShadowVerdict {
+    /// Same outcome kind = agreement (the same dialect and route render the same status);
+    /// an upstream that could not answer is always an `unavailable` divergence.
+    pub fn result(&self) -> ShadowResult {
+        if let Err(Error::Unavailable) = &self.upstream {
+            return ShadowResult::Divergence("unavailable");
+        }
+        if self.not_synced {
+            return ShadowResult::NotSynced;
+        }
+        match (&self.upstream, &self.local) {
+            (Ok(()), Ok(())) => ShadowResult::Agreement,
+            (Err(a), Err(b)) if a.kind() == b.kind() && same_rules(a, b) => ShadowResult::Agreement,
+            (Err(e), _) | (Ok(()), Err(e)) => ShadowResult::Divergence(divergence_kind(e)),
+        }
+    }
+}
+
+fn same_rules(a: &Error, b: &Error) -> bool {
+    match (a, b) {
+        (Error::PolicyViolation { rules: x }, Error::PolicyViolation { rules: y }) => {
+            x.iter().map(PolicyRule::name).collect::<Vec<_>>()
+                == y.iter().map(PolicyRule::name).collect::<Vec<_>>()
+        }
+        _ => true,
+    }
+}
+
+impl CredentialService {
+    /// A shadowed login: the upstream decides; a user it accepts and credgate does not hold is
+    /// created at once (the session is bound to it). The comparison is left in `pending`.
+    pub(crate) async fn shadow_login(
+        &self,
+        upstream: &str,
+        username: &str,
+        password: &Password,
+        meta: &RequestMeta,
+        pending: &mut Option<ShadowPending>,
+    ) -> Result<User, Error> {
+        let before = self.snapshot(UserKey::Username(username)).await?;
+        let result = self
+            .upstream_login(upstream, username, password, meta)
+            .await;
+        let mut shadow = ShadowPending {
+            route: ShadowRoute::Login,
+            upstream: upstream.to_owned(),
+            meta: meta.clone(),
+            upstream_result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+            before: before.clone(),
+            password: password.clone(),
+            new: None,
+            keep_token: None,
+            created: false,
+        };
+        let outcome = match (result, before) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Some((user, _))) => Ok(user),
+            (Ok(login), None) => {
+                // The upstream's id is the user's alias in its own dialect and in the client's:
+                // the client keeps addressing the user by it, before and after a cut-over.
+                let mut aliases = BTreeMap::new();
+                if let Some(id) = &login.user_ref {
+                    aliases.insert(login.dialect.clone(), id.clone());
+                    aliases.insert(meta.dialect.clone(), id.clone());
+                }
+                let account = UpstreamAccount {
+                    upstream: upstream.to_owned(),
+                    alias: login.user_ref.map(|id| (login.dialect, id)),
+                };
+                shadow.created = true;
+                match self
+                    .adopt_user(username, password, account, aliases, meta)
+                    .await?
+                {
+                    Migration::Migrated(user) | Migration::Raced(user) => Ok(user),
+                    Migration::NotMigrated => Err(Error::Internal),
+                }
+            }
+        };
+        *pending = Some(shadow);
+        outcome
+    }
+
+    /// A shadowed password change by a local session: checked and limited here, made by the
+    /// upstream; the local copy follows in [`Self::shadow_settle`].
+    pub(crate) async fn shadow_change(
+        &self,
+        upstream: &str,
+        caller_digest: &str,
+        user: User,
+        change: ChangePassword,
+        meta: &RequestMeta,
+        pending: &mut Option<ShadowPending>,
+    ) -> Result<Outcome, Error> {
+        let authority = self.passthrough.as_ref().ok_or(Error::Internal)?;
+        if change.current.is_empty() {
+            return Err(Error::invalid("current", FieldReason::Invalid));
+        }
+        if change.confirm.as_ref().is_some_and(|c| c != &change.new) {
+            return Err(Error::invalid("confirm", FieldReason::Mismatch));
+        }
+        let before = self.snapshot(UserKey::Id(&user.id)).await?;
+        let budgets = Budgets::password(&self.config.limits, &user.username, meta);
+        let slots = self.reserve(budgets, Some(&user.id), meta).await?;
+        let subject_id = match &change.subject {
+            Subject::Id(id) => Some(id.as_str()),
+            _ => None,
+        };
+        let request = UpstreamChange {
+            username: &user.username,
+            user_ref: None,
+            subject_id,
+            current: &change.current,
+            new: &change.new,
+        };
+        let result = authority.change_password(&meta.dialect, &request).await;
+        match &result {
+            Ok(()) => self.forgive(slots).await?,
+            Err(Error::InvalidCredentials) => {}
+            Err(_) => self.give_back(slots).await?,
+        }
+        if let Err(e) = &result {
+            let detail = json!({"upstream": upstream, "reason": e.kind()});
+            let event = self.event(
+                AuditKind::PasswordChangeFailed,
+                Some(&user.id),
+                meta,
+                detail,
+            );
+            self.store.append_audit(&[event]).await?;
+        }
+        *pending = Some(ShadowPending {
+            route: ShadowRoute::ChangePassword,
+            upstream: upstream.to_owned(),
+            meta: meta.clone(),
+            upstream_result: result.clone(),
+            before,
+            password: change.current,
+            new: Some(change.new),
+            keep_token: Some(caller_digest.to_owned()),
+            created: false,
+        });
+        result.map(|()| Outcome::PasswordChanged { user })
+    }
+
+    async fn snapshot(
+        &self,
+        key: UserKey<'_>,
+    ) -> Result<Option<(User, Option<(String, i64)>)>, Error> {
+        let Some(user) = self.store.find_user(key).await? else {
+            return Ok(None);
+        };
+        let credential = self.store.credential(&user.id).await?;
+        Ok(Some((user, credential.map(|c| (c.hash, c.version)))))
+    }
+
+    /// Works out what credgate would have answered (reads only, against the snapshot), then
+    /// brings the local copy in line with what the upstream accepted. Runs off the response
+    /// path; a failure to sync is logged, never the caller's.
+    pub async fn shadow_settle(&self, pending: ShadowPending) -> ShadowVerdict {
+        let local = self.shadow_local(&pending).await;
+        let mut synced = pending.created;
+        if pending.upstream_result.is_ok() && !pending.created {
+            match self.shadow_sync(&pending, &local).await {
+                Ok(done) => synced |= done,
+                Err(e) => {
+                    tracing::warn!(upstream = %pending.upstream, kind = e.kind(), "shadow sync failed")
+                }
+            }
+        }
+        ShadowVerdict {
+            route: pending.route,
+            upstream: pending.upstream_result,
+            local,
+            not_synced: pending.before.is_none(),
+            synced,
+        }
+    }
+
+    async fn shadow_local(&self, p: &ShadowPending) -> Result<(), Error> {
+        let Some((user, Some((hash, _)))) = &p.before else {
+            self.hasher.verify_dummy(&p.password).await?;
+            return Err(Error::InvalidCredentials);
+        };
+        if !self.hasher.verify(&p.password, hash).await? {
+            return Err(Error::InvalidCredentials);
+        }
+        let Some(new) = &p.new else { return Ok(()) };
+        if new.expose().chars().any(char::is_control) {
+            return Err(Error::invalid("new", FieldReason::Invalid));
+        }
+        let mut broken = self.config.policy.check(&new.normalized(), &user.username);
+        if broken.is_empty()
+            && self
+                .reuses_recent(&user.id, new, Current::Plain(&p.password))
+                .await?
+        {
+            broken.push(PolicyRule::History {
+                last: self.config.policy.history,
+            });
+        }
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::PolicyViolation { rules: broken })
+        }
+    }
+
+    /// Replaces the local hash by one of the password the upstream now holds (a changed
+    /// password, or a login whose password differs here); flags a password local policy would
+    /// refuse. Returns whether anything changed.
+    async fn shadow_sync(
+        &self,
+        p: &ShadowPending,
+        local: &Result<(), Error>,
+    ) -> Result<bool, Error> {
+        let Some((user, Some((_, version)))) = &p.before else {
+            return Ok(false);
+        };
+        let password = match (&p.new, local) {
+            (Some(new), _) => new,
+            (None, Ok(())) => return Ok(false),
+            (None, Err(_)) => &p.password,
+        };
+        let broken: Vec<&str> = self
+            .config
+            .policy
+            .check(&password.normalized(), &user.username)
+            .iter()
+            .map(PolicyRule::name)
+            .collect();
+        let detail = json!({"upstream": p.upstream, "synced": true, "policy_failures": broken});
+        let update = PasswordUpdate {
+            user_id: user.id.clone(),
+            expected_version: *version,
+            new_hash: self.hasher.hash(password).await?,
+            keep_token: p.keep_token.clone(),
+            history_limit: self.config.policy.history.saturating_sub(1),
+            now: self.clock.now(),
+            audit: vec![self.event(AuditKind::PasswordChanged, Some(&user.id), &p.meta, detail)],
+        };
+        self.store.update_password(&update).await?;
+        let flag = (!broken.is_empty()).then(|| broken.join(","));
+        if flag.as_deref() != user.profile.get(LEGACY_POLICY_FLAG).map(String::as_str) {
+            self.store
+                .set_profile_entry(&user.id, LEGACY_POLICY_FLAG, flag.as_deref())
+                .await?;
+        }
+        let uid = user.id.clone();
+        let keep = p.keep_token.clone();
+        let _ = self.tokens.invalidate_entries_if(move |digest, principal| {
+            principal.token.user_id.as_deref() == Some(uid.as_str())
+                && keep.as_deref() != Some(digest.as_str())
+        });
+        Ok(true)
+    }
+}
+
+/// One stored comparison: canonical outcomes and statuses, the fields that differ; never a
+/// password, token or cookie value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShadowComparison {
+    pub at: Timestamp,
+    pub dialect: String,
+    pub route: String,
+    pub request_id: String,
+    /// `agreement`, `divergence` or `not_synced`.
+    pub result: String,
+    pub kind: Option<String>,
+    pub upstream_outcome: String,
+    pub upstream_status: u16,
+    pub local_outcome: String,
+    pub local_status: u16,
+    pub fields: Vec<String>,
+    /// The exchange with every secret replaced by a placeholder (for example files).
+    pub exchange: Option<serde_json::Value>,
+    pub synced: bool,
+}
+
+/// A stored comparison with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShadowRecord {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub comparison: ShadowComparison,
+}
+
+/// Which comparisons to list (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct ShadowQuery {
+    pub dialect: Option<String>,
+    pub route: Option<String>,
+    pub result: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<Timestamp>,
+    pub limit: u32,
+}
+
+/// Comparisons of one (dialect, route, result, kind), counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowTally {
+    pub dialect: String,
+    pub route: String,
+    pub result: String,
+    pub kind: Option<String>,
+    pub count: u64,
+    pub synced: u64,
+}
+
+/// How the stored comparisons are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct ShadowBounds {
+    pub max_records: u32,
+    /// Comparisons older than this (`at < oldest`) are dropped.
+    pub oldest: Timestamp,
+}
+
+impl CredentialService {
+    pub async fn record_shadow(
+        &self,
+        comparison: &ShadowComparison,
+        bounds: ShadowBounds,
+    ) -> Result<(), Error> {
+        Ok(self.store.record_shadow(comparison, bounds).await?)
+    }
+
+    pub async fn shadow_comparisons(
+        &self,
+        query: &ShadowQuery,
+    ) -> Result<Vec<ShadowRecord>, Error> {
+        Ok(self.store.shadow_comparisons(query).await?)
+    }
+
+    pub async fn shadow_tallies(&self, since: Timestamp) -> Result<Vec<ShadowTally>, Error> {
+        Ok(self.store.shadow_tallies(since).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(upstream: Result<(), Error>, local: Result<(), Error>) -> ShadowVerdict {
+        ShadowVerdict {
+            route: ShadowRoute::Login,
+            upstream,
+            local,
+            not_synced: false,
+            synced: false,
+        }
+    }
+
+    fn policy(rules: Vec<PolicyRule>) -> Error {
+        Error::PolicyViolation { rules }
+    }
+
+    #[test]
+    fn outcomes_are_compared_by_kind_and_divergences_classified() {
+        assert_eq!(verdict(Ok(()), Ok(())).result(), ShadowResult::Agreement);
+        let wrong = || Err(Error::InvalidCredentials);
+        assert_eq!(verdict(wrong(), wrong()).result(), ShadowResult::Agreement);
+        assert_eq!(
+            verdict(wrong(), Ok(())).result(),
+            ShadowResult::Divergence("credentials")
+        );
+        let short = policy(vec![PolicyRule::MinLength { min: 20 }]);
+        assert_eq!(
+            verdict(Ok(()), Err(short.clone())).result(),
+            ShadowResult::Divergence("policy")
+        );
+        // Both refuse on policy, but for different rules: still a policy divergence.
+        let history = policy(vec![PolicyRule::History { last: 5 }]);
+        assert_eq!(
+            verdict(Err(short.clone()), Err(history)).result(),
+            ShadowResult::Divergence("policy")
+        );
+        assert_eq!(
+            verdict(Err(short.clone()), Err(short)).result(),
+            ShadowResult::Agreement
+        );
+        assert_eq!(
+            verdict(Err(Error::Forbidden), Ok(())).result(),
+            ShadowResult::Divergence("authorization")
+        );
+        assert_eq!(
+            verdict(Ok(()), Err(Error::NotFound)).result(),
+            ShadowResult::Divergence("not_found")
+        );
+    }
+
+    #[test]
+    fn an_upstream_outage_is_unavailable_and_unknown_users_are_not_synced() {
+        let mut v = verdict(Err(Error::Unavailable), Ok(()));
+        v.not_synced = true;
+        assert_eq!(v.result(), ShadowResult::Divergence("unavailable"));
+        let mut v = verdict(Ok(()), Err(Error::InvalidCredentials));
+        v.not_synced = true;
+        assert_eq!(v.result(), ShadowResult::NotSynced);
+        assert_eq!(v.result().as_str(), "not_synced");
+        assert_eq!(v.result().kind(), None);
+    }
+}
