@@ -159,6 +159,8 @@ pub enum AuditKind {
     UsersImported,
     /// A user verified by a legacy system and created here (lazy migration).
     UserMigrated,
+    /// One summary of a batch of weak legacy hashes wrapped in bcrypt (counts by format).
+    HashesWrapped,
 }
 
 impl AuditKind {
@@ -184,6 +186,7 @@ impl AuditKind {
             Self::AttemptRefused => "attempt_refused",
             Self::UsersImported => "users_imported",
             Self::UserMigrated => "user_migrated",
+            Self::HashesWrapped => "hashes_wrapped",
         }
     }
 }

@@ -194,9 +194,48 @@ pub trait Health: Send + Sync {
     async fn heartbeat(&self, now: Timestamp) -> Result<(), StoreError>;
 }
 
+/// One user's stored password hash, as `credgate rehash` reads it.
+#[derive(Clone)]
+pub struct StoredHash {
+    pub user_id: String,
+    pub credential_version: i64,
+    pub hash: String,
+}
+
+/// Replaces `old` by `new` if the user's hash is still `old` at `credential_version`.
+#[derive(Clone)]
+pub struct HashSwap {
+    pub user_id: String,
+    pub credential_version: i64,
+    pub old: String,
+    pub new: String,
+}
+
+/// Bulk reads and compare-and-swap writes of stored hashes (wrapping weak legacy hashes).
+#[async_trait]
+pub trait HashStore: Send + Sync {
+    /// Up to `limit` users' hashes with ids above `after` (`""` for the first page), by id.
+    async fn hash_page(&self, after: &str, limit: u32) -> Result<Vec<StoredHash>, StoreError>;
+    /// Applies every swap whose user still has `old` at the same credential version (others
+    /// changed meanwhile and are left), with `audit`, in one transaction; how many applied.
+    async fn swap_hashes(
+        &self,
+        swaps: &[HashSwap],
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
+}
+
 /// Everything the core needs, in one object.
 pub trait Store:
-    UserStore + TokenStore + ClientStore + ResetStore + AttemptStore + AuditLog + Health + 'static
+    UserStore
+    + TokenStore
+    + ClientStore
+    + ResetStore
+    + AttemptStore
+    + AuditLog
+    + Health
+    + HashStore
+    + 'static
 {
 }
 
@@ -208,6 +247,7 @@ impl<T> Store for T where
         + AttemptStore
         + AuditLog
         + Health
+        + HashStore
         + 'static
 {
 }

@@ -113,6 +113,7 @@ async fn build_core_with(
     clock: Arc<dyn Clock>,
     upstream: Option<Arc<dyn credgate_core::UpstreamDirectory>>,
 ) -> Result<Arc<CredentialService>, StartError> {
+    credgate_core::legacy::set_limits(settings.legacy_hashes.limits());
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let notifier = crate::notify::from_settings(&settings.reset)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
@@ -197,7 +198,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                 .route("/clients", web::post().to(admin::create_client))
                 .route("/apps", web::post().to(admin::create_app))
                 .route("/dialects/reload", web::post().to(reload::reload_endpoint))
-                .route("/audit", web::get().to(admin::audit)),
+                .route("/audit", web::get().to(admin::audit))
+                .route("/hashes", web::get().to(crate::legacy_hashes::census)),
         )
         .default_service(web::to(dispatch::dispatch));
 }
@@ -324,6 +326,7 @@ pub async fn run_with(
     })?;
     log_shutdown_grace(&settings);
     reload::reload_on_sighup(state.clone());
+    crate::legacy_hashes::spawn_wrapper(state.core.clone(), settings.legacy_hashes.wrap_per_sec);
     tracing::info!(listen = %settings.listen, dialects = ?state.dialects().dialects().iter().map(|d| d.name.clone()).collect::<Vec<_>>(), "credgate serving");
     serve(listener, state, &settings)?.await?;
     Ok(())

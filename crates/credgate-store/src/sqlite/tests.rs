@@ -77,6 +77,7 @@ conformance!(
     security_answer_upsert,
     attempt_counters,
     max_hash_cost,
+    hash_pages_and_swaps,
     import_creates_then_unchanged,
     import_conflicts_leave_users_untouched,
     import_update_overwrites,
