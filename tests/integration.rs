@@ -13,6 +13,7 @@ mod faults;
 mod foundation;
 mod guess_limits;
 mod import;
+mod legacy_hashes;
 mod listeners;
 mod metrics;
 mod multi_instance;

@@ -301,6 +301,21 @@ impl HashPool {
         Ok(hashes)
     }
 
+    /// Wraps weak legacy hashes in bcrypt at the configured cost (see [`crate::legacy::wrap`]),
+    /// spread over every hashing thread; results in order, `None` where nothing is to wrap.
+    pub async fn wrap_many(&self, stored: Vec<String>) -> Result<Vec<Option<String>>, Error> {
+        let cost = self.cost;
+        let pending = stored
+            .into_iter()
+            .map(|s| self.submit(move || crate::legacy::wrap(&s, cost)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut wrapped = Vec::with_capacity(pending.len());
+        for rx in pending {
+            wrapped.push(rx.await.map_err(|_| Error::Internal)?);
+        }
+        Ok(wrapped)
+    }
+
     /// Checks several (password, hash) pairs at once, like [`Self::verify`]; results in order.
     pub async fn verify_many(&self, pairs: Vec<(Password, String)>) -> Result<Vec<bool>, Error> {
         let pending = pairs
@@ -358,13 +373,18 @@ impl HashPool {
             .map(|_| ())
     }
 
-    /// Whether a stored hash should be re-made at the configured cost.
+    /// Whether a stored hash should be re-made at the configured cost: a lower bcrypt cost,
+    /// or any legacy or wrapped format.
     pub fn needs_upgrade(&self, hash: &str) -> bool {
-        hash_cost(hash).is_some_and(|c| c < self.cost)
+        hash_cost(hash).is_some_and(|c| c < self.cost) || !is_bcrypt_hash(hash)
     }
 }
 
 fn verify_sync(pw: &Password, hash: &str) -> bool {
+    if !is_bcrypt_hash(hash) {
+        // Imported legacy formats and wrapped hashes (crate::legacy).
+        return crate::legacy::verify(pw, hash);
+    }
     let normalized = pw.normalized();
     let ok = bcrypt::non_truncating_verify(normalized.as_bytes(), hash).unwrap_or(false);
     // Hashes imported from legacy systems were made from the raw bytes.

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::error::Error;
-use crate::hasher::importable_hash;
 use crate::model::{AuditKind, RequestMeta, User, UserKey};
 use crate::secret::Password;
 use crate::service::CredentialService;
@@ -60,7 +59,8 @@ pub enum ImportOutcome {
 
 /// Where a row's credential comes from.
 pub enum ImportSecret {
-    /// An existing bcrypt hash (`$2a$`/`$2b$`/`$2y$`), stored as is.
+    /// An existing hash: bcrypt (`$2a$`/`$2b$`/`$2y$`), a wrapped hash or a legacy format
+    /// (see [`crate::legacy`]), stored in its self-describing form.
     Hash(String),
     /// A plain password, hashed at the configured cost.
     Password(Password),
@@ -102,7 +102,7 @@ impl ImportRow {
             }
         }
         match &self.secret {
-            ImportSecret::Hash(hash) => importable_hash(hash).err().map(str::to_owned),
+            ImportSecret::Hash(hash) => crate::legacy::importable(hash).err(),
             ImportSecret::Password(pw) if pw.expose().is_empty() => Some("empty password".into()),
             ImportSecret::Password(pw)
                 if pw.normalized().len() > crate::hasher::BCRYPT_MAX_BYTES =>
@@ -129,7 +129,9 @@ impl CredentialService {
         let mut users = Vec::with_capacity(rows.len());
         for row in rows {
             let credential_hash = match row.secret {
-                ImportSecret::Hash(hash) => hash,
+                ImportSecret::Hash(hash) => {
+                    crate::legacy::importable(&hash).map_err(|_| Error::Internal)?
+                }
                 ImportSecret::Password(_) => hashes.next().ok_or(Error::Internal)?,
             };
             let id_given = row.id.is_some();

@@ -165,6 +165,8 @@ pub enum AuditKind {
     SecondFactorRequested,
     /// A wrong, replayed or late second factor.
     SecondFactorFailed,
+    /// One summary of a batch of weak legacy hashes wrapped in bcrypt (counts by format).
+    HashesWrapped,
 }
 
 impl AuditKind {
@@ -193,6 +195,7 @@ impl AuditKind {
             Self::TwoFactorSet => "two_factor_set",
             Self::SecondFactorRequested => "second_factor_requested",
             Self::SecondFactorFailed => "second_factor_failed",
+            Self::HashesWrapped => "hashes_wrapped",
         }
     }
 }

@@ -611,7 +611,8 @@ impl CredentialService {
         self.forgive(held).await?;
         if self.hasher.needs_upgrade(&credential.hash) {
             let stronger = self.hasher.hash(password).await?;
-            let detail = json!({"cost": self.hasher.cost()});
+            let from = crate::legacy::format_name(&credential.hash);
+            let detail = json!({"cost": self.hasher.cost(), "from": from});
             let audit = self.event(AuditKind::HashUpgraded, Some(&user.id), meta, detail);
             self.store
                 .upgrade_hash(&user.id, credential.version, &stronger, &audit)

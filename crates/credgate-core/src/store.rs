@@ -9,9 +9,9 @@ use crate::model::{
     App, AuditEvent, AuditQuery, AuditRecord, Client, Credential, NewUser, PasswordUpdate,
     ResetRecord, SecurityAnswer, TokenRecord, User, UserKey,
 };
-use crate::two_factor_model::{LoginChallenge, TwoFactor};
 use crate::passthrough::UpstreamSessionRecord;
 use crate::shadow::{ShadowBounds, ShadowComparison, ShadowQuery, ShadowRecord, ShadowTally};
+use crate::two_factor_model::{LoginChallenge, TwoFactor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -275,6 +275,37 @@ pub trait Health: Send + Sync {
     async fn heartbeat(&self, now: Timestamp) -> Result<(), StoreError>;
 }
 
+/// One user's stored password hash, as `credgate rehash` reads it.
+#[derive(Clone)]
+pub struct StoredHash {
+    pub user_id: String,
+    pub credential_version: i64,
+    pub hash: String,
+}
+
+/// Replaces `old` by `new` if the user's hash is still `old` at `credential_version`.
+#[derive(Clone)]
+pub struct HashSwap {
+    pub user_id: String,
+    pub credential_version: i64,
+    pub old: String,
+    pub new: String,
+}
+
+/// Bulk reads and compare-and-swap writes of stored hashes (wrapping weak legacy hashes).
+#[async_trait]
+pub trait HashStore: Send + Sync {
+    /// Up to `limit` users' hashes with ids above `after` (`""` for the first page), by id.
+    async fn hash_page(&self, after: &str, limit: u32) -> Result<Vec<StoredHash>, StoreError>;
+    /// Applies every swap whose user still has `old` at the same credential version (others
+    /// changed meanwhile and are left), with `audit`, in one transaction; how many applied.
+    async fn swap_hashes(
+        &self,
+        swaps: &[HashSwap],
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
+}
+
 /// Everything the core needs, in one object.
 pub trait Store:
     UserStore
@@ -287,6 +318,7 @@ pub trait Store:
     + Health
     + UpstreamSessionStore
     + ShadowStore
+    + HashStore
     + 'static
 {
 }
@@ -302,6 +334,7 @@ impl<T> Store for T where
         + Health
         + UpstreamSessionStore
         + ShadowStore
+        + HashStore
         + 'static
 {
 }

@@ -120,6 +120,7 @@ async fn build_core_with(
     clock: Arc<dyn Clock>,
     upstreams: &crate::upstream::Upstreams,
 ) -> Result<Arc<CredentialService>, StartError> {
+    credgate_core::legacy::set_limits(settings.legacy_hashes.limits());
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let roots = crate::tls::client_roots(&settings.tls)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
@@ -221,7 +222,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                     "/shadow/divergences",
                     web::get().to(crate::shadow::divergences),
                 )
-                .route("/shadow/summary", web::get().to(crate::shadow::summary)),
+                .route("/shadow/summary", web::get().to(crate::shadow::summary))
+                .route("/hashes", web::get().to(crate::legacy_hashes::census)),
         )
         .default_service(web::to(dispatch::dispatch));
 }
@@ -364,6 +366,7 @@ pub async fn run_with(
     })?;
     log_shutdown_grace(&settings);
     reload::reload_on_sighup(state.clone());
+    crate::legacy_hashes::spawn_wrapper(state.core.clone(), settings.legacy_hashes.wrap_per_sec);
     tracing::info!(listen = %settings.listen, dialects = ?state.dialects().dialects().iter().map(|d| d.name.clone()).collect::<Vec<_>>(), "credgate serving");
     serve(listener, state, &settings)?.await?;
     Ok(())

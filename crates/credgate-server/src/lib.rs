@@ -9,6 +9,7 @@ mod deadline;
 pub mod digest_key;
 mod dispatch;
 pub mod extract;
+pub mod legacy_hashes;
 pub mod listeners;
 pub mod metrics;
 pub mod native;

@@ -71,6 +71,8 @@ pub struct Settings {
     pub digest_key: Option<SecretToken>,
     /// Where the digest key is kept; generated (mode 0600) on first start when missing.
     pub digest_key_file: PathBuf,
+    /// Ceilings of imported legacy hashes and background wrapping of weak ones.
+    pub legacy_hashes: crate::legacy_hashes::LegacyHashSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -177,6 +179,7 @@ impl Default for Settings {
             shadow: Default::default(),
             digest_key: None,
             digest_key_file: PathBuf::from("./data/digest.key"),
+            legacy_hashes: Default::default(),
         }
     }
 }
@@ -216,6 +219,7 @@ const ENV_KEYS: &[&str] = &[
     "shadow",
     "digest_key",
     "digest_key_file",
+    "legacy_hashes",
 ];
 
 /// The bcrypt queue a request accepted just before SIGTERM may wait behind, in the derived

@@ -1676,3 +1676,60 @@ pub async fn max_hash_cost(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.max_hash_cost().await.unwrap(), Some(11));
 }
+
+/// Hashes are read page by page in id order, and swapped only while unchanged.
+pub async fn hash_pages_and_swaps(store: &dyn Store) {
+    use credgate_core::store::HashSwap;
+    for (id, hash) in [
+        ("u-1", "{SHA}one"),
+        ("u-2", "{SHA}two"),
+        ("u-3", "{SHA}three"),
+    ] {
+        let mut user = new_user(id, &format!("name-{id}"));
+        user.credential_hash = hash.into();
+        store
+            .insert_user(&user, &event(AuditKind::UserCreated, Some(id)))
+            .await
+            .unwrap();
+    }
+    let first = store.hash_page("", 2).await.unwrap();
+    let ids: Vec<_> = first.iter().map(|h| h.user_id.as_str()).collect();
+    assert_eq!(ids, ["u-1", "u-2"]);
+    assert_eq!(first[0].hash, "{SHA}one");
+    assert_eq!(first[0].credential_version, 1);
+    let rest = store.hash_page("u-2", 2).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].user_id, "u-3");
+    assert!(store.hash_page("u-3", 2).await.unwrap().is_empty());
+
+    let swap = |id: &str, version, old: &str| HashSwap {
+        user_id: id.into(),
+        credential_version: version,
+        old: old.into(),
+        new: format!("wrapped-{id}"),
+    };
+    let swaps = [
+        swap("u-1", 1, "{SHA}one"),
+        // Stale: the hash changed since it was read.
+        swap("u-2", 1, "{SHA}other"),
+        // Stale: the credential version moved on.
+        swap("u-3", 2, "{SHA}three"),
+    ];
+    let audit = event(AuditKind::HashesWrapped, None);
+    assert_eq!(store.swap_hashes(&swaps, &[audit]).await.unwrap(), 1);
+    let after = store.hash_page("", 10).await.unwrap();
+    let hashes: Vec<_> = after.iter().map(|h| h.hash.as_str()).collect();
+    assert_eq!(hashes, ["wrapped-u-1", "{SHA}two", "{SHA}three"]);
+    assert_eq!(store.credential("u-1").await.unwrap().unwrap().version, 1);
+    let logged = store
+        .audit_log(&AuditQuery {
+            user_id: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        logged.iter().filter(|r| r.kind == "hashes_wrapped").count(),
+        1
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod dialects_cmd;
 pub mod junit;
+pub mod rehash;
 pub mod replay;
 pub mod shadow_cmd;
 pub mod tooling;

@@ -59,6 +59,18 @@ enum Cmd {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    /// Wrap every weak legacy hash in bcrypt now (resumable); see README "Importing users".
+    Rehash {
+        /// Print how many weak hashes would be wrapped, by format, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print how many users are stored in each format and state, and write nothing.
+        #[arg(long, conflicts_with = "dry_run")]
+        status: bool,
+        /// Users read per batch (each batch is one transaction).
+        #[arg(long, default_value_t = 1000)]
+        batch: u32,
+    },
     #[command(flatten)]
     Tooling(credgate::tooling::Tooling),
     /// Inspect, lint and reload dialects; print OpenAPI documents.
@@ -350,6 +362,25 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
             } else {
                 println!("exported {count} users to {}", file.display());
             }
+            Ok(())
+        }
+        Cmd::Rehash {
+            dry_run,
+            status,
+            batch,
+        } => {
+            let core = build_core(&settings, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            let options = credgate::rehash::RehashOptions {
+                dry_run,
+                status,
+                batch,
+            };
+            print!(
+                "{}",
+                credgate::rehash::run(&core, options, &cli_meta).await?
+            );
             Ok(())
         }
         Cmd::App(AppCmd::Add { name, key_stdin }) => {

@@ -25,6 +25,8 @@ mod attempts;
 mod audit;
 #[path = "../shared/clients.rs"]
 mod clients;
+#[path = "../shared/hashes.rs"]
+mod hashes;
 #[path = "../shared/health.rs"]
 mod health;
 #[path = "../shared/import.rs"]

@@ -137,6 +137,7 @@ conformance!(
     upstream_sessions_lifecycle,
     shadow_comparisons_bounded_and_filtered,
     profile_entries_set_and_removed,
+    hash_pages_and_swaps,
     import_creates_then_unchanged,
     import_conflicts_leave_users_untouched,
     import_update_overwrites,

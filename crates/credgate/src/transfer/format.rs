@@ -48,7 +48,7 @@ impl Format {
 }
 
 /// The columns (CSV) and keys (JSON Lines) of a row.
-pub const FIELDS: [&str; 8] = [
+pub const FIELDS: [&str; 9] = [
     "username",
     "id",
     "password_hash",
@@ -57,6 +57,7 @@ pub const FIELDS: [&str; 8] = [
     "externally_managed",
     "aliases",
     "profile",
+    "password_hash_format",
 ];
 
 /// The columns an export writes: every field but `password`.
@@ -111,6 +112,8 @@ pub struct RawRow {
     pub id: Option<String>,
     pub password_hash: Option<String>,
     pub password: Option<String>,
+    /// Names the format of a `password_hash` that does not describe itself.
+    pub password_hash_format: Option<String>,
     pub admin: bool,
     pub externally_managed: bool,
     pub aliases: BTreeMap<String, String>,
@@ -162,7 +165,17 @@ impl RawRow {
         }
         let username = self.username.ok_or("missing username")?;
         let secret = match (self.password_hash, self.password) {
-            (Some(hash), None) => ImportSecret::Hash(hash),
+            (Some(hash), None) => match self.password_hash_format {
+                Some(hint) => ImportSecret::Hash(credgate_core::legacy::with_hint(&hash, &hint)?),
+                // Spring Security's `{noop}` is a plain password: hashed here, like `password`.
+                None => match hash.strip_prefix("{noop}") {
+                    Some(pw) => ImportSecret::Password(Password::new(pw)),
+                    None => ImportSecret::Hash(hash),
+                },
+            },
+            (None, Some(_)) if self.password_hash_format.is_some() => {
+                return Err("password_hash_format is set without a password_hash".into())
+            }
             (None, Some(pw)) => ImportSecret::Password(Password::new(pw)),
             (Some(_), Some(_)) => return Err("both password_hash and password are set".into()),
             (None, None) => return Err("missing password_hash (or password)".into()),
@@ -196,6 +209,7 @@ pub fn csv_row(header: &[usize], record: &csv::ByteRecord) -> Result<RawRow, Str
             "id" => row.id = Some(value),
             "password_hash" => row.password_hash = Some(value),
             "password" => row.password = Some(value),
+            "password_hash_format" => row.password_hash_format = Some(value),
             "admin" => row.admin = csv_bool(name, &value)?,
             "externally_managed" => row.externally_managed = csv_bool(name, &value)?,
             "aliases" => row.aliases = parse_pairs(name, &value)?,
@@ -305,6 +319,7 @@ pub fn json_row(line: &str) -> Result<RawRow, String> {
             "id" => row.id = json_string(&key, value)?,
             "password_hash" => row.password_hash = json_string(&key, value)?,
             "password" => row.password = json_string(&key, value)?,
+            "password_hash_format" => row.password_hash_format = json_string(&key, value)?,
             "admin" => row.admin = json_bool(&key, value)?,
             "externally_managed" => row.externally_managed = json_bool(&key, value)?,
             "aliases" => row.aliases = json_map(&key, value)?,
