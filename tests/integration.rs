@@ -15,6 +15,7 @@ mod listeners;
 mod metrics;
 mod multi_instance;
 mod openapi;
+mod real_clients;
 mod reload;
 mod replay;
 mod reset;
