@@ -251,6 +251,13 @@ pub(crate) fn accepted_types(spec: &RouteSpec) -> Vec<String> {
     }
 }
 
+/// Parses every source of `sources`, reporting each bad one to `fail`.
+pub(crate) fn compile_sources(sources: &Sources, fail: &mut dyn FnMut(String)) -> SourceList {
+    (sources.list().into_iter())
+        .filter_map(|s| Source::parse(s).map_err(&mut *fail).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::in_media_range;
@@ -271,11 +278,4 @@ mod tests {
         assert!(in_media_range("text/*", "text/json"));
         assert!(!in_media_range("application/json", "application/json"));
     }
-}
-
-/// Parses every source of `sources`, reporting each bad one to `fail`.
-pub(crate) fn compile_sources(sources: &Sources, fail: &mut dyn FnMut(String)) -> SourceList {
-    (sources.list().into_iter())
-        .filter_map(|s| Source::parse(s).map_err(&mut *fail).ok())
-        .collect()
 }
