@@ -19,6 +19,7 @@ mod metrics;
 mod multi_instance;
 mod openapi;
 mod overload;
+mod real_clients;
 mod real_clients_oauth_etapp;
 mod reload;
 mod replay;

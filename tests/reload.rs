@@ -11,8 +11,8 @@ use crate::common::{self, Gateway, TracedBinary, ADMIN_TOKEN};
 
 const CRAYON: &str = include_str!("../dialects/crayon/dialect.toml");
 const CLIENT_BASIC: &str = "Basic YTFiMmMzZDQtY3JheW9uLWNsaWVudDpDbDFlbnRTM2NyZXQ=";
-const TOKEN_OK: &str = "[routes.ok]\nstatus = 200\nbody = '{\"accessToken\"";
-const TOKEN_TAIL: &str = "\"tokenType\": \"Bearer\", \"refreshToken\": null}'";
+const TOKEN_OK: &str = "[routes.ok]\nstatus = 200\nbody = \"\"\"{% set camel";
+const TOKEN_TAIL: &str = "\"RefreshToken\": null{% endif %} }\"\"\"";
 
 /// A dialect folder overriding the shipped Crayon, with its examples.
 fn crayon_folder(root: &Path) -> PathBuf {
@@ -38,7 +38,7 @@ fn add_revision_header(file: &Path) {
     edit(
         file,
         TOKEN_OK,
-        "[routes.ok]\nstatus = 200\nheaders = { X-Crayon-Revision = \"2\" }\nbody = '{\"accessToken\"",
+        "[routes.ok]\nstatus = 200\nheaders = { X-Crayon-Revision = \"2\" }\nbody = \"\"\"{% set camel",
     );
 }
 
@@ -47,7 +47,7 @@ fn add_scope_field(file: &Path) {
     edit(
         file,
         TOKEN_TAIL,
-        "\"tokenType\": \"Bearer\", \"refreshToken\": null, \"scope\": \"CustomerApi\"}'",
+        "\"RefreshToken\": null, \"scope\": \"CustomerApi\"{% endif %} }\"\"\"",
     );
 }
 

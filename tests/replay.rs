@@ -67,7 +67,7 @@ async fn every_shipped_example_passes_twice_against_one_gateway() {
     let examples = shipped();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.xml");
-    // From a folder inside the repository: the examples are found in the nearest dialects/.
+    // The examples are built into the binary: any folder will do.
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let args = [
         "replay",
@@ -135,6 +135,8 @@ async fn an_altered_example_fails_with_a_diff_naming_the_field() {
             ADMIN_TOKEN,
             "--examples",
             dir.path().to_str().unwrap(),
+            "--dialect",
+            "crafter",
             "--junit",
             report.to_str().unwrap(),
         ],
@@ -161,6 +163,24 @@ async fn an_altered_example_fails_with_a_diff_naming_the_field() {
         .unwrap()
         .contains("/first_name"));
     assert!(failure.text().unwrap().contains("expected \"Janet\""));
+}
+
+/// The acceptance: a gateway started from the binary alone, and `credgate replay` run
+/// from an empty folder (no source tree): every shipped example passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_from_the_binary_alone_in_empty_folders() {
+    let gw = common::TracedBinary::start(ADMIN_TOKEN).await;
+    let empty = tempfile::tempdir().unwrap();
+    let out = credgate(
+        empty.path(),
+        &["replay", "--target", &gw.url, "--admin-token", ADMIN_TOKEN],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let summary = format!("{} passed, 0 failed\n", shipped().len());
+    assert!(text.ends_with(&summary), "{text}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

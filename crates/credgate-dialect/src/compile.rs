@@ -7,14 +7,14 @@ use credgate_core::Error as CoreError;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use regex::Regex;
 
-use crate::dialect::{Dialect, Mount};
+use crate::dialect::{Dialect, Mount, Unmatched};
 use crate::load::{DialectSource, LoadError, LoadOptions};
 use crate::parse::{parse_spec, Found};
 use crate::route::{accepted_types, compile_sources, CompiledRoute, GrantKind, Response};
 use crate::route::{Source, SourceList, SubjectSources};
 use crate::router::PathTemplate;
 use crate::spans::{key_path, Spans, Step};
-use crate::spec::{DialectSpec, ResponseSpec, RouteSpec};
+use crate::spec::{DialectSpec, PathMatching, ResponseSpec, RouteSpec};
 
 /// The compiled dialect (whatever of it could be compiled, when the file was readable) and
 /// every problem found in it, in line order.
@@ -66,6 +66,7 @@ pub(crate) fn compile(
         );
         errors.insert(kind.clone(), response);
     }
+    let unmatched = compile_unmatched(&mut env, &spec, &mut problems);
     let routes: Vec<CompiledRoute> = (spec.routes.iter().enumerate())
         .filter_map(|(i, route)| compile_route(&mut env, &spec, &mount, i, route, &mut problems))
         .collect();
@@ -83,6 +84,7 @@ pub(crate) fn compile(
         csrf_header: auth.csrf_header,
         csrf_pattern: auth.csrf_pattern,
         errors,
+        unmatched,
         spec,
         mount,
     };
@@ -227,13 +229,19 @@ fn compile_route(
         spec.base.trim_end_matches('/'),
         route.path
     );
-    let path = PathTemplate::compile(&full, route.trailing_slash).map_err(&mut fail);
+    let path = PathTemplate::compile_with(
+        &full,
+        route.trailing_slash || spec.trailing_slash,
+        spec.paths == PathMatching::CaseInsensitive,
+    )
+    .map_err(&mut fail);
     for m in failures {
         problems.at(&at, format!("route `{}`: {m}", route.name));
     }
     let method = method?;
     let csrf = (spec.auth.csrf.as_ref()).is_some_and(|c| {
         c.enabled
+            && !route.no_csrf
             && c.methods
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(method.as_str()))
@@ -256,6 +264,20 @@ fn compile_route(
         errors,
         spec: route_spec,
     })
+}
+
+/// The answers to unmatched paths and methods, their templates added.
+fn compile_unmatched(
+    env: &mut Environment<'static>,
+    spec: &DialectSpec,
+    problems: &mut Problems,
+) -> Option<Unmatched> {
+    let u = spec.unmatched.as_ref()?;
+    let path = Response::new("unmatched.path", &u.path, &spec.content_type);
+    let method = Response::new("unmatched.method", &u.method, &spec.content_type);
+    add_templates(env, problems, &path, &key_path!["unmatched", "path"]);
+    add_templates(env, problems, &method, &key_path!["unmatched", "method"]);
+    Some(Unmatched { path, method })
 }
 
 fn parse_method(text: &str) -> Result<http::Method, String> {

@@ -25,9 +25,18 @@ pub struct Dialect {
     pub(crate) csrf_pattern: Option<Regex>,
     /// The error table, compiled.
     pub errors: BTreeMap<String, Response>,
+    /// The answers to unmatched paths and methods under the base path, when the file has them.
+    pub(crate) unmatched: Option<Unmatched>,
     pub spec: DialectSpec,
     /// Where it is served: its listener and path prefix.
     pub mount: Mount,
+}
+
+/// A dialect's answers to requests that match none of its routes.
+#[derive(Debug, Clone)]
+pub(crate) struct Unmatched {
+    pub path: Response,
+    pub method: Response,
 }
 
 /// Where a dialect is served: on the main listener unless `listener` names another, with

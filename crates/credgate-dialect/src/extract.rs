@@ -135,16 +135,11 @@ impl Fields<'_> {
         value
     }
 
-    /// A confirmation: the client's, or an empty one where the vendor declares the field but
-    /// the client left it out.
+    /// A confirmation, when the client sent one: it must then equal the new password. Where
+    /// the route requires it, its absence is already a problem (Et-App); elsewhere it is
+    /// optional (Crafter's `confirmation`).
     fn confirm(&mut self) -> Option<Password> {
-        let confirm = self.field("confirm").map(Password::new);
-        confirm.or_else(|| {
-            self.route
-                .fields
-                .contains_key("confirm")
-                .then(Password::default)
-        })
+        self.field("confirm").map(Password::new)
     }
 
     fn username(&mut self) -> Option<String> {
@@ -254,7 +249,7 @@ impl Dialect {
         }
         let empty = req.body.iter().all(u8::is_ascii_whitespace);
         match req.media_type() {
-            Some(mt) if route.accepts.contains(&mt) => {}
+            Some(mt) if route.accepts_type(&mt) => {}
             None if empty => {}
             _ => return Err(Error::UnsupportedMediaType),
         }

@@ -19,6 +19,7 @@ pub mod route;
 pub mod router;
 mod spans;
 pub mod spec;
+mod unmatched;
 pub mod upstream;
 
 pub use dialect::{Dialect, DialectSet, Lookup, Mount, RouteMatch};

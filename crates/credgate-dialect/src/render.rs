@@ -172,7 +172,7 @@ impl Dialect {
         self.render_response(response, ctx)
     }
 
-    fn render_response(&self, response: &Response, ctx: Value) -> HttpResponse {
+    pub(crate) fn render_response(&self, response: &Response, ctx: Value) -> HttpResponse {
         match self.try_render(response, &ctx) {
             Ok(r) => r,
             Err(e) => {

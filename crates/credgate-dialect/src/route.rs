@@ -217,10 +217,30 @@ impl CompiledRoute {
             || (self.grants.is_empty() && grant == GrantKind::Password)
     }
 
+    /// Whether the route accepts media type `mt` (lower case, no parameters): listed, or
+    /// within a listed range such as `application/*+json` or `text/*`.
+    pub fn accepts_type(&self, mt: &str) -> bool {
+        self.accepts
+            .iter()
+            .any(|a| a == mt || in_media_range(a, mt))
+    }
+
     /// Whether `canonical` must be present.
     pub fn requires(&self, canonical: &str) -> bool {
         self.spec.required.iter().any(|r| r == canonical)
     }
+}
+
+/// Whether `mt` lies in `range` (`application/*+json`, `text/*`); plain types never match here.
+fn in_media_range(range: &str, mt: &str) -> bool {
+    let (Some((rtype, rsub)), Some((mtype, msub))) = (range.split_once('/'), mt.split_once('/'))
+    else {
+        return false;
+    };
+    let Some(suffix) = rsub.strip_prefix('*') else {
+        return false;
+    };
+    rtype == mtype && !msub.contains('/') && msub.len() > suffix.len() && msub.ends_with(suffix)
 }
 
 /// The request media types a route accepts, lower case.
@@ -238,4 +258,26 @@ pub(crate) fn compile_sources(sources: &Sources, fail: &mut dyn FnMut(String)) -
     (sources.list().into_iter())
         .filter_map(|s| Source::parse(s).map_err(&mut *fail).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_media_range;
+
+    #[test]
+    fn media_ranges() {
+        assert!(in_media_range(
+            "application/*+json",
+            "application/json-patch+json"
+        ));
+        assert!(in_media_range(
+            "application/*+json",
+            "application/vnd.x+json"
+        ));
+        assert!(!in_media_range("application/*+json", "application/json"));
+        assert!(!in_media_range("application/*+json", "text/x+json"));
+        assert!(!in_media_range("application/*+json", "application/+json"));
+        assert!(in_media_range("text/*", "text/json"));
+        assert!(!in_media_range("application/json", "application/json"));
+    }
 }

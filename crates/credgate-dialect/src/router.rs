@@ -17,6 +17,18 @@ pub struct PathTemplate {
 
 impl PathTemplate {
     pub fn compile(template: &str, trailing_slash: bool) -> Result<Self, String> {
+        Self::compile_with(template, trailing_slash, false)
+    }
+
+    /// Like [`PathTemplate::compile`]; with `ignore_case`, the literal parts match in any ASCII
+    /// case (ASP.NET routing), and the shape is lower case so that routes differing only in
+    /// case clash.
+    pub fn compile_with(
+        template: &str,
+        trailing_slash: bool,
+        ignore_case: bool,
+    ) -> Result<Self, String> {
+        let literal = |text: &str| literal_pattern(text, ignore_case);
         if !template.starts_with('/') {
             return Err(format!("path `{template}` must start with /"));
         }
@@ -32,7 +44,7 @@ impl PathTemplate {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("bad parameter name `{name}` in `{template}`"));
             }
-            pattern.push_str(&regex::escape(&rest[..open]));
+            pattern.push_str(&literal(&rest[..open]));
             pattern.push_str("([^/]+)");
             shape.push_str(&rest[..open]);
             shape.push_str("{}");
@@ -40,7 +52,7 @@ impl PathTemplate {
             names.push(name.to_owned());
             rest = &rest[close + 1..];
         }
-        pattern.push_str(&regex::escape(rest.trim_end_matches('/')));
+        pattern.push_str(&literal(rest.trim_end_matches('/')));
         shape.push_str(rest.trim_end_matches('/'));
         specificity += rest.len();
         pattern.push_str(if trailing_slash || rest.ends_with('/') {
@@ -49,6 +61,9 @@ impl PathTemplate {
             "$"
         });
         let regex = Regex::new(&pattern).map_err(|e| e.to_string())?;
+        if ignore_case {
+            shape.make_ascii_lowercase();
+        }
         Ok(Self {
             template: template.to_owned(),
             regex,
@@ -78,6 +93,26 @@ impl PathTemplate {
     }
 }
 
+/// `text` as a regex matching it literally; with `ignore_case`, each ASCII letter in either
+/// case (and nothing else: no Unicode folding of `k` to the Kelvin sign).
+fn literal_pattern(text: &str, ignore_case: bool) -> String {
+    if !ignore_case {
+        return regex::escape(text);
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if c.is_ascii_alphabetic() {
+            out.push('[');
+            out.push(c.to_ascii_lowercase());
+            out.push(c.to_ascii_uppercase());
+            out.push(']');
+        } else {
+            out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -101,5 +136,24 @@ mod tests {
         assert!(s.matches("/api/v1/users/x/changepassword/").is_some());
         assert!(s.matches("/api/v1/users/x/changepassword").is_some());
         assert!(PathTemplate::compile("/a/{b", false).is_err());
+    }
+
+    #[test]
+    fn ignoring_case_covers_literal_segments_only_in_ascii() {
+        let t =
+            PathTemplate::compile_with("/api/v1/users/{id}/changepassword", true, true).unwrap();
+        assert_eq!(
+            t.matches("/API/V1/Users/AbC/ChangePassword/").unwrap(),
+            vec![("id".into(), "AbC".into())]
+        );
+        assert!(t.matches("/api/v1/users/x/changepassword").is_some());
+        assert!(t.matches("/api/v1/users/x/changepasswordx").is_none());
+        // U+212A KELVIN SIGN folds to `k` in Unicode, not in ASP.NET's ordinal comparison.
+        let k = PathTemplate::compile_with("/token", false, true).unwrap();
+        assert!(k.matches("/to\u{212a}en").is_none());
+        assert!(k.matches("/TOKEN").is_some());
+        assert_eq!(t.shape, "/api/v1/users/{}/changepassword");
+        let exact = PathTemplate::compile("/api/v1/users/{id}/changepassword", true).unwrap();
+        assert!(exact.matches("/api/v1/Users/x/changepassword").is_none());
     }
 }

@@ -20,6 +20,13 @@ pub struct DialectSpec {
     /// Body field names match ignoring ASCII case (ASP.NET-style binders).
     #[serde(default)]
     pub case_insensitive_fields: bool,
+    /// How request paths match the routes' templates: `exact` (the default) or
+    /// `case-insensitive` (ASP.NET routing: literal segments such as `/Users/` match in any case).
+    #[serde(default)]
+    pub paths: PathMatching,
+    /// Every route also matches its path with a trailing slash (ASP.NET routing does).
+    #[serde(default)]
+    pub trailing_slash: bool,
     /// Values templates can read as `vars.NAME`; the operator's config may override them.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
@@ -31,6 +38,27 @@ pub struct DialectSpec {
     pub routes: Vec<RouteSpec>,
     /// Every canonical error kind, once: status, headers and body in the vendor's style.
     pub errors: BTreeMap<String, ResponseSpec>,
+    /// The answers to requests under the dialect's base path that match none of its routes;
+    /// without it they get the gateway's native problem JSON.
+    pub unmatched: Option<UnmatchedSpec>,
+}
+
+/// How a dialect's paths match requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathMatching {
+    #[default]
+    Exact,
+    CaseInsensitive,
+}
+
+/// The vendor's answers to an unknown path and to a known path with the wrong method (an
+/// `Allow` header listing the route's methods is added to the latter).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnmatchedSpec {
+    pub path: ResponseSpec,
+    pub method: ResponseSpec,
 }
 
 fn default_content_type() -> String {
@@ -77,6 +105,13 @@ pub struct CsrfSpec {
     /// Checked unless the operator turns it off.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// With `double_submit`: the gateway sets the (script-readable) cookie itself, on login and
+    /// on any answer to a client that has none, as Spring's cookie CSRF repository does.
+    #[serde(default)]
+    pub issue: bool,
+    /// The `Path` of an issued cookie (below the dialect's mount prefix).
+    #[serde(default = "root_path")]
+    pub cookie_path: String,
 }
 
 fn default_csrf_methods() -> Vec<String> {
@@ -238,6 +273,9 @@ pub struct RouteSpec {
     /// Skip the dialect's app-key check on this route.
     #[serde(default)]
     pub no_app_key: bool,
+    /// Skip the dialect's CSRF check on this route (a vendor's documented exception).
+    #[serde(default)]
+    pub no_csrf: bool,
     /// A field the body may repeat that must equal the subject (Crayon's `Id`).
     pub subject_check: Option<Sources>,
     /// Values an upstream call sends as they are (`{ "body.scope" = "CustomerApi" }`), where

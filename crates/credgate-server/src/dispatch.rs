@@ -45,19 +45,28 @@ pub async fn dispatch_on(
     };
     let m = match dialects.lookup_on(listener, req.method().as_str(), req.path()) {
         Lookup::Found(m) => m,
-        Lookup::MethodNotAllowed(allowed) => return unmatched(
+        Lookup::MethodNotAllowed(allowed) => {
+            if let Some(res) = vendor_unmatched(req, state, &dialects, listener, &allowed) {
+                return res;
+            }
+            return unmatched(
             HttpResponse::MethodNotAllowed()
                 .insert_header(("Allow", allowed.join(", ")))
                 .json(json!({"type": "about:blank", "title": "Method Not Allowed", "status": 405})),
-        ),
+            );
+        }
         Lookup::NotFound => {
+            if let Some(res) = vendor_unmatched(req, state, &dialects, listener, &[]) {
+                return res;
+            }
             return unmatched(
                 HttpResponse::NotFound()
                     .json(json!({"type": "about:blank", "title": "Not Found", "status": 404})),
-            )
+            );
         }
     };
-    let (rendered, outcome) = serve_match(req, payload, state, &m).await;
+    let (mut rendered, outcome) = serve_match(req, payload, state, &m).await;
+    (m.dialect).issue_csrf_cookie(Some(m.route()), &cookies_of(req), &mut rendered);
     let mut res = to_actix(rendered, state.secure_cookies);
     res.extensions_mut().insert(RequestLabels {
         dialect: m.dialect.name.clone(),
@@ -65,6 +74,41 @@ pub async fn dispatch_on(
         outcome,
     });
     res
+}
+
+/// The answer of the dialect whose base path holds an unmatched request, in its own error
+/// style (a wrong method keeps its `Allow` header); `None` leaves it to the native answer.
+fn vendor_unmatched(
+    req: &HttpRequest,
+    state: &AppState,
+    dialects: &credgate_dialect::DialectSet,
+    listener: Option<&str>,
+    allowed: &[String],
+) -> Option<HttpResponse> {
+    let view = EngineRequest {
+        method: req.method().as_str().to_owned(),
+        path: req.path().to_owned(),
+        ..cookies_of(req)
+    };
+    let (dialect, rendered) = dialects.render_unmatched(listener, &view, allowed)?;
+    let mut res = to_actix(rendered, state.secure_cookies);
+    res.extensions_mut().insert(RequestLabels {
+        dialect: dialect.name.clone(),
+        route: "unmatched".into(),
+        outcome: "not_found",
+    });
+    Some(res)
+}
+
+/// Only the cookies of a request: what deciding on a CSRF cookie needs.
+fn cookies_of(req: &HttpRequest) -> EngineRequest {
+    EngineRequest {
+        headers: (req.headers().get_all("cookie"))
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| ("cookie".to_owned(), v.to_owned()))
+            .collect(),
+        ..EngineRequest::default()
+    }
 }
 
 /// Reads, extracts, executes and renders one matched request; also gives its outcome label.

@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dialects_cmd;
+pub mod embedded;
 pub mod junit;
 pub mod rehash;
 pub mod replay;

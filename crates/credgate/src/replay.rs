@@ -28,8 +28,9 @@ pub struct ReplayArgs {
     /// need setup are skipped with the reason.
     #[arg(long, env = "CREDGATE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Where the examples are (repeatable): a folder of dialect folders, one dialect folder, or
-    /// an examples folder. Default: ./dialects, or dialects/ in the nearest parent folder.
+    /// More examples (repeatable): a folder of dialect folders, one dialect folder, or an
+    /// examples folder. The shipped examples are built into the binary; a dialect found here
+    /// replaces its shipped examples, a new one is added.
     #[arg(long = "examples", value_name = "DIR")]
     pub examples: Vec<PathBuf>,
 }
@@ -72,12 +73,8 @@ pub fn main(args: ReplayArgs) -> ExitCode {
 }
 
 async fn run(args: ReplayArgs) -> Result<ExitCode, String> {
-    let dirs = if args.examples.is_empty() {
-        vec![default_dir()?]
-    } else {
-        args.examples.clone()
-    };
-    let examples = select(load(&dirs)?, &args.dialects)?;
+    let found = crate::embedded::overlay(crate::embedded::examples()?, load(&args.examples)?);
+    let examples = select(found, &args.dialects)?;
     let target = Target::new(&args.target, args.admin_token.clone());
     preflight(&target).await?;
     let run_id = isolate::run_id();
@@ -213,20 +210,6 @@ async fn preflight(target: &Target) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// ./dialects, or dialects/ in the nearest parent folder (running from inside the repository).
-fn default_dir() -> Result<PathBuf, String> {
-    let here = std::env::current_dir().map_err(|e| e.to_string())?;
-    here.ancestors()
-        .map(|d| d.join("dialects"))
-        .find(|d| d.is_dir())
-        .ok_or_else(|| {
-            format!(
-                "no dialects/ folder in {} or above; say where the examples are with --examples DIR",
-                here.display()
-            )
-        })
 }
 
 /// Every example under `dirs`, each of which is a folder of dialect folders, one dialect

@@ -262,7 +262,10 @@ fn place_values(
             "username" if op != UpstreamCommand::ClientToken => values.username.clone(),
             "password" if op != UpstreamCommand::ClientToken => secret(&values.password),
             "current" => secret(&values.current),
-            "new" | "confirm" => secret(&values.new),
+            "new" => secret(&values.new),
+            // An optional confirmation (Crafter's UI-only `confirmation`) is left out, as the
+            // vendor's documented request has it.
+            "confirm" if route.requires("confirm") => secret(&values.new),
             "grant_type" => (route.grants.iter())
                 .find(|(_, canonical)| **canonical == grant)
                 .map(|(vendor, _)| vendor.clone()),

@@ -180,13 +180,18 @@ impl Dialect {
         let body: Option<Value> = serde_json::from_slice(&response.body).ok();
         let rendered: Option<Value> =
             (self.render(&route.ok.body, &ctx)).and_then(|t| serde_json::from_str(&t).ok());
+        // Every place the template puts a value (Crayon's answer may name the token under
+        // two casings): the first the vendor's body has.
         let at = |what: &str| -> Option<String> {
-            let pointer = find_pointer(rendered.as_ref()?, &marker(1, what), "")?;
-            match body.as_ref()?.pointer(&pointer)? {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }
+            let mut pointers = Vec::new();
+            find_pointers(rendered.as_ref()?, &marker(1, what), "", &mut pointers);
+            pointers
+                .iter()
+                .find_map(|p| match body.as_ref()?.pointer(p)? {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
         };
         let mut session = Session {
             user_ref: at("ref").or_else(|| at("id")),
@@ -304,19 +309,22 @@ impl Dialect {
     }
 }
 
-/// The JSON pointer of the string equal to `needle`.
-fn find_pointer(value: &Value, needle: &str, at: &str) -> Option<String> {
+/// The JSON pointer of every string equal to `needle`, in document order.
+fn find_pointers(value: &Value, needle: &str, at: &str, out: &mut Vec<String>) {
     match value {
-        Value::String(s) if s == needle => Some(at.to_owned()),
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let key = k.replace('~', "~0").replace('/', "~1");
-            find_pointer(v, needle, &format!("{at}/{key}"))
-        }),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| find_pointer(v, needle, &format!("{at}/{i}"))),
-        _ => None,
+        Value::String(s) if s == needle => out.push(at.to_owned()),
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                find_pointers(v, needle, &format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                find_pointers(v, needle, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
     }
 }
 
