@@ -1,13 +1,14 @@
 //! The dashboard and alerting rules that ship in deploy/: the rules pass `promtool check rules`
 //! and their unit tests (`promtool test rules`), and every metric name the dashboard and the
-//! rules use is one a real gateway exports, scraped after traffic that touches each of them.
+//! rules use is one a real gateway exports, scraped after traffic that touches each of them
+//! (a shadow-mode front adds the comparisons).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use credgate_server::upstream::UpstreamMode;
 
-use crate::common::{Gateway, ADMIN_TOKEN};
+use crate::common::{Gateway, TracedBinary, ADMIN_TOKEN};
 use crate::upstream_migrate::{
     crayon_token, front, legacy_backend, seed, upstream, AKANA_ID, CLIENT_ID,
 };
@@ -182,12 +183,52 @@ async fn every_metric_the_dashboard_and_the_rules_use_is_exported() {
         .text()
         .await
         .unwrap();
-    let exported: BTreeSet<String> = scrape
+    let mut exported = exported_names(&scrape);
+    exported.extend(shadow_front_names(&backend).await);
+    let missing: Vec<&String> = wanted.difference(&exported).collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{scrape}");
+}
+
+/// The sample names of a Prometheus scrape.
+fn exported_names(scrape: &str) -> BTreeSet<String> {
+    scrape
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())
         .map(str::to_owned)
-        .collect();
-    let missing: Vec<&String> = wanted.difference(&exported).collect();
-    assert!(missing.is_empty(), "not exported: {missing:?}\n{scrape}");
+        .collect()
+}
+
+/// What a front in shadow mode exports once it has compared one login. The comparison runs
+/// after the answer, so the scrape is polled until it shows (or a deadline passes).
+async fn shadow_front_names(backend: &TracedBinary) -> BTreeSet<String> {
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Shadow, &["crayon"]),
+        |_| {},
+    )
+    .await;
+    let res = crayon_token(&gw, "margaret@acmepaymentscorp.com", "Legacy-Pass-2019").await;
+    assert_eq!(res.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let scrape = gw
+            .http
+            .get(gw.at("/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let names = exported_names(&scrape);
+        if names.contains("credgate_shadow_comparisons_total") {
+            return names;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shadow comparison was counted:\n{scrape}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

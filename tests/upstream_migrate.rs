@@ -300,8 +300,23 @@ async fn wrong_legacy_passwords_and_outages_never_create_a_user() {
         .await
         .contains(&"login_failed".to_owned()));
 
+    // Readiness names the upstream; only the database makes the instance unready.
+    let ready = gw.http.get(gw.at("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "ready", "upstreams": {"legacy-akana": "reachable"}})
+    );
+
     // The legacy system is down: 503 in the client's dialect, never "wrong password", no user.
     backend.stop_and_collect();
+    let ready = gw.http.get(gw.at("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "degraded", "failing": ["upstream:legacy-akana"],
+               "upstreams": {"legacy-akana": "unreachable"}})
+    );
     let res = crayon_token(&gw, "margaret@acmepaymentscorp.com", "Legacy-Pass-2019").await;
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "5");

@@ -33,6 +33,8 @@ pub struct AppState {
     pub tls: Arc<crate::tls::Certificates>,
     /// Shadow mode: how comparisons are kept and judged.
     pub shadow: crate::shadow::ShadowSettings,
+    /// The configured upstreams, probed by `/readyz`.
+    pub upstreams: Vec<Arc<crate::upstream::UpstreamClient>>,
 }
 
 impl AppState {
@@ -166,6 +168,7 @@ pub async fn build_state_with(
         // A gateway serving HTTPS itself marks its cookies Secure too.
         secure_cookies: settings.cookies.secure || settings.tls.cert.is_some(),
         shadow: settings.shadow,
+        upstreams: upstreams.all.clone(),
         proxies: crate::client_addr::TrustedProxies::parse(&settings.limits.trusted_proxies)
             .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?,
         tls: Arc::new(crate::tls::Certificates::from_settings(settings)?),
@@ -234,18 +237,55 @@ async fn healthz() -> HttpResponse {
 
 /// 200 while the database takes writes (a heartbeat row rewritten at most every few
 /// seconds), else 503 naming the failing dependency, with `Retry-After`.
+/// Readiness names each failing dependency. Only the database makes the instance unready: an
+/// unreachable upstream is shared by every replica, so taking them all out of rotation would
+/// also refuse the local users they could serve; it is reported as `degraded`.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.core.ready().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Err(_) => HttpResponse::ServiceUnavailable()
+    let probes = state.upstreams.iter().map(|u| async move {
+        let reachable = u.reachable().await;
+        (u.name.clone(), reachable)
+    });
+    let (database, upstreams) =
+        futures_util::future::join(state.core.ready(), futures_util::future::join_all(probes))
+            .await;
+    let mut failing: Vec<String> = Vec::new();
+    if database.is_err() {
+        failing.push("database".to_owned());
+    }
+    let mut report = serde_json::Map::new();
+    for (name, reachable) in upstreams {
+        if !reachable {
+            failing.push(format!("upstream:{name}"));
+        }
+        let word = if reachable {
+            "reachable"
+        } else {
+            "unreachable"
+        };
+        report.insert(name, json!(word));
+    }
+    let status = match (database.is_ok(), failing.is_empty()) {
+        (false, _) => "unavailable",
+        (true, false) => "degraded",
+        (true, true) => "ready",
+    };
+    let mut body = json!({"status": status});
+    if !failing.is_empty() {
+        body["failing"] = json!(failing);
+    }
+    if !report.is_empty() {
+        body["upstreams"] = json!(report);
+    }
+    if database.is_err() {
+        body["detail"] = json!("the database does not accept writes");
+        return HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
             .insert_header(("Cache-Control", "no-store"))
-            .json(json!({
-                "status": "unavailable",
-                "failing": ["database"],
-                "detail": "the database does not accept writes",
-            })),
+            .json(body);
     }
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body)
 }
 
 /// Starts serving on an already bound main listener (and the extra listeners the settings

@@ -112,8 +112,12 @@ fn health_paths() -> Value {
             "responses": {"200": json_response("Up.", object(json!({"status": {"const": "ok"}}), &["status"]))},
         }},
         "/readyz": {"get": {
-            "summary": "The database is reachable", "tags": ["health"],
-            "responses": common(responses(&[("200", json_response("Ready.", object(json!({"status": {"const": "ready"}}), &["status"])))]), false),
+            "summary": "The database is reachable (upstreams are reported, not required)", "tags": ["health"],
+            "responses": common(responses(&[("200", json_response("Ready, or `degraded` when an upstream is unreachable.", object(json!({
+                "status": {"enum": ["ready", "degraded"]},
+                "failing": {"type": "array", "items": string},
+                "upstreams": {"type": "object", "additionalProperties": {"enum": ["reachable", "unreachable"]}},
+            }), &["status"])))]), false),
         }},
         "/openapi/{name}.json": {"get": {
             "summary": "An OpenAPI document: `native`, or a served dialect's name", "tags": ["health"],

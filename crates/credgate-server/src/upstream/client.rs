@@ -14,6 +14,9 @@ use super::UpstreamSettings;
 /// Largest upstream answer read; credential answers are small.
 const MAX_ANSWER: usize = 1024 * 1024;
 
+/// How long a readiness probe waits for an upstream: well inside a probe's usual period.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct UpstreamClient {
     pub name: String,
     pub dialect: Arc<Dialect>,
@@ -61,6 +64,17 @@ impl UpstreamClient {
             http,
             retries: settings.retries,
         })
+    }
+
+    /// Whether the upstream answers HTTP at all (`/readyz`): any status counts, since a legacy
+    /// API's root may well be a 404; only a refused connection or a timeout does not.
+    pub async fn reachable(&self) -> bool {
+        self.http
+            .head(&self.base_url)
+            .timeout(PROBE_TIMEOUT)
+            .send()
+            .await
+            .is_ok()
     }
 
     /// One operation on the upstream. Outages and unreadable answers are `Unavailable`.

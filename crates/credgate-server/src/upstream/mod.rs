@@ -118,6 +118,8 @@ pub fn validate(upstreams: &[UpstreamSettings]) -> Result<(), String> {
 pub struct Upstreams {
     pub migrate: Option<Arc<MigrateUpstreams>>,
     pub passthrough: Option<Arc<Passthrough>>,
+    /// Every upstream, in configuration order, for `/readyz`.
+    pub all: Vec<Arc<UpstreamClient>>,
 }
 
 impl Upstreams {
@@ -144,7 +146,7 @@ impl Upstreams {
                 spoken.insert(d.name.clone(), Arc::clone(d));
             }
         }
-        let (mut migrate, mut passthrough) = (Vec::new(), Vec::new());
+        let (mut migrate, mut passthrough, mut all) = (Vec::new(), Vec::new(), Vec::new());
         let roots = crate::tls::client_roots(&settings.tls)?;
         for (i, u) in settings.upstreams.iter().enumerate() {
             let dialect = spoken
@@ -158,6 +160,7 @@ impl Upstreams {
                 }
             }
             let client = Arc::new(UpstreamClient::new(u, Arc::clone(dialect), &roots)?);
+            all.push(Arc::clone(&client));
             match u.mode {
                 UpstreamMode::Migrate => migrate.push(client),
                 UpstreamMode::Passthrough => {
@@ -171,6 +174,7 @@ impl Upstreams {
         Ok(Self {
             migrate: (!migrate.is_empty()).then(|| Arc::new(MigrateUpstreams::new(migrate))),
             passthrough: (!passthrough.is_empty()).then(|| Arc::new(Passthrough::new(passthrough))),
+            all,
         })
     }
 
