@@ -104,14 +104,16 @@ pub async fn build_core(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<CredentialService>, StartError> {
-    build_core_with(settings, clock, None).await
+    build_core_with(settings, clock, None, false).await
 }
 
-/// `build_core`, with the legacy systems users are lazily migrated from.
+/// `build_core`, with the legacy systems users are lazily migrated from; with `listen`, it
+/// also hears of other instances' changes (a serving gateway; a CLI command only publishes).
 async fn build_core_with(
     settings: &Settings,
     clock: Arc<dyn Clock>,
     upstream: Option<Arc<dyn credgate_core::UpstreamDirectory>>,
+    listen: bool,
 ) -> Result<Arc<CredentialService>, StartError> {
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
     let notifier = crate::notify::from_settings(&settings.reset)
@@ -119,7 +121,15 @@ async fn build_core_with(
     let mut config = settings.core_config();
     config.digest_key = crate::digest_key::load(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = CredentialService::new(store, clock, notifier, config)?;
+    let mut core = CredentialService::new(store, clock, notifier, config)?;
+    // Replicas on PostgreSQL hear of each other's revocations and user changes at once.
+    if let Some(feed) = credgate_store::open_feed(&settings.database_url, &store_options(settings))?
+    {
+        if listen {
+            feed.start_listener(core.change_sink()).await;
+        }
+        core = core.with_change_feed(Arc::new(feed));
+    }
     Ok(Arc::new(match upstream {
         Some(upstream) => core.with_upstream(upstream),
         None => core,
@@ -142,7 +152,7 @@ pub async fn build_state_with(
 ) -> Result<web::Data<AppState>, StartError> {
     let upstreams = crate::upstream::Upstreams::build(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = build_core_with(settings, clock, upstreams.directory()).await?;
+    let core = build_core_with(settings, clock, upstreams.directory(), true).await?;
     Ok(web::Data::new(AppState {
         core,
         dialects: ArcSwap::new(dialects),

@@ -17,6 +17,7 @@ pub mod notify;
 pub mod openapi;
 pub mod problem;
 pub mod reload;
+mod request_id;
 pub mod settings;
 pub mod telemetry;
 pub mod upstream;

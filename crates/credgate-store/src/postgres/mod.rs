@@ -36,8 +36,11 @@ mod tokens;
 #[path = "../shared/users.rs"]
 mod users;
 
+mod feed;
 #[cfg(test)]
 mod tests;
+
+pub use feed::{PgFeed, CHANNEL};
 
 // The names the shared store code (`../shared/*.rs`) is written against.
 type Backend = PgStore;
