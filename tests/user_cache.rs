@@ -95,7 +95,6 @@ async fn read(
 
 /// The stored user with `email` in its profile, as an import row that updates it.
 async fn with_email(core: &CredentialService, username: &str, email: &str) -> ImportUser {
-    use credgate_core::store::UserStore;
     let store = core.store();
     let mut user = store
         .find_user(UserKey::Username(username))

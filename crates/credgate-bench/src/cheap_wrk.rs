@@ -57,7 +57,7 @@ pub fn probes(site: &Site, figures: &mut Figures) -> Vec<Probe> {
         (
             "session",
             "akana",
-            akana.clone(),
+            akana,
             "/api/login/status",
             String::new(),
         ),
@@ -129,7 +129,7 @@ async fn measure(
     let wrong = if probe.status < 400 {
         r.non_2xx
     } else {
-        r.requests - r.non_2xx.min(r.requests)
+        r.requests.saturating_sub(r.non_2xx)
     };
     eprintln!(
         "  wrk {}: {:.0} req/s, p99 {:.0} µs{}",
