@@ -4,6 +4,7 @@
 //! See BENCHMARKS.md for the command, the machine and the latest table.
 
 mod bound;
+mod cheap_wrk;
 mod gateway;
 mod load;
 mod nginx;
@@ -15,6 +16,7 @@ mod seed;
 mod stats;
 mod summary;
 mod targets;
+mod wrk;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! The measurements of each section, one round at a time, recorded as named figures.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use crate::report::Figures;
 use crate::run::{Site, CHANGE_CONNECTIONS, MEMORY_CONNECTIONS};
 use crate::stats::{self, micros};
 use crate::targets::{Api, ChangeLoad, FixedLoad, LoginLoad};
-use crate::{bound, nginx, BenchError, Profile, Span};
+use crate::{bound, BenchError, Profile, Span};
 
 fn spec(connections: usize, span: Span) -> LoadSpec {
     LoadSpec {
@@ -194,49 +193,6 @@ pub async fn isolation(site: &Site, profile: &Profile, figures: &mut Figures) {
         eprintln!("  isolation: changes {:.2}/s", c.rate);
         figures.record("iso.changes", c.rate);
     }
-}
-
-/// Section 5: requests/s of an authenticated lookup (no bcrypt) and of /healthz, next to
-/// nginx's static 200, all with the same client and connection count.
-pub async fn cheap_path(
-    site: &Site,
-    nginx_dir: &Path,
-    profile: &Profile,
-    figures: &mut Figures,
-) -> Result<(), BenchError> {
-    const CONNECTIONS: usize = 32;
-    let cheap = spec(CONNECTIONS, profile.cheap);
-    let base = &site.gateway.base;
-    let session = measure(
-        "session check",
-        FixedLoad::session_check(base, site.session_user()),
-        cheap,
-        figures,
-    )
-    .await;
-    let health = measure("healthz", FixedLoad::healthz(base), cheap, figures).await;
-    figures.record("cheap.session", session.rate);
-    figures.record("cheap.healthz", health.rate);
-    let binary = match nginx::find() {
-        Ok(b) => b,
-        Err(why) => {
-            figures.note(format!("nginx skipped: {why}"));
-            return Ok(());
-        }
-    };
-    let server = nginx::Nginx::start(&binary, nginx_dir, bound::cores()).await?;
-    let stat = measure(
-        "nginx static",
-        FixedLoad::static_page(server.url.clone()),
-        cheap,
-        figures,
-    )
-    .await;
-    server.stop(&binary).await?;
-    figures.record("cheap.nginx", stat.rate);
-    figures.record("cheap.ratio.session", session.rate / stat.rate);
-    figures.record("cheap.ratio.healthz", health.rate / stat.rate);
-    Ok(())
 }
 
 /// Section 6: peak RSS of a fresh gateway after 256 connections change passwords at once.

@@ -103,30 +103,7 @@ pub fn table(f: &Figures, profile: &Profile) -> Table {
             num(f.get("iso.changes"), 2),
         );
     }
-    if f.has("cheap.session") {
-        t.info(
-            "5 cheap path",
-            "nginx static 200: req/s (32 conns)",
-            num(f.get("cheap.nginx"), 0),
-        );
-        let ratio = f.get("cheap.ratio.session");
-        t.row(
-            "5 cheap path",
-            "authenticated session check (akana login/status): req/s, vs nginx",
-            format!("{} ({})", num(f.get("cheap.session"), 0), pct(ratio)),
-            "≥ 50% of nginx",
-            Verdict::check(ratio, |r| r >= 0.50),
-        );
-        t.info(
-            "5 cheap path",
-            "/healthz: req/s, vs nginx",
-            format!(
-                "{} ({})",
-                num(f.get("cheap.healthz"), 0),
-                pct(f.get("cheap.ratio.healthz"))
-            ),
-        );
-    }
+    crate::cheap_wrk::rows(f, &mut t);
     if f.has("mem.peak") {
         let peak = f.get("mem.peak");
         t.row(

@@ -61,7 +61,7 @@ impl Api {
 
     /// What a client of this API holds for `user`: for a dialect, the session its login hands
     /// out for the user's seeded token, read back as the client reads it.
-    fn session(&self, user: &BenchUser) -> Option<Session> {
+    pub(crate) fn session(&self, user: &BenchUser) -> Option<Session> {
         let Api::Dialect(d) = self else {
             return None;
         };
@@ -189,21 +189,6 @@ impl FixedLoad {
         Self::get(format!("{base}/api/login/status"), vec![], 401)
     }
 
-    /// Akana's session check with a valid session: token lookup and the user, no bcrypt. The
-    /// cookies are the ones Akana's login hands out for the user's token.
-    pub fn session_check(base: &str, user: &BenchUser) -> Arc<Self> {
-        let akana = Api::all().into_iter().find(|a| a.name() == "akana");
-        let session = akana.and_then(|a| a.session(user)).unwrap_or_default();
-        let cookies: Vec<String> = (session.cookies.iter())
-            .map(|(name, value)| format!("{name}={}", value.expose()))
-            .collect();
-        Self::get(
-            format!("{base}/api/login/status"),
-            vec![("Cookie".into(), cookies.join("; "))],
-            200,
-        )
-    }
-
     /// The native reset-token validation of a valid token (never consumes it).
     pub fn reset_validation(base: &str, username: &str, token: &str) -> Arc<Self> {
         Arc::new(Self {
@@ -213,11 +198,6 @@ impl FixedLoad {
             body: Some(json!({"username": username, "token": token})),
             status: 204,
         })
-    }
-
-    /// Any URL answered 200 (nginx's static page).
-    pub fn static_page(url: String) -> Arc<Self> {
-        Self::get(url, vec![], 200)
     }
 
     fn get(url: String, headers: Vec<(String, String)>, status: u16) -> Arc<Self> {

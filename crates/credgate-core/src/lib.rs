@@ -3,6 +3,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+pub mod cache;
+mod cache_store;
 pub mod clock;
 pub mod command;
 pub mod error;
@@ -31,6 +33,7 @@ pub mod two_factor;
 pub mod two_factor_model;
 pub mod upstream;
 
+pub use cache::{Change, ChangeFeed, ChangeSink};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use command::{
     Access, AppKey, ChangePassword, ClientCredentials, Command, Grant, IssuedToken, NewUserSpec,

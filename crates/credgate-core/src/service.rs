@@ -139,6 +139,8 @@ pub struct CredentialService {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) config: CoreConfig,
     pub(crate) tokens: moka::future::Cache<String, Principal>,
+    /// The store as given, behind the user-read cache (`store` is this same object).
+    pub(crate) cache: Arc<crate::cache::CachingStore>,
     /// Legacy systems unknown users are migrated from (lazy migration), if any.
     pub(crate) upstream: Option<Arc<dyn crate::upstream::UpstreamDirectory>>,
     /// Legacy systems that answer for client dialects bound to them (passthrough), if any.
@@ -198,8 +200,15 @@ impl CredentialService {
             .time_to_live(config.token_cache_ttl)
             .support_invalidation_closures()
             .build();
+        let cache = Arc::new(crate::cache::CachingStore::new(
+            store,
+            tokens.clone(),
+            config.token_cache_ttl,
+        ));
+        let store: Arc<dyn Store> = cache.clone();
         Ok(Self {
             store,
+            cache,
             hasher,
             clock,
             notifier,
@@ -241,6 +250,18 @@ impl CredentialService {
     pub fn with_upstream(mut self, upstream: Arc<dyn crate::upstream::UpstreamDirectory>) -> Self {
         self.upstream = Some(upstream);
         self
+    }
+
+    /// Publishes this instance's changes (revoked sessions, changed users) on `feed`, for the
+    /// other instances sharing the database.
+    pub fn with_change_feed(self, feed: Arc<dyn crate::cache::ChangeFeed>) -> Self {
+        self.cache.set_feed(feed);
+        self
+    }
+
+    /// Where the changes other instances publish are applied to this instance's caches.
+    pub fn change_sink(&self) -> Arc<dyn crate::cache::ChangeSink> {
+        self.cache.clone()
     }
 
     pub fn hasher(&self) -> &HashPool {
@@ -412,6 +433,7 @@ impl CredentialService {
         let principal = match self.tokens.get(&digest).await {
             Some(principal) => principal,
             None => {
+                let generation = self.cache.generation();
                 let record = self
                     .store
                     .find_token(&digest)
@@ -430,7 +452,9 @@ impl CredentialService {
                     token: record,
                     user,
                 };
-                self.tokens.insert(digest.clone(), principal.clone()).await;
+                self.cache
+                    .remember_principal(digest.clone(), principal.clone(), generation)
+                    .await;
                 principal
             }
         };

@@ -87,6 +87,9 @@ impl Dialect {
         view: &RequestView,
         outcome: &Outcome,
     ) -> HttpResponse {
+        if let Some(constant) = self.constant_response(&route.ok) {
+            return constant;
+        }
         let (user, token): (Option<&User>, Option<&IssuedToken>) = match outcome {
             Outcome::Token(t) => (t.user.as_ref(), Some(t)),
             Outcome::PasswordChanged { user } | Outcome::User { user } => (Some(user), None),
@@ -130,6 +133,9 @@ impl Dialect {
         let Some(response) = self.error_response(route, kind) else {
             return plain_500();
         };
+        if let Some(constant) = self.constant_response(response) {
+            return constant;
+        }
         let problems: Vec<ProblemView> = match error {
             Error::InvalidRequest { problems } => problems
                 .iter()
@@ -193,7 +199,37 @@ impl Dialect {
         response: &Response,
         ctx: &Value,
     ) -> Result<HttpResponse, minijinja::Error> {
-        let render = |name: &str| self.env.get_template(name)?.render(ctx);
+        self.try_render_with(response, |name| self.env.get_template(name)?.render(ctx))
+    }
+
+    /// The response when none of its templates uses template syntax (`{"message": "OK"}`, most
+    /// error bodies): no context is built and nothing is evaluated. `None` otherwise.
+    fn constant_response(&self, response: &Response) -> Option<HttpResponse> {
+        self.try_render_with(response, |name| {
+            self.literal(name).ok_or_else(|| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "not constant")
+            })
+        })
+        .ok()
+    }
+
+    /// A template's text when it has no template syntax, as rendering would give it
+    /// (minijinja drops one trailing newline).
+    fn literal(&self, name: &str) -> Option<String> {
+        let template = self.env.get_template(name).ok()?;
+        let source = template.source();
+        if ["{{", "{%", "{#"].iter().any(|open| source.contains(open)) {
+            return None;
+        }
+        let text = source.strip_suffix('\n').unwrap_or(source);
+        Some(text.strip_suffix('\r').unwrap_or(text).to_owned())
+    }
+
+    fn try_render_with(
+        &self,
+        response: &Response,
+        render: impl Fn(&str) -> Result<String, minijinja::Error>,
+    ) -> Result<HttpResponse, minijinja::Error> {
         let body = render(&response.body)?;
         let mut headers = Vec::new();
         if !body.is_empty() {

@@ -13,6 +13,10 @@ pub struct PathTemplate {
     pub shape: String,
     /// Literal characters: more literal templates are tried first.
     pub specificity: usize,
+    /// The literal text before the first parameter (the whole template without one): a path
+    /// that does not start with it, compared without ASCII case, cannot match, so most routes
+    /// are passed over without running their regex.
+    prefix: String,
 }
 
 impl PathTemplate {
@@ -34,6 +38,10 @@ impl PathTemplate {
         }
         let (mut pattern, mut shape, mut names, mut specificity) =
             (String::from("^"), String::new(), Vec::new(), 0);
+        let prefix = match template.find('{') {
+            Some(open) => template[..open].to_owned(),
+            None => template.trim_end_matches('/').to_owned(),
+        };
         let mut rest = template;
         while let Some(open) = rest.find('{') {
             let close = rest[open..]
@@ -70,6 +78,7 @@ impl PathTemplate {
             names,
             shape,
             specificity,
+            prefix,
         })
     }
 
@@ -78,8 +87,23 @@ impl PathTemplate {
         &self.names
     }
 
+    /// A cheap necessary condition for a match, whether the regex is case-sensitive or not:
+    /// the literal prefix, ignoring ASCII case. A path with non-ASCII bytes always goes to the
+    /// regex (Unicode case folding could match it otherwise).
+    fn may_match(&self, path: &str) -> bool {
+        if !path.is_ascii() {
+            return true;
+        }
+        path.as_bytes()
+            .get(..self.prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(self.prefix.as_bytes()))
+    }
+
     /// The decoded parameters when `path` matches; `None` also for undecodable segments.
     pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        if !self.may_match(path) {
+            return None;
+        }
         let caps = self.regex.captures(path)?;
         self.names
             .iter()
@@ -155,5 +179,20 @@ mod tests {
         assert_eq!(t.shape, "/api/v1/users/{}/changepassword");
         let exact = PathTemplate::compile("/api/v1/users/{id}/changepassword", true).unwrap();
         assert!(exact.matches("/api/v1/Users/x/changepassword").is_none());
+    }
+
+    #[test]
+    fn the_prefix_filter_never_hides_a_match() {
+        let t = PathTemplate::compile("/api/v1/users/{id}/password", false).unwrap();
+        assert!(t.matches("/api/v1/users/7/password").is_some());
+        assert!(t.matches("/api/v2/users/7/password").is_none());
+        assert!(t.matches("/api").is_none());
+        let exact = PathTemplate::compile("/studio/api/1/status.json/", false).unwrap();
+        assert!(exact.matches("/studio/api/1/status.json").is_some());
+        assert!(exact.matches("/studio/api/1/status.json/").is_some());
+        assert!(exact.matches("/studio/api/1/status.jso").is_none());
+        // A case-insensitive template still sees paths that differ only in case.
+        let insensitive = PathTemplate::compile_with("/Api/Login", false, true).unwrap();
+        assert!(insensitive.matches("/API/LOGIN").is_some());
     }
 }

@@ -113,14 +113,22 @@ pub async fn build_core(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<CredentialService>, StartError> {
-    build_core_with(settings, clock, &crate::upstream::Upstreams::default()).await
+    build_core_with(
+        settings,
+        clock,
+        &crate::upstream::Upstreams::default(),
+        false,
+    )
+    .await
 }
 
-/// `build_core`, with the legacy systems users are lazily migrated from.
+/// `build_core`, with the legacy systems users are lazily migrated from; with `listen`, it
+/// also hears of other instances' changes (a serving gateway; a CLI command only publishes).
 async fn build_core_with(
     settings: &Settings,
     clock: Arc<dyn Clock>,
     upstreams: &crate::upstream::Upstreams,
+    listen: bool,
 ) -> Result<Arc<CredentialService>, StartError> {
     credgate_core::legacy::set_limits(settings.legacy_hashes.limits());
     let store = credgate_store::open(&settings.database_url, &store_options(settings)).await?;
@@ -132,6 +140,14 @@ async fn build_core_with(
     config.digest_key = crate::digest_key::load(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
     let mut core = CredentialService::new(store, clock, notifier, config)?;
+    // Replicas on PostgreSQL hear of each other's revocations and user changes at once.
+    if let Some(feed) = credgate_store::open_feed(&settings.database_url, &store_options(settings))?
+    {
+        if listen {
+            feed.start_listener(core.change_sink()).await;
+        }
+        core = core.with_change_feed(Arc::new(feed));
+    }
     if let Some(directory) = upstreams.directory() {
         core = core.with_upstream(directory);
     }
@@ -157,7 +173,7 @@ pub async fn build_state_with(
 ) -> Result<web::Data<AppState>, StartError> {
     let upstreams = crate::upstream::Upstreams::build(settings)
         .map_err(|e| StartError::Config(crate::settings::ConfigError(e)))?;
-    let core = build_core_with(settings, clock, &upstreams).await?;
+    let core = build_core_with(settings, clock, &upstreams, true).await?;
     core.set_token_lifetimes(dialects.token_lifetimes());
     Ok(web::Data::new(AppState {
         core,

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod openapi;
 pub mod problem;
 pub mod reload;
+mod request_id;
 pub mod settings;
 pub mod shadow;
 pub mod telemetry;

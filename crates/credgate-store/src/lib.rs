@@ -21,7 +21,7 @@ pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
-pub use postgres::PgStore;
+pub use postgres::{PgFeed, PgStore};
 pub use sqlite::SqliteStore;
 
 /// How a store connects (the `[store]` table of the configuration). Keys named after one
@@ -113,6 +113,19 @@ pub async fn open(database_url: &str, opts: &StoreOptions) -> Result<Arc<dyn Sto
     match BackendKind::of(database_url)? {
         BackendKind::Sqlite => Ok(Arc::new(SqliteStore::open(database_url, opts).await?)),
         BackendKind::Postgres => Ok(Arc::new(PgStore::open(database_url, opts).await?)),
+    }
+}
+
+/// The change feed between instances sharing the database: PostgreSQL's `LISTEN/NOTIFY`;
+/// `None` for SQLite (one instance per file; other processes see changes within
+/// `token_cache_secs`).
+pub fn open_feed(database_url: &str, opts: &StoreOptions) -> Result<Option<PgFeed>, StoreError> {
+    match BackendKind::of(database_url)? {
+        BackendKind::Sqlite => Ok(None),
+        BackendKind::Postgres => Ok(Some(PgFeed::open(
+            database_url,
+            std::time::Duration::from_millis(opts.busy_timeout_ms.max(100)),
+        )?)),
     }
 }
 

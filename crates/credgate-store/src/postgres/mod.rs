@@ -44,8 +44,11 @@ mod upstream_sessions;
 #[path = "../shared/users.rs"]
 mod users;
 
+mod feed;
 #[cfg(test)]
 mod tests;
+
+pub use feed::{PgFeed, CHANNEL};
 
 // The names the shared store code (`../shared/*.rs`) is written against.
 type Backend = PgStore;
