@@ -5,14 +5,16 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_credgate");
+pub const BIN: &str = env!("CARGO_BIN_EXE_credgate");
 
-fn credgate(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+/// Runs the binary in `dir` (its database and digest key there) with `stdin` as its input.
+pub fn credgate(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
         .env("CREDGATE_DATABASE_URL", dir.join("cli.db"))
         .env("CREDGATE_BCRYPT_COST", "4")
+        .env("CREDGATE_DIGEST_KEY_FILE", dir.join("digest.key"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

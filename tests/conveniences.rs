@@ -1,33 +1,9 @@
 //! Operator conveniences of the real binary: `credgate export -` / `import -` through standard
 //! output and input, and `credgate --version` with the git revision.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_credgate");
-
-fn credgate(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("CREDGATE_DATABASE_URL", dir.join("cli.db"))
-        .env("CREDGATE_BCRYPT_COST", "4")
-        .env("CREDGATE_DIGEST_KEY_FILE", dir.join("digest.key"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
+use crate::binary::{credgate, BIN};
 
 #[test]
 fn import_from_stdin_and_export_to_stdout() {
@@ -91,7 +67,10 @@ fn import_from_stdin_and_export_to_stdout() {
 
 #[test]
 fn version_names_the_git_revision() {
-    let out = Command::new(BIN).arg("--version").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let prefix = format!("credgate {} (git ", env!("CARGO_PKG_VERSION"));

@@ -173,20 +173,16 @@ async fn every_metric_the_dashboard_and_the_rules_use_is_exported() {
     gw.change(&token, &other, "Change-Me-Pass-1", "Changed-Pass-22")
         .await;
 
-    let scrape = gw
-        .http
-        .get(gw.at("/metrics"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = scrape(&gw).await;
     let mut exported = exported_names(&scrape);
     exported.extend(shadow_front_names(&backend).await);
     let missing: Vec<&String> = wanted.difference(&exported).collect();
     assert!(missing.is_empty(), "not exported: {missing:?}\n{scrape}");
+}
+
+async fn scrape(gw: &Gateway) -> String {
+    let res = gw.http.get(gw.at("/metrics")).bearer_auth(ADMIN_TOKEN);
+    res.send().await.unwrap().text().await.unwrap()
 }
 
 /// The sample names of a Prometheus scrape.
@@ -211,16 +207,7 @@ async fn shadow_front_names(backend: &TracedBinary) -> BTreeSet<String> {
     assert_eq!(res.status(), 200);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let scrape = gw
-            .http
-            .get(gw.at("/metrics"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let scrape = scrape(&gw).await;
         let names = exported_names(&scrape);
         if names.contains("credgate_shadow_comparisons_total") {
             return names;
