@@ -58,7 +58,7 @@ pub fn probes(site: &Site, figures: &mut Figures) -> Vec<Probe> {
             "session",
             "akana",
             akana,
-            "/api/login/status",
+            "/login/status",
             String::new(),
         ),
         (
@@ -89,7 +89,7 @@ pub fn probes(site: &Site, figures: &mut Figures) -> Vec<Probe> {
             )),
         }
     }
-    if let Some(path) = route_path("akana", "/api/login/status") {
+    if let Some(path) = route_path("akana", "/login/status") {
         probes.push(Probe {
             key: "unauthenticated",
             url: format!("{base}{path}"),
