@@ -12,6 +12,7 @@ mod compute;
 mod crypt;
 mod limits;
 mod parse;
+mod spring;
 mod wrap;
 
 #[cfg(test)]
@@ -96,6 +97,14 @@ pub enum Format {
     AspnetIdentityV2,
     AspnetIdentityV3,
     Crafter,
+    SpringBcrypt,
+    SpringPbkdf2,
+    SpringScrypt,
+    SpringSha256,
+    SpringSha256Digest,
+    SpringSha1,
+    SpringMd5,
+    CryptBcrypt,
 }
 
 impl Format {
@@ -132,6 +141,14 @@ impl Format {
             AspnetIdentityV2 => "aspnet-identity-v2",
             AspnetIdentityV3 => "aspnet-identity-v3",
             Crafter => "crafter",
+            SpringBcrypt => "spring-bcrypt",
+            SpringPbkdf2 => "spring-pbkdf2",
+            SpringScrypt => "spring-scrypt",
+            SpringSha256 => "spring-sha256",
+            SpringSha256Digest => "spring-sha256-digest",
+            SpringSha1 => "spring-sha1",
+            SpringMd5 => "spring-md5",
+            CryptBcrypt => "crypt-bcrypt",
         }
     }
 }
