@@ -408,6 +408,7 @@ fn ldap(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
 fn hinted(s: &str, hint: Hint, limits: &Limits) -> Result<LegacyHash, ParseError> {
     match hint {
         Hint::AspnetIdentity => aspnet(s, limits),
+        Hint::Auth0 => crate::auth0::parse(s, s, limits),
         Hint::Crafter => {
             let (hash, salt) = s
                 .split_once('|')
