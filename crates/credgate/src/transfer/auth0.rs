@@ -136,4 +136,19 @@ mod tests {
         let bcrypt = serde_json::json!({"algorithm": "bcrypt", "hash": {"value": "$2b$04$x"}});
         assert_eq!(custom_hash(&bcrypt).unwrap(), ("$2b$04$x".into(), None));
     }
+
+    #[test]
+    fn a_json_lines_row_takes_custom_password_hash_in_place_of_password_hash() {
+        let line =
+            r#"{"username":"u","custom_password_hash":{"algorithm":"sha1","hash":{"value":"00"}}}"#;
+        let row = super::super::format::json_row(line).unwrap();
+        assert_eq!(row.password_hash_format.as_deref(), Some("auth0"));
+        assert!(row.password_hash.unwrap().contains("\"sha1\""));
+        let both = r#"{"username":"u","password_hash":"$2b$04$x","custom_password_hash":{"algorithm":"sha1","hash":{"value":"00"}}}"#;
+        assert!(super::super::format::json_row(both).is_err());
+        let ldap = r#"{"username":"u","custom_password_hash":{"algorithm":"ldap","hash":{"value":"{SHA}x"}}}"#;
+        let row = super::super::format::json_row(ldap).unwrap();
+        assert_eq!(row.password_hash.as_deref(), Some("{SHA}x"));
+        assert_eq!(row.password_hash_format, None);
+    }
 }
