@@ -13,7 +13,8 @@ ROWS=${ROWS:-1000000}
 WEAK=${WEAK:-2000}
 COST=${COST:-10}
 TARGET=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET/release/credgate
+BIN=$(realpath "$TARGET/release/credgate")
+REPO=$PWD
 WORK=$(mktemp -d /tmp/credgate-bench-legacy.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -36,6 +37,7 @@ with open(weak_out, "w", encoding="utf-8") as o:
     o.writelines(row(i, wk[i % len(wk)]) for i in range(weak))
 PY
 
+cd "$WORK" # the binary writes its digest key under ./data
 echo "machine: nproc=$(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== import of $ROWS mixed-format rows into SQLite"
 CREDGATE_DATABASE_URL="$WORK/import.db" /usr/bin/time -f "%e s wall, %U s user, %M KiB max RSS" \
@@ -49,4 +51,4 @@ end=$(date +%s.%N)
 echo "rehash wall: $(echo "$end - $start" | bc) s, $(echo "$WEAK / ($end - $start)" | bc -l | cut -c1-7) users/s"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== one bcrypt (cost 10) on this machine, for the bound (verify_times, release)"
-cargo run -q --release -p credgate-legacy-hash --example verify_times 2>/dev/null | grep -E '^\| bcrypt \| cost 10'
+(cd "$REPO" && cargo run -q --release -p credgate-legacy-hash --example verify_times 2>/dev/null) | grep -E '^\| bcrypt \| cost 10'
