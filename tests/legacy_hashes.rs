@@ -371,3 +371,84 @@ async fn serve_wraps_weak_hashes_in_the_background() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+/// Auth0's bulk-import array (tests/fixtures/hashes/auth0-users.json, made by auth0.py; each
+/// user's `password` is the test's, not an Auth0 field, and is removed before the import).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth0_bulk_import_array_maps_users_and_logs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db").display().to_string();
+    let users: Vec<Value> =
+        serde_json::from_str(include_str!("fixtures/hashes/auth0-users.json")).unwrap();
+    let file: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            let mut u = u.clone();
+            u.as_object_mut().unwrap().remove("password");
+            u
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("auth0.json"),
+        Value::Array(file).to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = credgate(
+        dir.path(),
+        &db,
+        &["import", "--format", "auth0", "auth0.json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("{} created", users.len())), "{out}");
+    // Weak Auth0 digests are wrapped like every other weak format.
+    let (code, out, err) = credgate(dir.path(), &db, &["rehash"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let wrapped = stored(dir.path(), &db, "wrapped.jsonl");
+    for u in &users {
+        let hash = &wrapped[u["email"].as_str().unwrap()];
+        let alg = u["custom_password_hash"]["algorithm"]
+            .as_str()
+            .unwrap_or("");
+        if matches!(alg, "md4" | "md5" | "sha1" | "sha256" | "sha512" | "hmac") {
+            assert!(hash.starts_with("$credgate-wrap$1$auth0-"), "{alg}");
+            let digest = u["custom_password_hash"]["hash"]["value"].as_str().unwrap();
+            assert!(!hash.contains(digest), "{alg}: digest left");
+        }
+    }
+    // Profile and id mapping, from the export.
+    let export = std::fs::read_to_string(dir.path().join("wrapped.jsonl")).unwrap();
+    let first: Value = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["username"] == users[0]["email"])
+        .unwrap();
+    assert_eq!(first["id"], users[0]["user_id"]);
+    assert_eq!(first["profile"]["app_metadata.plan"], "gold");
+    assert_eq!(first["profile"]["app_metadata.roles"], r#"["admin"]"#);
+    assert_eq!(first["profile"]["user_metadata.theme"], "dark");
+    assert_eq!(first["profile"]["username"], users[0]["username"]);
+
+    let gw = gateway_on(db.clone()).await;
+    for u in &users {
+        let (email, pw) = (
+            u["email"].as_str().unwrap(),
+            u["password"].as_str().unwrap(),
+        );
+        let alg = &u["custom_password_hash"]["algorithm"];
+        assert_ne!(
+            akana_login(&gw, email, &format!("{pw}-wrong")).await,
+            200,
+            "{alg}"
+        );
+        assert_eq!(akana_login(&gw, email, pw).await, 200, "{alg}");
+    }
+    let after = stored(dir.path(), &db, "after.jsonl");
+    for u in &users {
+        let hash = &after[u["email"].as_str().unwrap()];
+        assert!(
+            hash.starts_with("$2"),
+            "bcrypt after one login: {}",
+            u["email"]
+        );
+    }
+}

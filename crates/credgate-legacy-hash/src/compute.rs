@@ -93,6 +93,7 @@ pub fn digest(params: &Params, pw: &[u8]) -> Option<Vec<u8>> {
             }
             Some(h.to_vec())
         }
+        Params::Auth0(a) => Some(a.digest(std::str::from_utf8(pw).ok()?)),
         Params::Bcrypt { .. } => None,
     }
 }

@@ -7,11 +7,13 @@
 //! CrafterCMS strings need a [`Hint`]. Every message names the problem, never the hash.
 #![deny(clippy::unwrap_used)]
 
+mod auth0;
 mod b64;
 mod compute;
 mod crypt;
 mod limits;
 mod parse;
+mod spring;
 mod wrap;
 
 #[cfg(test)]
@@ -41,6 +43,8 @@ pub enum Hint {
     AspnetIdentity,
     /// CrafterCMS `SimpleDigest`: `base64(hash)|base64(salt)`.
     Crafter,
+    /// Auth0's `custom_password_hash` object, as JSON.
+    Auth0,
 }
 
 impl Hint {
@@ -48,8 +52,9 @@ impl Hint {
         match name {
             "aspnet-identity" => Ok(Self::AspnetIdentity),
             "crafter" => Ok(Self::Crafter),
+            "auth0" => Ok(Self::Auth0),
             _ => Err(ParseError::new(
-                "unknown password_hash_format (known: aspnet-identity, crafter)",
+                "unknown password_hash_format (known: aspnet-identity, crafter, auth0)",
             )),
         }
     }
@@ -58,6 +63,7 @@ impl Hint {
         match self {
             Self::AspnetIdentity => "aspnet-identity",
             Self::Crafter => "crafter",
+            Self::Auth0 => "auth0",
         }
     }
 }
@@ -96,6 +102,18 @@ pub enum Format {
     AspnetIdentityV2,
     AspnetIdentityV3,
     Crafter,
+    SpringBcrypt,
+    SpringPbkdf2,
+    SpringScrypt,
+    SpringSha256,
+    SpringSha256Digest,
+    SpringSha1,
+    SpringMd5,
+    CryptBcrypt,
+    Auth0Digest,
+    Auth0Hmac,
+    Auth0Pbkdf2,
+    Auth0Scrypt,
 }
 
 impl Format {
@@ -132,6 +150,18 @@ impl Format {
             AspnetIdentityV2 => "aspnet-identity-v2",
             AspnetIdentityV3 => "aspnet-identity-v3",
             Crafter => "crafter",
+            SpringBcrypt => "spring-bcrypt",
+            SpringPbkdf2 => "spring-pbkdf2",
+            SpringScrypt => "spring-scrypt",
+            SpringSha256 => "spring-sha256",
+            SpringSha256Digest => "spring-sha256-digest",
+            SpringSha1 => "spring-sha1",
+            SpringMd5 => "spring-md5",
+            CryptBcrypt => "crypt-bcrypt",
+            Auth0Digest => "auth0-digest",
+            Auth0Hmac => "auth0-hmac",
+            Auth0Pbkdf2 => "auth0-pbkdf2",
+            Auth0Scrypt => "auth0-scrypt",
         }
     }
 }
@@ -220,6 +250,8 @@ pub(crate) enum Params {
         #[serde(with = "hex")]
         salt: Vec<u8>,
     },
+    /// Auth0's salted digest or HMAC of the password in its encoding.
+    Auth0(crate::auth0::Auth0Params),
     /// A bcrypt string inside another format (Django); verified by bcrypt itself.
     Bcrypt {
         sha256_hex: bool,

@@ -108,7 +108,7 @@ impl Limits {
                     )));
                 }
             }
-            Params::Md5Crypt { .. } | Params::Salted { .. } => {}
+            Params::Md5Crypt { .. } | Params::Salted { .. } | Params::Auth0(_) => {}
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ParseError> {
         .map_err(|_| bad(format!("{what} is not a number in range")))
 }
 
-fn build(
+pub(crate) fn build(
     format: Format,
     params: Params,
     digest: Vec<u8>,
@@ -48,8 +48,11 @@ pub fn parse(s: &str, hint: Option<Hint>, limits: &Limits) -> Result<LegacyHash,
     if s.starts_with("$2") {
         return Err(bad("not a bcrypt hash the gateway verifies: it must start with $2a$, $2b$ or $2y$, 60 characters, cost 04 to 31"));
     }
+    if crate::spring::is_spring(s) {
+        return crate::spring::parse(s, limits);
+    }
     if let Some(inner) = strip_ci(s, "{CRYPT}") {
-        let mut h = crypt(inner, limits)?;
+        let mut h = crypt_or_bcrypt(inner, s, limits)?;
         s.clone_into(&mut h.stored);
         return Ok(h);
     }
@@ -81,7 +84,11 @@ const UNKNOWN: &str = "unknown hash format (not bcrypt, PHC, crypt(3), phpass, D
     ASP.NET Identity and Crafter hashes need password_hash_format)";
 
 /// `$argon2id$v=19$m=..,t=..,p=..$salt$hash` (PHC; Django's `argon2$` keeps it after its tag).
-fn argon2(s: &str, django: Option<&str>, limits: &Limits) -> Result<LegacyHash, ParseError> {
+pub(crate) fn argon2(
+    s: &str,
+    django: Option<&str>,
+    limits: &Limits,
+) -> Result<LegacyHash, ParseError> {
     let parts: Vec<&str> = s.split('$').collect();
     let (variant, format) = match parts.get(1).copied() {
         Some("argon2id") => (Argon2Variant::Argon2id, Format::Argon2id),
@@ -193,6 +200,25 @@ fn passlib_pbkdf2(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
         len: digest.len(),
     };
     build(format, params, digest, s, limits)
+}
+
+/// `{CRYPT}` holds a crypt(3) string, bcrypt's `$2a$`/`$2b$`/`$2y$` included.
+fn crypt_or_bcrypt(inner: &str, s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
+    if !inner.starts_with("$2") {
+        return crypt(inner, limits);
+    }
+    let cost = inner.get(4..6).and_then(|c| c.parse::<u32>().ok());
+    let ok = inner.len() == 60 && matches!(inner.get(..4), Some("$2a$" | "$2b$" | "$2y$"));
+    let Some(cost) = cost.filter(|_| ok) else {
+        return Err(bad(
+            "a {CRYPT} bcrypt hash must be a 60-character $2a$, $2b$ or $2y$ string",
+        ));
+    };
+    let params = Params::Bcrypt {
+        sha256_hex: false,
+        cost,
+    };
+    build(Format::CryptBcrypt, params, Vec::new(), s, limits)
 }
 
 /// crypt(3): `$1$` md5-crypt, `$5$`/`$6$` sha-crypt (optional `rounds=`), `$P$`/`$H$` phpass.
@@ -382,6 +408,7 @@ fn ldap(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
 fn hinted(s: &str, hint: Hint, limits: &Limits) -> Result<LegacyHash, ParseError> {
     match hint {
         Hint::AspnetIdentity => aspnet(s, limits),
+        Hint::Auth0 => crate::auth0::parse(s, s, limits),
         Hint::Crafter => {
             let (hash, salt) = s
                 .split_once('|')

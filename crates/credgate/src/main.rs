@@ -40,7 +40,8 @@ enum Cmd {
     Import {
         /// The file to read; `-` reads standard input (then --format is required).
         file: PathBuf,
-        /// csv or jsonl; default from the file's extension.
+        /// csv, jsonl, or auth0 (Auth0's bulk-import JSON array); default from the file's
+        /// extension (csv or jsonl).
         #[arg(long, value_enum)]
         format: Option<Format>,
         /// Check every row against the file and the database, and write nothing.

@@ -57,6 +57,9 @@ async fn write_all<W: Write>(
             csv_out = Some(w);
         }
         Format::Jsonl => json_out = Some(out),
+        Format::Auth0 => {
+            return Err("export writes csv or jsonl (--format auth0 is for import)".into())
+        }
     }
     let mut count = 0u64;
     let mut after: Option<String> = None;

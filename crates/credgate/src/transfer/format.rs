@@ -20,6 +20,8 @@ use serde_json::{json, Map, Value};
 pub enum Format {
     Csv,
     Jsonl,
+    /// Auth0's bulk user import file (a JSON array); import only, never from the extension.
+    Auth0,
 }
 
 impl Format {
@@ -43,6 +45,7 @@ impl Format {
         match self {
             Self::Csv => "csv",
             Self::Jsonl => "jsonl",
+            Self::Auth0 => "auth0",
         }
     }
 }
@@ -313,6 +316,7 @@ pub fn json_row(line: &str) -> Result<RawRow, String> {
         return Err("not a JSON object".into());
     };
     let mut row = RawRow::default();
+    let mut custom = None;
     for (key, value) in object {
         match key.as_str() {
             "username" => row.username = json_string(&key, value)?,
@@ -324,6 +328,7 @@ pub fn json_row(line: &str) -> Result<RawRow, String> {
             "externally_managed" => row.externally_managed = json_bool(&key, value)?,
             "aliases" => row.aliases = json_map(&key, value)?,
             "profile" => row.profile = json_map(&key, value)?,
+            "custom_password_hash" => custom = Some(super::auth0::custom_hash(&value)?),
             other => {
                 return Err(format!(
                     "unknown key `{}` (known: {})",
@@ -332,6 +337,14 @@ pub fn json_row(line: &str) -> Result<RawRow, String> {
                 ))
             }
         }
+    }
+    // Auth0's `custom_password_hash` object, in place of password_hash and its format.
+    if let Some((hash, hash_format)) = custom {
+        if row.password_hash.is_some() || row.password_hash_format.is_some() {
+            return Err("custom_password_hash is set with password_hash".into());
+        }
+        row.password_hash = Some(hash);
+        row.password_hash_format = hash_format;
     }
     Ok(row)
 }

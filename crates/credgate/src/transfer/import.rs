@@ -99,6 +99,12 @@ enum Rows {
         bytes: u64,
         buf: Vec<u8>,
     },
+    /// Auth0's array, read whole; the "line" of a row is the user's position in the array.
+    Auth0 {
+        users: std::vec::IntoIter<serde_json::Value>,
+        index: u64,
+        bytes: u64,
+    },
 }
 
 impl Rows {
@@ -134,6 +140,19 @@ impl Rows {
                 bytes: 0,
                 buf: Vec::new(),
             },
+            Format::Auth0 => {
+                let mut text = String::new();
+                let mut reader = reader;
+                std::io::Read::read_to_string(&mut reader, &mut text)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let users =
+                    super::auth0::users(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                Rows::Auth0 {
+                    users: users.into_iter(),
+                    index: 0,
+                    bytes: text.len() as u64,
+                }
+            }
         })
     }
 
@@ -198,13 +217,17 @@ impl Rows {
                 }
                 return Ok(Some((*line, format::json_row(text.trim_end()))));
             },
+            Rows::Auth0 { users, index, .. } => Ok(users.next().map(|user| {
+                *index += 1;
+                (*index, super::auth0::user_row(&user))
+            })),
         }
     }
 
     fn bytes_read(&self) -> u64 {
         match self {
             Rows::Csv { reader, .. } => reader.position().byte(),
-            Rows::Jsonl { bytes, .. } => *bytes,
+            Rows::Jsonl { bytes, .. } | Rows::Auth0 { bytes, .. } => *bytes,
         }
     }
 }
