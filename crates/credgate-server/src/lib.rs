@@ -20,6 +20,7 @@ pub mod problem;
 pub mod reload;
 pub mod settings;
 pub mod shadow;
+pub mod shadow_exchange;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;
