@@ -193,6 +193,7 @@ impl CredentialService {
             Command::ChangePassword(change) => {
                 let held = self.upstream_session(&access, &issuer).await?;
                 self.upstream_change(&held, change, &meta).await?;
+                self.end_other_upstream_sessions(&held, &meta).await?;
                 Ok(Outcome::PasswordChanged { user: held.user() })
             }
             Command::ShowUser { subject } => {
@@ -344,6 +345,21 @@ impl CredentialService {
             .store
             .delete_upstream_session(&held.digest, &[audit])
             .await?)
+    }
+
+    /// After a password change, as a local change does: the user's other sessions through
+    /// this upstream end; the one that made the change is kept.
+    async fn end_other_upstream_sessions(
+        &self,
+        held: &UpstreamSessionRecord,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let detail = json!({"username": held.username, "upstream": held.upstream, "reason": "password_changed"});
+        let audit = self.event(AuditKind::TokenRevoked, None, meta, detail);
+        self.store
+            .delete_other_upstream_sessions(&held.upstream, &held.username, &held.digest, &[audit])
+            .await?;
+        Ok(())
     }
 
     /// A password change the upstream makes: checked, limited and audited here first.
