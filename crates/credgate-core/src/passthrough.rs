@@ -19,7 +19,7 @@ use crate::command::{
     Access, ChangePassword, Command, Grant, IssuedToken, Outcome, Subject, TokenRequest,
 };
 use crate::error::{Error, FieldReason};
-use crate::limits::Budgets;
+use crate::limits::{Budgets, Held};
 use crate::model::{AuditKind, RequestMeta, TokenKind, User};
 use crate::secret::Password;
 use crate::service::CredentialService;
@@ -237,15 +237,28 @@ impl CredentialService {
         password: &Password,
         meta: &RequestMeta,
     ) -> Result<UpstreamLogin, Error> {
+        let (login, held) = self
+            .upstream_login_held(upstream, username, password, meta)
+            .await?;
+        self.forgive(held).await?;
+        Ok(login)
+    }
+
+    /// [`Self::upstream_login`] leaving the accepted login's slots to the caller to forgive
+    /// (shadow mode does so after the answer has gone out).
+    pub(crate) async fn upstream_login_held(
+        &self,
+        upstream: &str,
+        username: &str,
+        password: &Password,
+        meta: &RequestMeta,
+    ) -> Result<(UpstreamLogin, Held), Error> {
         let authority = self.passthrough.as_ref().ok_or(Error::Internal)?;
         let budgets = Budgets::password(&self.config.limits, username, meta);
         let held = self.reserve(budgets, None, meta).await?;
         let started = std::time::Instant::now();
         match authority.login(&meta.dialect, username, password).await {
-            Ok(login) => {
-                self.forgive(held).await?;
-                Ok(login)
-            }
+            Ok(login) => Ok((login, held)),
             Err(Error::InvalidCredentials | Error::NotFound) => {
                 self.hasher.pad_failure(started).await;
                 let detail = json!({"username": username, "upstream": upstream, "reason": "refused_by_upstream"});
