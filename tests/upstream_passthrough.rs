@@ -344,3 +344,72 @@ async fn a_session_opened_on_one_replica_works_on_the_other() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passthrough_change_ends_the_users_other_passthrough_sessions() {
+    let backend = legacy_backend().await;
+    let email = "many.sessions@acmepaymentscorp.com";
+    let other = "someone.else@acmepaymentscorp.com";
+    let other_id = "0a1b2c3d-0000-4000-8000-000000000001.acmepaymentscorp";
+    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    seed(&backend, other, "Other-Pass-2019", other_id).await;
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
+        |_| {},
+    )
+    .await;
+    let token_of = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let acting = token_of(crayon_token(&gw, email, "Legacy-Pass-2019").await).await;
+    // Another device of the same user, and another user.
+    let second = token_of(crayon_token(&gw, email, "Legacy-Pass-2019").await).await;
+    let theirs = token_of(crayon_token(&gw, other, "Other-Pass-2019").await).await;
+    // A live session with a wrong current password is Crayon's WrongOldPassword (400); an
+    // ended one is 401.
+    let probe = |token: String, id: &'static str| {
+        let gw = &gw;
+        async move {
+            crayon_change(gw, &token, id, "Not-The-Password-1", "Whatever-Pass-2024")
+                .await
+                .status()
+        }
+    };
+    assert_eq!(probe(second.clone(), AKANA_ID).await, 400);
+
+    let res = crayon_change(
+        &gw,
+        &acting,
+        AKANA_ID,
+        "Legacy-Pass-2019",
+        "Brand-New-2024-x",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        probe(second, AKANA_ID).await,
+        401,
+        "the other session ended"
+    );
+    assert_eq!(
+        probe(acting, AKANA_ID).await,
+        400,
+        "the acting session is kept"
+    );
+    assert_eq!(
+        probe(theirs, other_id).await,
+        400,
+        "another user's session is untouched"
+    );
+    let audit = front_audit(&gw).await;
+    assert!(
+        audit
+            .iter()
+            .any(|(k, d)| k == "token_revoked" && d["reason"] == "password_changed"),
+        "{audit:?}"
+    );
+}

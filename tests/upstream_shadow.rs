@@ -224,3 +224,117 @@ async fn gw_token_status(gw: &Gateway, password: &str) -> u16 {
     // Crayon needs its API client, registered on the first start (same database).
     crayon_token(gw, EMAIL, password).await.status().as_u16()
 }
+
+fn credgate_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+        .args(args)
+        .env_remove("CREDGATE_CONFIG")
+        .env_remove("CREDGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_exchanges_become_examples_that_replay_passes_on_a_fresh_gateway() {
+    use crate::upstream_migrate::CLIENT_SECRET;
+    let backend = legacy_backend().await;
+    seed(&backend, EMAIL, LEGACY_PASSWORD, AKANA_ID).await;
+    let gw = front(shadow_front(&backend.url), |_| {}).await;
+    // Refused and accepted logins, before and after the user is synced, and a change.
+    assert_eq!(
+        crayon_token(&gw, EMAIL, "Not-Her-Password-1")
+            .await
+            .status(),
+        400
+    );
+    let token = access_token(crayon_token(&gw, EMAIL, LEGACY_PASSWORD).await).await;
+    assert_eq!(
+        crayon_token(&gw, EMAIL, "Not-Her-Password-2")
+            .await
+            .status(),
+        400
+    );
+    let again = access_token(crayon_token(&gw, EMAIL, LEGACY_PASSWORD).await).await;
+    let res = crayon_change(&gw, &token, AKANA_ID, LEGACY_PASSWORD, "Changed-Pass-2025").await;
+    assert_eq!(res.status(), 200);
+    route_summary(&gw, "token", |r| r["compared"] == 4).await;
+    route_summary(&gw, "change_password", |r| r["compared"] == 1).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let out = credgate_cli(&[
+        "shadow",
+        "examples",
+        folder,
+        "--dialect",
+        "crayon",
+        "--target",
+        &gw.url,
+        "--admin-token",
+        ADMIN_TOKEN,
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("4 examples written; left out: 1 with a session, 0 diverging"),
+        "{printed}"
+    );
+
+    // No secret and no identity of the traffic in the files.
+    let mut texts = String::new();
+    for entry in std::fs::read_dir(dir.path().join("crayon/examples")).unwrap() {
+        texts.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let encoded_email = EMAIL.replace('@', "%40");
+    for secret in [
+        LEGACY_PASSWORD,
+        "Not-Her-Password-1",
+        "Not-Her-Password-2",
+        "Changed-Pass-2025",
+        CLIENT_SECRET,
+        token.as_str(),
+        again.as_str(),
+        EMAIL,
+        encoded_email.as_str(),
+        AKANA_ID,
+    ] {
+        assert!(!texts.contains(secret), "{secret} in {texts}");
+    }
+    // The recorded form in the admin API holds no secret either.
+    let stored = admin_get(&gw, "/admin/shadow/exchanges?dialect=crayon")
+        .await
+        .to_string();
+    for secret in [
+        LEGACY_PASSWORD,
+        "Changed-Pass-2025",
+        CLIENT_SECRET,
+        token.as_str(),
+    ] {
+        assert!(!stored.contains(secret), "{secret} in {stored}");
+    }
+
+    // A fresh gateway answers them alone, as the legacy system did.
+    let fresh = start_with(|_, _| {}).await;
+    let out = credgate_cli(&[
+        "replay",
+        "--target",
+        &fresh.url,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--examples",
+        folder,
+        "--dialect",
+        "crayon",
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.ends_with("4 passed, 0 failed\n"), "{printed}");
+}

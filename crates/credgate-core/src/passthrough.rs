@@ -19,7 +19,7 @@ use crate::command::{
     Access, ChangePassword, Command, Grant, IssuedToken, Outcome, Subject, TokenRequest,
 };
 use crate::error::{Error, FieldReason};
-use crate::limits::Budgets;
+use crate::limits::{Budgets, Held};
 use crate::model::{AuditKind, RequestMeta, TokenKind, User};
 use crate::secret::Password;
 use crate::service::CredentialService;
@@ -193,6 +193,7 @@ impl CredentialService {
             Command::ChangePassword(change) => {
                 let held = self.upstream_session(&access, &issuer).await?;
                 self.upstream_change(&held, change, &meta).await?;
+                self.end_other_upstream_sessions(&held, &meta).await?;
                 Ok(Outcome::PasswordChanged { user: held.user() })
             }
             Command::ShowUser { subject } => {
@@ -236,15 +237,28 @@ impl CredentialService {
         password: &Password,
         meta: &RequestMeta,
     ) -> Result<UpstreamLogin, Error> {
+        let (login, held) = self
+            .upstream_login_held(upstream, username, password, meta)
+            .await?;
+        self.forgive(held).await?;
+        Ok(login)
+    }
+
+    /// [`Self::upstream_login`] leaving the accepted login's slots to the caller to forgive
+    /// (shadow mode does so after the answer has gone out).
+    pub(crate) async fn upstream_login_held(
+        &self,
+        upstream: &str,
+        username: &str,
+        password: &Password,
+        meta: &RequestMeta,
+    ) -> Result<(UpstreamLogin, Held), Error> {
         let authority = self.passthrough.as_ref().ok_or(Error::Internal)?;
         let budgets = Budgets::password(&self.config.limits, username, meta);
         let held = self.reserve(budgets, None, meta).await?;
         let started = std::time::Instant::now();
         match authority.login(&meta.dialect, username, password).await {
-            Ok(login) => {
-                self.forgive(held).await?;
-                Ok(login)
-            }
+            Ok(login) => Ok((login, held)),
             Err(Error::InvalidCredentials | Error::NotFound) => {
                 self.hasher.pad_failure(started).await;
                 let detail = json!({"username": username, "upstream": upstream, "reason": "refused_by_upstream"});
@@ -344,6 +358,21 @@ impl CredentialService {
             .store
             .delete_upstream_session(&held.digest, &[audit])
             .await?)
+    }
+
+    /// After a password change, as a local change does: the user's other sessions through
+    /// this upstream end; the one that made the change is kept.
+    async fn end_other_upstream_sessions(
+        &self,
+        held: &UpstreamSessionRecord,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let detail = json!({"username": held.username, "upstream": held.upstream, "reason": "password_changed"});
+        let audit = self.event(AuditKind::TokenRevoked, None, meta, detail);
+        self.store
+            .delete_other_upstream_sessions(&held.upstream, &held.username, &held.digest, &[audit])
+            .await?;
+        Ok(())
     }
 
     /// A password change the upstream makes: checked, limited and audited here first.

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::clock::Timestamp;
 use crate::command::{ChangePassword, Outcome, Subject};
 use crate::error::{Error, FieldReason, PolicyRule};
-use crate::limits::Budgets;
+use crate::limits::{Budgets, Held};
 use crate::model::{AuditKind, PasswordUpdate, RequestMeta, User, UserKey};
 use crate::passthrough::UpstreamChange;
 use crate::secret::Password;
@@ -47,6 +47,21 @@ pub struct ShadowPending {
     keep_token: Option<String>,
     /// The request itself created the local user.
     created: bool,
+    /// An accepted login's guessing slots, forgiven after the answer has gone out.
+    forgive: Deferred,
+}
+
+/// Slots left to forgive off the response path.
+struct Deferred(Option<Held>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Deferred(slots)"
+        } else {
+            "Deferred(none)"
+        })
+    }
 }
 
 impl ShadowPending {
@@ -146,10 +161,16 @@ impl CredentialService {
         meta: &RequestMeta,
         pending: &mut Option<ShadowPending>,
     ) -> Result<User, Error> {
-        let before = self.snapshot(UserKey::Username(username)).await?;
-        let result = self
-            .upstream_login(upstream, username, password, meta)
-            .await;
+        // The local state is read while the upstream answers (it changes only after both).
+        let (before, result) = tokio::join!(
+            self.snapshot(UserKey::Username(username)),
+            self.upstream_login_held(upstream, username, password, meta)
+        );
+        let before = before?;
+        let (result, held) = match result {
+            Ok((login, held)) => (Ok(login), Some(held)),
+            Err(e) => (Err(e), None),
+        };
         let mut shadow = ShadowPending {
             route: ShadowRoute::Login,
             upstream: upstream.to_owned(),
@@ -160,6 +181,7 @@ impl CredentialService {
             new: None,
             keep_token: None,
             created: false,
+            forgive: Deferred(held),
         };
         let outcome = match (result, before) {
             (Err(e), _) => Err(e),
@@ -248,6 +270,7 @@ impl CredentialService {
             new: Some(change.new),
             keep_token: Some(caller_digest.to_owned()),
             created: false,
+            forgive: Deferred(None),
         });
         result.map(|()| Outcome::PasswordChanged { user })
     }
@@ -266,7 +289,12 @@ impl CredentialService {
     /// Works out what credgate would have answered (reads only, against the snapshot), then
     /// brings the local copy in line with what the upstream accepted. Runs off the response
     /// path; a failure to sync is logged, never the caller's.
-    pub async fn shadow_settle(&self, pending: ShadowPending) -> ShadowVerdict {
+    pub async fn shadow_settle(&self, mut pending: ShadowPending) -> ShadowVerdict {
+        if let Some(held) = pending.forgive.0.take() {
+            if let Err(e) = self.forgive(held).await {
+                tracing::warn!(kind = e.kind(), "shadow: guessing slots not forgiven");
+            }
+        }
         let local = self.shadow_local(&pending).await;
         let mut synced = pending.created;
         if pending.upstream_result.is_ok() && !pending.created {

@@ -230,6 +230,15 @@ pub trait UpstreamSessionStore: Send + Sync {
         digest: &str,
         audit: &[AuditEvent],
     ) -> Result<bool, StoreError>;
+    /// Removes every session of `username` (case-insensitive) at `upstream` but `keep`, writing
+    /// `audit` when any existed; returns how many were removed.
+    async fn delete_other_upstream_sessions(
+        &self,
+        upstream: &str,
+        username: &str,
+        keep: &str,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
 }
 
 /// Shadow-mode comparisons, bounded by count and age, and the profile flag a sync sets.

@@ -242,6 +242,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
                     web::get().to(crate::shadow::divergences),
                 )
                 .route("/shadow/summary", web::get().to(crate::shadow::summary))
+                .route("/shadow/exchanges", web::get().to(crate::shadow::exchanges))
                 .route("/hashes", web::get().to(crate::legacy_hashes::census)),
         )
         .default_service(web::to(dispatch::dispatch));

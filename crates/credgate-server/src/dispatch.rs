@@ -168,6 +168,11 @@ async fn serve_match(
                     view: &extracted.view,
                     request_id,
                     status: answer.0.status,
+                    exchange: crate::shadow_exchange::record(
+                        &engine_req,
+                        extracted.view.username.as_deref(),
+                        &answer.0,
+                    ),
                 };
                 crate::shadow::spawn_compare(
                     Arc::clone(&state.core),

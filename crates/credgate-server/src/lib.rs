@@ -21,6 +21,7 @@ pub mod reload;
 mod request_id;
 pub mod settings;
 pub mod shadow;
+pub mod shadow_exchange;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;

@@ -318,6 +318,16 @@ fn admin_paths() -> Value {
                 ("400", problem("A bad query parameter (`malformed_request`).")),
             ]), true),
         }))},
+        "/admin/shadow/exchanges": {"get": admin_op("Shadow mode: recorded exchanges (secrets replaced at record time), newest first", json!({
+            "parameters": [
+                {"name": "dialect", "in": "query", "schema": string},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}},
+            ],
+            "responses": common(responses(&[
+                ("200", json_response("Comparisons with their exchange.", json!({"type": "array", "items": {"$ref": "#/components/schemas/ShadowComparison"}}))),
+                ("400", problem("A bad query parameter (`malformed_request`).")),
+            ]), true),
+        }))},
         "/admin/shadow/summary": {"get": admin_op("Shadow mode: comparisons per dialect and route, and readiness to cut over", json!({
             "parameters": [
                 {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": -9223372036854775808_i64, "maximum": 9223372036854775807_i64}},

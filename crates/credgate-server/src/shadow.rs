@@ -48,6 +48,8 @@ pub struct Answered<'a> {
     pub request_id: String,
     /// The status the client received (the upstream's outcome in its dialect).
     pub status: u16,
+    /// The exchange with its secrets replaced ([`crate::shadow_exchange::record`]).
+    pub exchange: serde_json::Value,
 }
 
 /// Compares and records off the response path (a task of its own).
@@ -64,6 +66,7 @@ pub fn spawn_compare(
     };
     let view = answered.view.clone();
     let (upstream_status, request_id) = (answered.status, answered.request_id);
+    let exchange = answered.exchange;
     tokio::spawn(async move {
         let verdict = core.shadow_settle(pending).await;
         let local_status = match &verdict.local {
@@ -71,13 +74,14 @@ pub fn spawn_compare(
             Ok(()) if verdict.upstream.is_ok() => upstream_status,
             Ok(()) => m.route().spec.ok.status,
         };
-        let comparison = compare(
+        let mut comparison = compare(
             &verdict,
             &m,
             (upstream_status, local_status),
             request_id,
             core.now(),
         );
+        comparison.exchange = Some(exchange);
         metrics::counter!(
             "credgate_shadow_comparisons_total",
             "dialect" => comparison.dialect.clone(),
@@ -168,6 +172,32 @@ pub async fn divergences(
         limit: p.limit,
     };
     let records = state.core.shadow_comparisons(&query).await?;
+    Ok(HttpResponse::Ok().json(records))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeParams {
+    dialect: Option<String>,
+    #[serde(default)]
+    limit: u32,
+}
+
+/// `GET /admin/shadow/exchanges`: recorded comparisons that carry their exchange (secrets
+/// already replaced), newest first, for `credgate shadow examples`.
+pub async fn exchanges(
+    _: Admin,
+    params: web::Query<ExchangeParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let p = params.into_inner();
+    let query = ShadowQuery {
+        dialect: p.dialect.filter(|s| !s.is_empty()),
+        limit: p.limit,
+        ..ShadowQuery::default()
+    };
+    let mut records = state.core.shadow_comparisons(&query).await?;
+    records.retain(|r| r.comparison.exchange.is_some());
     Ok(HttpResponse::Ok().json(records))
 }
 

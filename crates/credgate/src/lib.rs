@@ -8,6 +8,7 @@ pub mod junit;
 pub mod rehash;
 pub mod replay;
 pub mod shadow_cmd;
+pub mod shadow_examples;
 pub mod tooling;
 pub mod transfer;
 

@@ -21,6 +21,25 @@ pub enum ShadowCmd {
         #[arg(long, value_parser = parse_ago)]
         since: Option<u64>,
     },
+    /// Writes a sample of the recorded exchanges as dialect example files
+    /// (DIR/<dialect>/examples/shadow-*.toml) for `credgate replay --examples DIR`: secrets
+    /// generated, identities replaced, volatile values as wildcards.
+    Examples {
+        /// The folder to write into.
+        dir: std::path::PathBuf,
+        /// Only this dialect's exchanges (repeatable; default: every dialect).
+        #[arg(long = "dialect")]
+        dialects: Vec<String>,
+        /// Exchanges written at most per dialect, route and status.
+        #[arg(long, default_value_t = 3)]
+        per_route: usize,
+        /// The gateway's base URL (default: http:// + the configured `listen`).
+        #[arg(long)]
+        target: Option<String>,
+        /// The admin token (default: the configured `admin_token` / CREDGATE_ADMIN_TOKEN).
+        #[arg(long, env = "CREDGATE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
 }
 
 /// `90s`, `30m`, `24h`, `7d` (or plain seconds) as seconds.
@@ -44,8 +63,44 @@ pub fn parse_ago(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}`: too long"))
 }
 
+fn admin_token(given: Option<String>, settings: &Settings) -> Result<String, String> {
+    given
+        .or_else(|| settings.admin_token.as_ref().map(|t| t.expose().to_owned()))
+        .ok_or_else(|| "an admin token is needed: --admin-token or CREDGATE_ADMIN_TOKEN".into())
+}
+
 pub async fn run(cmd: ShadowCmd, settings: &Settings) -> Result<(), String> {
     match cmd {
+        ShadowCmd::Examples {
+            dir,
+            dialects,
+            per_route,
+            target,
+            admin_token: token,
+        } => {
+            let target = target.unwrap_or_else(|| format!("http://{}", settings.listen));
+            let token = admin_token(token, settings)?;
+            let mut records = Vec::new();
+            let wanted = if dialects.is_empty() {
+                vec![String::new()]
+            } else {
+                dialects
+            };
+            for dialect in &wanted {
+                records.extend(fetch_exchanges(&target, &token, dialect).await?);
+            }
+            let written = crate::shadow_examples::write(&dir, &records, per_route.max(1))?;
+            for file in &written.files {
+                println!("wrote {}", dir.join(file).display());
+            }
+            println!(
+                "{} examples written; left out: {} with a session, {} diverging",
+                written.files.len(),
+                written.with_session,
+                written.diverging
+            );
+            Ok(())
+        }
         ShadowCmd::Report {
             target,
             admin_token,
@@ -59,6 +114,30 @@ pub async fn run(cmd: ShadowCmd, settings: &Settings) -> Result<(), String> {
             print!("{}", describe(&summary));
             Ok(())
         }
+    }
+}
+
+async fn fetch_exchanges(
+    target: &str,
+    token: &str,
+    dialect: &str,
+) -> Result<Vec<crate::shadow_examples::Recorded>, String> {
+    let url = format!(
+        "{}/admin/shadow/exchanges?limit=1000&dialect={dialect}",
+        target.trim_end_matches('/')
+    );
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+    match status {
+        200 => serde_json::from_str(&text).map_err(|e| format!("{url}: unreadable answer: {e}")),
+        401 => Err(format!("{url}: the admin token was refused (401)")),
+        _ => Err(format!("{url}: unexpected answer {status}: {text}")),
     }
 }
 

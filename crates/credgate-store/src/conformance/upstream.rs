@@ -67,6 +67,58 @@ pub async fn upstream_sessions_lifecycle(store: &dyn Store) {
     assert_eq!(revoked, 1, "audited once, when it existed");
 }
 
+pub async fn other_upstream_sessions_end_on_change(store: &dyn Store) {
+    for digest in ["keep", "other-1", "other-2"] {
+        store
+            .insert_upstream_session(&upstream_session(digest, T0 + 3600), &[])
+            .await
+            .unwrap();
+    }
+    let someone_else = UpstreamSessionRecord {
+        username: "jane@example.com".into(),
+        ..upstream_session("jane", T0 + 3600)
+    };
+    let elsewhere = UpstreamSessionRecord {
+        upstream: "another".into(),
+        ..upstream_session("elsewhere", T0 + 3600)
+    };
+    for s in [&someone_else, &elsewhere] {
+        store.insert_upstream_session(s, &[]).await.unwrap();
+    }
+    let audit = [event(AuditKind::TokenRevoked, None)];
+    let ended = store
+        .delete_other_upstream_sessions("legacy", "Margaret@Example.com", "keep", &audit)
+        .await
+        .unwrap();
+    assert_eq!(ended, 2, "the username matches whatever its case");
+    for (digest, alive) in [
+        ("keep", true),
+        ("other-1", false),
+        ("other-2", false),
+        ("jane", true),
+        ("elsewhere", true),
+    ] {
+        let found = store.find_upstream_session(digest).await.unwrap();
+        assert_eq!(found.is_some(), alive, "{digest}");
+    }
+    let none = store
+        .delete_other_upstream_sessions("legacy", "margaret@example.com", "keep", &audit)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let revoked = store
+        .audit_log(&credgate_core::model::AuditQuery {
+            user_id: None,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == AuditKind::TokenRevoked.as_str())
+        .count();
+    assert_eq!(revoked, 1, "audited only when sessions ended");
+}
+
 pub fn comparison(at: i64, route: &str, result: &str, kind: Option<&str>) -> ShadowComparison {
     ShadowComparison {
         at,

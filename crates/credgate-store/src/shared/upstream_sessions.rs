@@ -94,4 +94,32 @@ impl UpstreamSessionStore for Backend {
         tx.commit().await.map_err(error::map)?;
         Ok(true)
     }
+
+    async fn delete_other_upstream_sessions(
+        &self,
+        upstream: &str,
+        username: &str,
+        keep: &str,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM upstream_sessions WHERE upstream = $1 AND lower(username) = lower($2) \
+             AND digest <> $3",
+        )
+        .bind(upstream)
+        .bind(username)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .map_err(error::map)?
+        .rows_affected();
+        if deleted == 0 {
+            tx.rollback().await.map_err(error::map)?;
+            return Ok(0);
+        }
+        insert_events(&mut tx, audit).await?;
+        tx.commit().await.map_err(error::map)?;
+        Ok(deleted)
+    }
 }

@@ -81,6 +81,7 @@ conformance!(
     attempt_counters,
     max_hash_cost,
     upstream_sessions_lifecycle,
+    other_upstream_sessions_end_on_change,
     shadow_comparisons_bounded_and_filtered,
     profile_entries_set_and_removed,
     hash_pages_and_swaps,
