@@ -54,13 +54,7 @@ pub fn probes(site: &Site, figures: &mut Figures) -> Vec<Probe> {
     let akana = cookie_header("akana", user);
     let crafter = cookie_header("crafter", user);
     let wanted = [
-        (
-            "session",
-            "akana",
-            akana,
-            "/login/status",
-            String::new(),
-        ),
+        ("session", "akana", akana, "/login/status", String::new()),
         (
             "validate_session",
             "crafter",

@@ -284,6 +284,17 @@ impl UpstreamSessionStore for CachingStore {
     ) -> Result<bool, StoreError> {
         self.inner.delete_upstream_session(digest, audit).await
     }
+    async fn delete_other_upstream_sessions(
+        &self,
+        upstream: &str,
+        username: &str,
+        keep: &str,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .delete_other_upstream_sessions(upstream, username, keep, audit)
+            .await
+    }
 }
 
 #[async_trait]
