@@ -226,7 +226,46 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
             println!("migrations applied to {}", settings.database_url);
             Ok(())
         }
-        Cmd::User(UserCmd::Add {
+        Cmd::User(cmd) => user(cmd, &settings, &cli_meta).await,
+        Cmd::Client(ClientCmd::Add {
+            client_id,
+            name,
+            secret_stdin,
+        }) => {
+            let secret = Password::new(read_secret(secret_stdin, "Client secret: ")?);
+            let core = core(&settings).await?;
+            core.create_client(client_id.clone(), secret, name, &cli_meta)
+                .await
+                .map_err(|e| describe(&e))?;
+            println!("{client_id}");
+            Ok(())
+        }
+        Cmd::App(AppCmd::Add { name, key_stdin }) => {
+            let key = SecretToken::new(read_secret(key_stdin, "Application key: ")?);
+            let core = core(&settings).await?;
+            core.create_app(key, name, &cli_meta)
+                .await
+                .map_err(|e| describe(&e))?;
+            println!("application key registered");
+            Ok(())
+        }
+        transfer @ (Cmd::Import { .. } | Cmd::Export { .. } | Cmd::Rehash { .. }) => {
+            stored_users(transfer, &settings, &cli_meta).await
+        }
+    }
+}
+
+/// The core over the configured store, as every CLI command that changes data uses it.
+async fn core(settings: &Settings) -> Result<Arc<credgate_core::CredentialService>, String> {
+    build_core(settings, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `credgate user ...`.
+async fn user(cmd: UserCmd, settings: &Settings, cli_meta: &RequestMeta) -> Result<(), String> {
+    match cmd {
+        UserCmd::Add {
             username,
             id,
             admin,
@@ -234,11 +273,9 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
             aliases,
             profile,
             password_stdin,
-        }) => {
+        } => {
             let password = Password::new(read_secret(password_stdin, "Password: ")?);
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
+            let core = core(settings).await?;
             let spec = NewUserSpec {
                 username,
                 password,
@@ -249,35 +286,31 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
                 profile: profile.into_iter().collect(),
             };
             let user = core
-                .create_user(spec, &cli_meta)
+                .create_user(spec, cli_meta)
                 .await
                 .map_err(|e| describe(&e))?;
             println!("{}", user.id);
             Ok(())
         }
-        Cmd::User(UserCmd::SetAnswer {
+        UserCmd::SetAnswer {
             id,
             question,
             answer_stdin,
-        }) => {
+        } => {
             let answer = Password::new(read_secret(answer_stdin, "Answer: ")?);
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
-            core.set_security_answer(&id, question, answer, &cli_meta)
+            let core = core(settings).await?;
+            core.set_security_answer(&id, question, answer, cli_meta)
                 .await
                 .map_err(|e| describe(&e))?;
             println!("security answer set for {id}");
             Ok(())
         }
-        Cmd::User(UserCmd::TwoFactor { id, method }) => {
+        UserCmd::TwoFactor { id, method } => {
             let choice = credgate_server::admin::parse_two_factor(&method)
                 .ok_or_else(|| format!("--method {method}: expected code, totp or off"))?;
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
+            let core = core(settings).await?;
             let enrolled = core
-                .set_two_factor(&id, choice, &cli_meta)
+                .set_two_factor(&id, choice, cli_meta)
                 .await
                 .map_err(|e| describe(&e))?;
             let method = enrolled.method.map_or("off", |m| m.as_str());
@@ -287,50 +320,48 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
             }
             Ok(())
         }
-        Cmd::User(UserCmd::List { limit }) => {
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
+        UserCmd::List { limit } => {
+            let core = core(settings).await?;
             for user in core.users(limit, 0).await.map_err(|e| describe(&e))? {
-                let aliases: Vec<String> = user
-                    .aliases
-                    .iter()
-                    .map(|(d, id)| format!("{d}={id}"))
-                    .collect();
-                let flags = [
-                    (user.admin, "admin"),
-                    (user.externally_managed, "externally-managed"),
-                ]
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, f)| *f)
-                .collect::<Vec<_>>()
-                .join(",");
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    user.id,
-                    user.username,
-                    flags,
-                    aliases.join(",")
-                );
+                println!("{}", user_line(&user));
             }
             Ok(())
         }
-        Cmd::Client(ClientCmd::Add {
-            client_id,
-            name,
-            secret_stdin,
-        }) => {
-            let secret = Password::new(read_secret(secret_stdin, "Client secret: ")?);
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
-            core.create_client(client_id.clone(), secret, name, &cli_meta)
-                .await
-                .map_err(|e| describe(&e))?;
-            println!("{client_id}");
-            Ok(())
-        }
+    }
+}
+
+/// One line of `credgate user list`: id, username, flags and aliases, tab-separated.
+fn user_line(user: &credgate_core::User) -> String {
+    let aliases: Vec<String> = user
+        .aliases
+        .iter()
+        .map(|(d, id)| format!("{d}={id}"))
+        .collect();
+    let flags = [
+        (user.admin, "admin"),
+        (user.externally_managed, "externally-managed"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, f)| *f)
+    .collect::<Vec<_>>()
+    .join(",");
+    format!(
+        "{}\t{}\t{}\t{}",
+        user.id,
+        user.username,
+        flags,
+        aliases.join(",")
+    )
+}
+
+/// `credgate import`, `export` and `rehash`: the stored users in bulk.
+async fn stored_users(
+    command: Cmd,
+    settings: &Settings,
+    cli_meta: &RequestMeta,
+) -> Result<(), String> {
+    match command {
         Cmd::Import {
             file,
             format,
@@ -338,11 +369,9 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
             update,
         } => {
             let format = format.map_or_else(|| Format::for_path(&file), Ok)?;
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
+            let core = core(settings).await?;
             let options = credgate_core::import::ImportOptions { update, dry_run };
-            let summary = transfer::import::run(&core, &file, format, options, &cli_meta).await?;
+            let summary = transfer::import::run(&core, &file, format, options, cli_meta).await?;
             match summary.failed() {
                 0 => Ok(()),
                 n => Err(format!(
@@ -353,9 +382,7 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
         }
         Cmd::Export { file, format } => {
             let format = format.map_or_else(|| Format::for_path(&file), Ok)?;
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
+            let core = core(settings).await?;
             let count = transfer::export::run(&core, &file, format).await?;
             if file == std::path::Path::new("-") {
                 // Standard output carries the users themselves.
@@ -370,31 +397,16 @@ async fn run(command: Cmd, settings: Settings) -> Result<(), String> {
             status,
             batch,
         } => {
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
+            let core = core(settings).await?;
             let options = credgate::rehash::RehashOptions {
                 dry_run,
                 status,
                 batch,
             };
-            print!(
-                "{}",
-                credgate::rehash::run(&core, options, &cli_meta).await?
-            );
+            print!("{}", credgate::rehash::run(&core, options, cli_meta).await?);
             Ok(())
         }
-        Cmd::App(AppCmd::Add { name, key_stdin }) => {
-            let key = SecretToken::new(read_secret(key_stdin, "Application key: ")?);
-            let core = build_core(&settings, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
-            core.create_app(key, name, &cli_meta)
-                .await
-                .map_err(|e| describe(&e))?;
-            println!("application key registered");
-            Ok(())
-        }
+        _ => Err("not a bulk command".into()),
     }
 }
 
