@@ -258,6 +258,21 @@ impl Jar {
     }
 }
 
+/// A JSON login as a browser's script sends it, answered 200; the jar holds its cookies.
+async fn logged_in(http: &reqwest::Client, url: &str, body: Value) -> Jar {
+    let res = http
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut jar = Jar::default();
+    jar.take(&res);
+    jar
+}
+
 const STUDIO: &str = "/studio/api/1/services/api/1";
 
 /// Crafter Studio's AngularJS UI: validate-session on every page, login, change password,
@@ -374,16 +389,13 @@ async fn crafter_xsrf_cookie_never_replaces_the_header() {
     let gw = gateway_with(&[]).await;
     user(&gw, "author", json!({})).await;
     let http = reqwest::Client::new();
-    let res = http
-        .post(format!("{}{STUDIO}/security/login.json", gw.url))
-        .header("Content-Type", "application/json")
-        .body(json!({"username": "author", "password": OLD}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let mut jar = Jar::default();
-    jar.take(&res);
+    let login = format!("{}{STUDIO}/security/login.json", gw.url);
+    let jar = logged_in(
+        &http,
+        &login,
+        json!({"username": "author", "password": OLD}),
+    )
+    .await;
     let xsrf = jar.get("XSRF-TOKEN").unwrap().to_owned();
     let post = |header: Option<&str>, body: Value| {
         let mut req = http
@@ -432,16 +444,13 @@ async fn akana_logout_without_csrf_header() {
     let gw = gateway_with(&[]).await;
     let id = user(&gw, "jane@example.com", json!({})).await;
     let http = reqwest::Client::new();
-    let res = http
-        .post(format!("{}/api/login", gw.url))
-        .header("Content-Type", "application/json")
-        .body(json!({"email": "jane@example.com", "password": OLD}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let mut jar = Jar::default();
-    jar.take(&res);
+    let login = format!("{}/api/login", gw.url);
+    let mut jar = logged_in(
+        &http,
+        &login,
+        json!({"email": "jane@example.com", "password": OLD}),
+    )
+    .await;
     let session = jar.header();
     let res = http
         .put(format!("{}/api/users/{id}/password", gw.url))
