@@ -1,6 +1,6 @@
 //! Auth0's `custom_password_hash` object (bulk user import schema), for the algorithms that
 //! are not a self-describing string: md4, md5, sha1, sha256, sha512 and hmac (a digest of the
-//! salted password), pbkdf2 (Auth0's PHC-like `$pbkdf2-sha512$i=..,l=..$salt$hash`) and scrypt.
+//! salted password, its digest one of those or sha224, sha384, ripemd160, whirlpool), pbkdf2 (Auth0's PHC-like `$pbkdf2-sha512$i=..,l=..$salt$hash`) and scrypt.
 //! bcrypt, argon2 and ldap hold a string the other parsers read (the import maps them). The
 //! stored form is `$credgate-legacy$auth0$` and the object's compact JSON.
 
@@ -27,6 +27,8 @@ pub(crate) enum Auth0Digest {
     Sha256,
     Sha384,
     Sha512,
+    Ripemd160,
+    Whirlpool,
 }
 
 /// How the password's characters become bytes (Node.js `Buffer` encodings, as Auth0 uses).
@@ -50,6 +52,11 @@ pub(crate) struct Auth0Params {
     #[serde(default, with = "hex", skip_serializing_if = "Vec::is_empty")]
     hmac_key: Vec<u8>,
     hmac: bool,
+}
+
+impl Auth0Digest {
+    /// The digests Auth0 takes as an `algorithm` of their own; hmac takes them all.
+    const PLAIN: [Self; 5] = [Self::Md4, Self::Md5, Self::Sha1, Self::Sha256, Self::Sha512];
 }
 
 impl PwEncoding {
@@ -108,6 +115,8 @@ impl Auth0Params {
                 Sha256 => mac::<Hmac<sha2::Sha256>>(k, &parts),
                 Sha384 => mac::<Hmac<sha2::Sha384>>(k, &parts),
                 Sha512 => mac::<Hmac<sha2::Sha512>>(k, &parts),
+                Ripemd160 => mac::<Hmac<ripemd::Ripemd160>>(k, &parts),
+                Whirlpool => mac::<Hmac<whirlpool::Whirlpool>>(k, &parts),
             };
         }
         match self.digest {
@@ -118,6 +127,8 @@ impl Auth0Params {
             Sha256 => run::<sha2::Sha256>(&parts),
             Sha384 => run::<sha2::Sha384>(&parts),
             Sha512 => run::<sha2::Sha512>(&parts),
+            Ripemd160 => run::<ripemd::Ripemd160>(&parts),
+            Whirlpool => run::<whirlpool::Whirlpool>(&parts),
         }
     }
 }
@@ -169,7 +180,9 @@ pub fn parse(json: &str, stored: &str, limits: &Limits) -> Result<LegacyHash, Pa
         other => (other, false),
     };
     let digest: Auth0Digest = serde_json::from_value(Value::String(digest.into()))
-        .map_err(|_| bad("unknown custom_password_hash algorithm or digest"))?;
+        .ok()
+        .filter(|d| hmac || Auth0Digest::PLAIN.contains(d))
+        .ok_or_else(|| bad("unknown custom_password_hash algorithm or digest"))?;
     let raw = decode(hash, "hash", "hex")?;
     let (salt, salt_prefix) = match v.get("salt") {
         Some(s) => (

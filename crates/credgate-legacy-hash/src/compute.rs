@@ -2,6 +2,7 @@
 //! primitives.
 
 use hmac::Hmac;
+use md4::Md4;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
@@ -17,6 +18,7 @@ fn hash(d: Digest, parts: &[&[u8]]) -> Vec<u8> {
         h.finalize().to_vec()
     }
     match d {
+        Digest::Md4 => run::<Md4>(parts),
         Digest::Md5 => run::<Md5>(parts),
         Digest::Sha1 => run::<Sha1>(parts),
         Digest::Sha256 => run::<Sha256>(parts),
@@ -34,6 +36,9 @@ pub fn pbkdf2(prf: Digest, pw: &[u8], salt: &[u8], iterations: u32, len: usize) 
         Digest::Sha512 => pbkdf2::pbkdf2_hmac::<Sha512>(pw, salt, iterations, &mut out),
         Digest::Md5 => {
             let _ = pbkdf2::pbkdf2::<Hmac<Md5>>(pw, salt, iterations, &mut out);
+        }
+        Digest::Md4 => {
+            let _ = pbkdf2::pbkdf2::<Hmac<Md4>>(pw, salt, iterations, &mut out);
         }
     }
     out

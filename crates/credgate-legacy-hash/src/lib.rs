@@ -109,6 +109,7 @@ pub enum Format {
     SpringSha256Digest,
     SpringSha1,
     SpringMd5,
+    SpringMd4,
     CryptBcrypt,
     Auth0Digest,
     Auth0Hmac,
@@ -157,6 +158,7 @@ impl Format {
             SpringSha256Digest => "spring-sha256-digest",
             SpringSha1 => "spring-sha1",
             SpringMd5 => "spring-md5",
+            SpringMd4 => "spring-md4",
             CryptBcrypt => "crypt-bcrypt",
             Auth0Digest => "auth0-digest",
             Auth0Hmac => "auth0-hmac",
@@ -180,11 +182,25 @@ pub const STRONG_PBKDF2_ITERATIONS: u32 = 10_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Digest {
+    Md4,
     Md5,
     Sha1,
     Sha256,
     Sha384,
     Sha512,
+}
+
+impl Digest {
+    /// The digest's length in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            Digest::Md4 | Digest::Md5 => 16,
+            Digest::Sha1 => 20,
+            Digest::Sha256 => 32,
+            Digest::Sha384 => 48,
+            Digest::Sha512 => 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

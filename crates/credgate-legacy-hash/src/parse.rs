@@ -167,7 +167,7 @@ fn scrypt(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
     if !(1..=128).contains(&digest.len()) {
         return Err(bad("impossible scrypt hash length"));
     }
-    let len = digest.len();
+    let len = digest.output_len();
     let params = Params::Scrypt {
         log_n,
         r,
@@ -362,7 +362,7 @@ fn django(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
 }
 
 /// LDAP `{SCHEME}base64`: salted schemes append the salt to the digest.
-fn ldap(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
+pub(crate) fn ldap(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
     let end = s.find('}').ok_or_else(|| bad(UNKNOWN))?;
     let scheme = s[1..end].to_ascii_uppercase();
     let (format, digest, salted) = match scheme.as_str() {
@@ -377,13 +377,7 @@ fn ldap(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
         "MD5" => (Format::LdapMd5, Digest::Md5, false),
         _ => return Err(bad("unknown LDAP scheme")),
     };
-    let len = match digest {
-        Digest::Md5 => 16,
-        Digest::Sha1 => 20,
-        Digest::Sha256 => 32,
-        Digest::Sha384 => 48,
-        Digest::Sha512 => 64,
-    };
+    let len = digest.output_len();
     let mut raw = b64::std(&s[end + 1..], "the LDAP value")?;
     let fits = if salted {
         raw.len() > len && raw.len() <= len + 64

@@ -24,7 +24,9 @@ pub fn is_spring(s: &str) -> bool {
         | "{argon2}"
         | "{argon2@SpringSecurity_v5_8}"
         | "{SHA-1}"
-        | "{SHA-256}" => true,
+        | "{SHA-256}"
+        | "{MD4}"
+        | "{ldap}" => true,
         // `{sha256}` and `{MD5}` are also LDAP schemes: Spring's values are hex.
         "{sha256}" | "{MD5}" => spring_digest_shape(&s[end + 1..]),
         _ => false,
@@ -83,6 +85,8 @@ pub fn parse(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
         "{SHA-1}" => digest(s, rest, Digest::Sha1, Format::SpringSha1, limits),
         "{SHA-256}" => digest(s, rest, Digest::Sha256, Format::SpringSha256Digest, limits),
         "{MD5}" => digest(s, rest, Digest::Md5, Format::SpringMd5, limits),
+        "{MD4}" => digest(s, rest, Digest::Md4, Format::SpringMd4, limits),
+        "{ldap}" => ldap_sha(s, rest, limits),
         _ => Err(bad("unknown Spring Security id")),
     }
 }
@@ -147,7 +151,21 @@ fn scrypt(s: &str, rest: &str, limits: &Limits) -> Result<LegacyHash, ParseError
     build(Format::SpringScrypt, params, digest, s, limits)
 }
 
-/// MessageDigestPasswordEncoder: `[{salt}]hex(H(password ‖ "{salt}"))`, the braces included.
+/// LdapShaPasswordEncoder: an LDAP `{SHA}` or `{SSHA}` value (either case), nothing else.
+fn ldap_sha(s: &str, rest: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
+    let scheme = (rest.strip_prefix('{').and_then(|r| r.split_once('}')))
+        .map(|(scheme, _)| scheme.to_ascii_uppercase());
+    if !matches!(scheme.as_deref(), Some("SHA" | "SSHA")) {
+        return Err(bad(
+            "a Spring {ldap} value must hold an LDAP {SHA} or {SSHA} value",
+        ));
+    }
+    let mut h = crate::parse::ldap(rest, limits)?;
+    s.clone_into(&mut h.stored);
+    Ok(h)
+}
+
+/// MessageDigestPasswordEncoder and Md4PasswordEncoder: `[{salt}]hex(H(password ‖ "{salt}"))`, the braces included.
 fn digest(
     s: &str,
     rest: &str,
@@ -164,17 +182,15 @@ fn digest(
         }
         None => (String::new(), rest),
     };
-    let len = match digest {
-        Digest::Md5 => 16,
-        Digest::Sha1 => 20,
-        _ => 32,
-    };
+    // The encoders write hex, or base64 when `setEncodeHashAsBase64(true)`.
+    let len = digest.output_len();
     let raw = hex::decode(hex_digest)
         .ok()
+        .or_else(|| b64::std(hex_digest, "").ok())
         .filter(|r| r.len() == len)
         .ok_or_else(|| {
             bad(format!(
-                "a Spring digest must end in {} hex digits",
+                "a Spring digest must end in {} hex digits or their base64",
                 2 * len
             ))
         })?;
@@ -231,6 +247,41 @@ mod tests {
         assert!(h.verify("password"));
         // The v5.8 id wants a 16-byte salt: the 8-byte one does not fit.
         assert!(format(&format!("{{pbkdf2@SpringSecurity_v5_8}}{hex}")).is_err());
+    }
+
+    /// Spring's own vectors: Md4PasswordEncoderTests (base64 and hex, salted and not) and
+    /// LdapShaPasswordEncoderTests (made by `slappasswd`), under their delegating ids.
+    #[test]
+    fn md4_and_ldap_sha_encoders_vectors() {
+        let cases = [
+            ("ww_uni123", "{MD4}8zobtq72iAt0W6KNqavGwg=="),
+            ("ww_uni123", "{MD4}{Alan K Stewart}ZplT6P5Kv6Rlu6W4FIoYNA=="),
+            ("", "{MD4}MdbP4NFq6TG3PFnX4MCJwA=="),
+            ("\u{4F60}\u{597d}", "{MD4}a7f1196539fd1f85f754ffd185b16e6e"),
+            ("boabspasswurd", "{ldap}{SHA}ddSFGmjXYPbZC+NXR2kCzBRjqiE="),
+            ("boabspasswurd", "{ldap}{sha}ddSFGmjXYPbZC+NXR2kCzBRjqiE="),
+            (
+                "boabspasswurd",
+                "{ldap}{SSHA}25ro4PKC8jhQZ26jVsozhX/xaP0suHgX",
+            ),
+            (
+                "boabspasswurd",
+                "{ldap}{ssha}PQy2j+6n5ytA+YlAKkM8Fh4p6u2JxfVd",
+            ),
+        ];
+        for (password, stored) in cases {
+            let h = LegacyHash::parse(stored, None, &Limits::default()).unwrap();
+            assert!(h.verify(password), "{stored}");
+            assert!(!h.verify("wrongpassword"), "{stored}");
+            assert_eq!(h.stored(), stored);
+        }
+        // SEC-1031: the whole digest counts.
+        let changed = "{ldap}{SSHA}35ro4PKC8jhQZ26jVsozhX/xaP0suHgX";
+        let h = LegacyHash::parse(changed, None, &Limits::default()).unwrap();
+        assert!(!h.verify("boabspasswurd"));
+        // LdapShaPasswordEncoder reads SHA and SSHA only.
+        assert!(format("{ldap}{SMD5}X03MO1qnZdYdgyfeuILPmQ==").is_err());
+        assert!(format("{ldap}{SSHA25ro4PKC8jhQZ26jVsozhX/xaP0suHgX").is_err());
     }
 
     #[test]

@@ -218,6 +218,12 @@ fn hostile_parameters_are_refused_without_quoting_the_hash() {
     assert!(LegacyHash::parse(&big_v3, Some(Hint::AspnetIdentity), &limits).is_err());
     assert!(LegacyHash::parse("AAAA", Some(Hint::AspnetIdentity), &limits).is_err());
     assert!(LegacyHash::parse("abc", Some(Hint::Crafter), &limits).is_err());
+    // Auth0 takes ripemd160 and whirlpool as hmac digests only, not as algorithms.
+    for alg in ["ripemd160", "whirlpool", "sha384"] {
+        let obj = format!(r#"{{"algorithm":"{alg}","hash":{{"value":"00"}}}}"#);
+        let err = LegacyHash::parse(&obj, Some(Hint::Auth0), &limits).unwrap_err();
+        assert!(err.to_string().contains("unknown"), "{alg}: {err}");
+    }
     let tight = Limits {
         max_iterations: 1000,
         ..Limits::default()
