@@ -167,7 +167,7 @@ fn scrypt(s: &str, limits: &Limits) -> Result<LegacyHash, ParseError> {
     if !(1..=128).contains(&digest.len()) {
         return Err(bad("impossible scrypt hash length"));
     }
-    let len = digest.output_len();
+    let len = digest.len();
     let params = Params::Scrypt {
         log_n,
         r,
