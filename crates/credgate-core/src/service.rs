@@ -328,6 +328,12 @@ impl CredentialService {
                 Some(self.principal(token.as_ref(), kind, &issuer).await?)
             }
         };
+        if let Some(b) = &binding {
+            let step = crate::upstream_reset::ResetStep::of(&command);
+            if let Some(step) = step.filter(|s| self.upstream_runs_reset(&meta.dialect, *s)) {
+                return self.forward_reset(b, step, command, &meta, pending).await;
+            }
+        }
         let shadow = binding
             .filter(|b| b.mode == BindingMode::Shadow)
             .map(|b| b.upstream);

@@ -61,7 +61,8 @@ pub fn record(req: &HttpRequest, username: Option<&str>, answer: &HttpResponse) 
     json!({
         "method": req.method,
         "path": swap_user(&req.path),
-        "query": swap_user(&req.query),
+        // A query may carry a secret too (Crafter's `validate-token.json?token=`).
+        "query": swap_user(&scrub_form(&req.query, user)),
         "content_type": content_type,
         "accept": req.header("accept"),
         "basic_client": basic,
@@ -188,5 +189,24 @@ mod tests {
         assert_eq!(r["session"], false);
         assert_eq!(r["response_json"]["tokenType"], "Bearer");
         assert_eq!(r["response_json"]["expiresIn"], "<number>");
+    }
+
+    #[test]
+    fn a_reset_token_in_the_query_is_replaced() {
+        let req = HttpRequest {
+            method: "GET".into(),
+            path: "/studio/api/1/services/api/1/user/validate-token.json".into(),
+            query: "token=Upstream-Reset-Token-123&lang=en".into(),
+            headers: vec![],
+            body: vec![],
+        };
+        let answer = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: br#"{"message": "OK"}"#.to_vec(),
+        };
+        let r = record(&req, None, &answer);
+        assert!(!r.to_string().contains("Upstream-Reset-Token-123"), "{r}");
+        assert_eq!(r["query"], "token=__CG_SECRET_token__&lang=en");
     }
 }

@@ -6,6 +6,7 @@
 mod client;
 mod migrate;
 mod passthrough;
+mod reset;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
