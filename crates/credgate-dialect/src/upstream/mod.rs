@@ -10,11 +10,13 @@
 
 mod request;
 mod response;
+mod script;
 
 use credgate_core::{Password, SecretToken};
 
 pub use request::UpstreamRequest;
 pub use response::{Reply, Session};
+pub use script::SessionScript;
 
 /// What credgate asks of an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -206,7 +206,7 @@ impl Dialect {
     }
 
     /// The session as the dialect's auth scheme carries it, with CSRF where the route needs it.
-    fn present_session(
+    pub(super) fn present_session(
         &self,
         csrf_applies: bool,
         session: &Session,
