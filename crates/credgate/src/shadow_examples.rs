@@ -259,45 +259,11 @@ fn example(
     let _ = writeln!(out, "[[setup.users]]\nusername = {}", quoted(&username));
     let _ = writeln!(out, "password = {}", quoted(&setup_password));
     let _ = writeln!(out, "id = {}\n", quoted(&user_id));
-    let mut headers = BTreeMap::new();
-    let client = (format!("shadow-client-{}", r.seq), fresh(r.seq + 2));
-    let session = x["session"].as_bool().unwrap_or(true);
-    let login_client = session && dialect.is_some_and(login_takes_client);
-    if x["basic_client"].as_bool() == Some(true) || login_client {
-        let _ = writeln!(out, "[[setup.clients]]\nclient_id = {}", quoted(&client.0));
-        let _ = writeln!(out, "client_secret = {}\n", quoted(&client.1));
-    }
-    if x["basic_client"].as_bool() == Some(true) {
-        let basic = base64(format!("{}:{}", client.0, client.1).as_bytes());
-        headers.insert("Authorization".to_owned(), format!("Basic {basic}"));
-    }
-    let app_key = fresh(r.seq + 4);
-    let app_header = dialect
-        .and_then(|d| d.spec.auth.app_key.as_ref())
-        .filter(|_| !route.is_some_and(|rt| rt.spec.no_app_key))
-        .map(|a| a.header.clone());
-    if let Some(header) = &app_header {
-        let _ = writeln!(out, "[[setup.apps]]\nkey = {}\n", quoted(&app_key));
-        headers.insert(header.clone(), app_key.clone());
-    }
-    if session {
-        let auth = UpstreamAuth {
-            client_id: Some(client.0.clone()),
-            client_secret: Some(SecretToken::new(&client.1)),
-            app_key: app_header.is_some().then(|| SecretToken::new(&app_key)),
-        };
-        let values = Values {
-            username: Some(username.clone()),
-            password: Some(Password::new(&setup_password)),
-            ..Values::default()
-        };
-        let script = dialect.and_then(|d| d.session_script(&r.route, &values, &auth));
-        let Some(Ok(script)) = script else {
-            return Ok(Err(Skip::Session));
-        };
-        write_login(&mut out, &script)?;
-        headers.extend(script.present);
-    }
+    let who = (username.as_str(), setup_password.as_str());
+    let mut headers = match credentials(&mut out, r, x, dialect, route, who)? {
+        Ok(headers) => headers,
+        Err(skip) => return Ok(Err(skip)),
+    };
     if !content_type.is_empty() {
         headers.insert("Content-Type".to_owned(), content_type.clone());
     }
@@ -326,6 +292,58 @@ fn example(
         let _ = writeln!(out, "json = {}", quoted(&json));
     }
     Ok(Ok(out))
+}
+
+/// The setup clients and application keys an exchange needs, its login step when it carried
+/// a session, and the request headers presenting them (`who`: the user's name and password).
+fn credentials(
+    out: &mut String,
+    r: &Recorded,
+    x: &Value,
+    dialect: Option<&Dialect>,
+    route: Option<&CompiledRoute>,
+    (username, password): (&str, &str),
+) -> Result<Result<BTreeMap<String, String>, Skip>, String> {
+    let mut headers = BTreeMap::new();
+    let client = (format!("shadow-client-{}", r.seq), fresh(r.seq + 2));
+    let session = x["session"].as_bool().unwrap_or(true);
+    let login_client = session && dialect.is_some_and(login_takes_client);
+    if x["basic_client"].as_bool() == Some(true) || login_client {
+        let _ = writeln!(out, "[[setup.clients]]\nclient_id = {}", quoted(&client.0));
+        let _ = writeln!(out, "client_secret = {}\n", quoted(&client.1));
+    }
+    if x["basic_client"].as_bool() == Some(true) {
+        let basic = base64(format!("{}:{}", client.0, client.1).as_bytes());
+        headers.insert("Authorization".to_owned(), format!("Basic {basic}"));
+    }
+    let app_key = fresh(r.seq + 4);
+    let app_header = dialect
+        .and_then(|d| d.spec.auth.app_key.as_ref())
+        .filter(|_| !route.is_some_and(|rt| rt.spec.no_app_key))
+        .map(|a| a.header.clone());
+    if let Some(header) = &app_header {
+        let _ = writeln!(out, "[[setup.apps]]\nkey = {}\n", quoted(&app_key));
+        headers.insert(header.clone(), app_key.clone());
+    }
+    if session {
+        let auth = UpstreamAuth {
+            client_id: Some(client.0.clone()),
+            client_secret: Some(SecretToken::new(&client.1)),
+            app_key: app_header.is_some().then(|| SecretToken::new(&app_key)),
+        };
+        let values = Values {
+            username: Some(username.to_owned()),
+            password: Some(Password::new(password)),
+            ..Values::default()
+        };
+        let script = dialect.and_then(|d| d.session_script(&r.route, &values, &auth));
+        let Some(Ok(script)) = script else {
+            return Ok(Err(Skip::Session));
+        };
+        write_login(out, &script)?;
+        headers.extend(script.present);
+    }
+    Ok(Ok(headers))
 }
 
 /// Whether the dialect's login (or client grant) authenticates a client too.
