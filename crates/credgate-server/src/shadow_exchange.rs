@@ -101,7 +101,7 @@ pub fn record(
     // The user's name: given as such, or as the subject of a route that names users by name.
     let named = (route.subject.as_ref())
         .filter(|s| !s.by_id)
-        .and_then(|_| view.subject.as_deref());
+        .and(view.subject.as_deref());
     let user = (view.username.as_deref().or(named)).filter(|u| !u.is_empty());
     // An id the request names its user by (not the caller's `me` literal, not the username).
     let id = (route.subject.as_ref()).filter(|s| s.by_id).and_then(|s| {
