@@ -37,4 +37,6 @@ mod upstream_dialects;
 mod upstream_migrate;
 mod upstream_passthrough;
 mod upstream_shadow;
+mod upstream_shadow_examples;
+mod upstream_shadow_reset;
 mod user_cache;

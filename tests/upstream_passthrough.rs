@@ -4,11 +4,50 @@
 use credgate_server::upstream::UpstreamMode;
 use serde_json::{json, Value};
 
-use crate::common::start_with;
+use crate::common::{start_with, Gateway, TracedBinary};
 use crate::upstream_migrate::{
     backend_audit, crayon_change, crayon_token, front, front_users, legacy_backend, seed, upstream,
     AKANA_ID,
 };
+
+const LEGACY_PASSWORD: &str = "Legacy-Pass-2019";
+
+/// A legacy Akana backend holding `email` (password [`LEGACY_PASSWORD`], Akana id [`AKANA_ID`]),
+/// and a front passing the `inbound` dialects' requests through to it.
+struct Scene {
+    backend: TracedBinary,
+    gw: Gateway,
+    /// The backend's id for the user, for its audit trail.
+    legacy_id: String,
+}
+
+async fn passthrough_scene(
+    email: &str,
+    inbound: &[&str],
+    configure: impl FnOnce(&mut credgate_server::Settings),
+) -> Scene {
+    let backend = legacy_backend().await;
+    let legacy_id = seed(&backend, email, LEGACY_PASSWORD, AKANA_ID).await;
+    let gw = front(
+        upstream(&backend.url, UpstreamMode::Passthrough, inbound),
+        configure,
+    )
+    .await;
+    Scene {
+        backend,
+        gw,
+        legacy_id,
+    }
+}
+
+/// The access token of a Crayon token answer that must be a success.
+async fn access_token(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 200);
+    res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
 
 async fn akana_login(url: &str, email: &str, password: &str) -> reqwest::StatusCode {
     reqwest::Client::new()
@@ -22,14 +61,8 @@ async fn akana_login(url: &str, email: &str, password: &str) -> reqwest::StatusC
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
-    let backend = legacy_backend().await;
     let email = "margaret@acmepaymentscorp.com";
-    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
-    let gw = front(
-        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
-        |_| {},
-    )
-    .await;
+    let Scene { backend, gw, .. } = passthrough_scene(email, &["crayon"], |_| {}).await;
 
     // A wrong password at login is Crayon's wrong-password answer.
     let res = crayon_token(&gw, email, "Not-Her-Password-1").await;
@@ -39,7 +72,7 @@ async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
         json!({"error": "invalid_grant"})
     );
 
-    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
+    let res = crayon_token(&gw, email, LEGACY_PASSWORD).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["tokenType"], "Bearer");
@@ -64,7 +97,7 @@ async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
         &gw,
         &token,
         "someone-else.acmepaymentscorp",
-        "Legacy-Pass-2019",
+        LEGACY_PASSWORD,
         "Brand-New-Pass-2024",
     )
     .await;
@@ -74,7 +107,7 @@ async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
         &gw,
         &token,
         AKANA_ID,
-        "Legacy-Pass-2019",
+        LEGACY_PASSWORD,
         "Brand-New-Pass-2024",
     )
     .await;
@@ -86,10 +119,7 @@ async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
         akana_login(&backend.url, email, "Brand-New-Pass-2024").await,
         200
     );
-    assert_eq!(
-        akana_login(&backend.url, email, "Legacy-Pass-2019").await,
-        401
-    );
+    assert_eq!(akana_login(&backend.url, email, LEGACY_PASSWORD).await, 401);
     assert!(front_users(&gw).await.is_empty());
 
     // A token the front never issued is Crayon's 401.
@@ -106,36 +136,22 @@ async fn a_crayon_change_password_changes_it_on_the_akana_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_session_works_only_in_the_client_dialect_that_opened_it() {
-    let backend = legacy_backend().await;
     let email = "held.session@acmepaymentscorp.com";
-    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
-    let gw = front(
-        upstream(
-            &backend.url,
-            UpstreamMode::Passthrough,
-            &["crayon", "oauth-style"],
-        ),
-        |_| {},
-    )
-    .await;
-    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
-    assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let Scene { backend, gw, .. } =
+        passthrough_scene(email, &["crayon", "oauth-style"], |_| {}).await;
+    let token = access_token(crayon_token(&gw, email, LEGACY_PASSWORD).await).await;
     // The Crayon session, presented to the OAuth-style dialect bound to the same upstream.
     let res = gw
         .http
         .post(gw.at("/auth/password/change"))
         .bearer_auth(&token)
-        .json(&json!({"CurrentPassword": "Legacy-Pass-2019", "NewPassword": "Moved-Over-Pass-1"}))
+        .json(&json!({"CurrentPassword": LEGACY_PASSWORD, "NewPassword": "Moved-Over-Pass-1"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(
-        akana_login(&backend.url, email, "Legacy-Pass-2019").await,
+        akana_login(&backend.url, email, LEGACY_PASSWORD).await,
         200,
         "nothing reached the backend"
     );
@@ -144,7 +160,7 @@ async fn a_held_session_works_only_in_the_client_dialect_that_opened_it() {
         &gw,
         &token,
         AKANA_ID,
-        "Legacy-Pass-2019",
+        LEGACY_PASSWORD,
         "Brand-New-Pass-2024",
     )
     .await;
@@ -153,23 +169,22 @@ async fn a_held_session_works_only_in_the_client_dialect_that_opened_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guesses_through_a_passthrough_upstream_draw_on_the_local_budget() {
-    let backend = legacy_backend().await;
     let email = "margaret@acmepaymentscorp.com";
-    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
-    let gw = front(
-        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
-        |s| {
-            s.limits.user_failures = 3;
-            s.limits.address_failures = 1000;
-        },
-    )
+    let Scene {
+        gw,
+        backend: _legacy,
+        ..
+    } = passthrough_scene(email, &["crayon"], |s| {
+        s.limits.user_failures = 3;
+        s.limits.address_failures = 1000;
+    })
     .await;
     for i in 0..3 {
         let res = crayon_token(&gw, email, &format!("Wrong-Guess-{i}")).await;
         assert_eq!(res.status(), 400);
     }
     // Refused before the upstream is asked, even with the right password.
-    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
+    let res = crayon_token(&gw, email, LEGACY_PASSWORD).await;
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
 }
@@ -194,16 +209,15 @@ async fn front_audit(gw: &crate::common::Gateway) -> Vec<(String, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_stop_guesses_before_the_upstream_sees_them_and_the_front_audits_them() {
-    let backend = legacy_backend().await;
     let email = "guessed.user@acmepaymentscorp.com";
-    let legacy_id = seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
-    let gw = front(
-        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
-        |s| {
-            s.limits.user_failures = 3;
-            s.limits.address_failures = 1000;
-        },
-    )
+    let Scene {
+        backend,
+        gw,
+        legacy_id,
+    } = passthrough_scene(email, &["crayon"], |s| {
+        s.limits.user_failures = 3;
+        s.limits.address_failures = 1000;
+    })
     .await;
     for i in 0..9 {
         let res = crayon_token(&gw, email, &format!("Wrong-Guess-{i}")).await;
@@ -233,23 +247,22 @@ async fn limits_stop_guesses_before_the_upstream_sees_them_and_the_front_audits_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_address_budget_stops_guesses_at_many_users_before_the_upstream() {
-    let backend = legacy_backend().await;
     let victim = "spray.target@acmepaymentscorp.com";
-    let legacy_id = seed(&backend, victim, "Legacy-Pass-2019", AKANA_ID).await;
-    let gw = front(
-        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
-        |s| {
-            s.limits.user_failures = 1000;
-            s.limits.address_failures = 4;
-        },
-    )
+    let Scene {
+        backend,
+        gw,
+        legacy_id,
+    } = passthrough_scene(victim, &["crayon"], |s| {
+        s.limits.user_failures = 1000;
+        s.limits.address_failures = 4;
+    })
     .await;
     for i in 0..4 {
         let res = crayon_token(&gw, &format!("other{i}@acmepaymentscorp.com"), "Spray-1").await;
         assert_eq!(res.status(), 400);
     }
     // The address is spent: the victim's right password never reaches the upstream.
-    let res = crayon_token(&gw, victim, "Legacy-Pass-2019").await;
+    let res = crayon_token(&gw, victim, LEGACY_PASSWORD).await;
     assert_eq!(res.status(), 429);
     let seen = backend_audit(&backend, &legacy_id).await;
     assert!(!seen.iter().any(|k| k.starts_with("login")), "{seen:?}");
@@ -257,28 +270,14 @@ async fn the_address_budget_stops_guesses_at_many_users_before_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passthrough_login_and_change_are_audited_with_the_upstream_name() {
-    let backend = legacy_backend().await;
     let email = "audited.user@acmepaymentscorp.com";
-    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
-    let gw = front(
-        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
-        |_| {},
-    )
-    .await;
-    let res = crayon_token(&gw, email, "Legacy-Pass-2019").await;
-    assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = crayon_change(
-        &gw,
-        &token,
-        AKANA_ID,
-        "Legacy-Pass-2019",
-        "Brand-New-2024-x",
-    )
-    .await;
+    let Scene {
+        gw,
+        backend: _legacy,
+        ..
+    } = passthrough_scene(email, &["crayon"], |_| {}).await;
+    let token = access_token(crayon_token(&gw, email, LEGACY_PASSWORD).await).await;
+    let res = crayon_change(&gw, &token, AKANA_ID, LEGACY_PASSWORD, "Brand-New-2024-x").await;
     assert_eq!(res.status(), 200);
     let audit = front_audit(&gw).await;
     let kinds: Vec<&str> = audit
@@ -290,7 +289,7 @@ async fn a_passthrough_login_and_change_are_audited_with_the_upstream_name() {
         assert!(kinds.contains(&kind), "{kind}: {audit:?}");
     }
     let printed = format!("{audit:?}");
-    assert!(!printed.contains("Legacy-Pass-2019") && !printed.contains(&token));
+    assert!(!printed.contains(LEGACY_PASSWORD) && !printed.contains(&token));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,9 +297,10 @@ async fn a_session_opened_on_one_replica_works_on_the_other() {
     let Some(db) = crate::multi_instance::fresh_database() else {
         return;
     };
-    let backend = legacy_backend().await;
     let email = "replicated.user@acmepaymentscorp.com";
-    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let shared = db.clone();
+    let Scene { backend, gw: a, .. } =
+        passthrough_scene(email, &["crayon"], |s| s.database_url = shared).await;
     let settings = |db: String| {
         let bound = upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]);
         move |s: &mut credgate_server::Settings, _: &std::path::Path| {
@@ -308,20 +308,10 @@ async fn a_session_opened_on_one_replica_works_on_the_other() {
             s.database_url = db;
         }
     };
-    let a = front(
-        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
-        |s| s.database_url = db.clone(),
-    )
-    .await;
-    let res = crayon_token(&a, email, "Legacy-Pass-2019").await;
-    assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = access_token(crayon_token(&a, email, LEGACY_PASSWORD).await).await;
     // A second replica (its own process state, the same database) serves the session.
     let b = start_with(settings(db.clone())).await;
-    let res = crayon_change(&b, &token, AKANA_ID, "Legacy-Pass-2019", "Brand-New-2024-x").await;
+    let res = crayon_change(&b, &token, AKANA_ID, LEGACY_PASSWORD, "Brand-New-2024-x").await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     assert_eq!(
         akana_login(&backend.url, email, "Brand-New-2024-x").await,
@@ -347,28 +337,15 @@ async fn a_session_opened_on_one_replica_works_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passthrough_change_ends_the_users_other_passthrough_sessions() {
-    let backend = legacy_backend().await;
     let email = "many.sessions@acmepaymentscorp.com";
     let other = "someone.else@acmepaymentscorp.com";
     let other_id = "0a1b2c3d-0000-4000-8000-000000000001.acmepaymentscorp";
-    seed(&backend, email, "Legacy-Pass-2019", AKANA_ID).await;
+    let Scene { backend, gw, .. } = passthrough_scene(email, &["crayon"], |_| {}).await;
     seed(&backend, other, "Other-Pass-2019", other_id).await;
-    let gw = front(
-        upstream(&backend.url, UpstreamMode::Passthrough, &["crayon"]),
-        |_| {},
-    )
-    .await;
-    let token_of = |res: reqwest::Response| async move {
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["accessToken"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let acting = token_of(crayon_token(&gw, email, "Legacy-Pass-2019").await).await;
+    let acting = access_token(crayon_token(&gw, email, LEGACY_PASSWORD).await).await;
     // Another device of the same user, and another user.
-    let second = token_of(crayon_token(&gw, email, "Legacy-Pass-2019").await).await;
-    let theirs = token_of(crayon_token(&gw, other, "Other-Pass-2019").await).await;
+    let second = access_token(crayon_token(&gw, email, LEGACY_PASSWORD).await).await;
+    let theirs = access_token(crayon_token(&gw, other, "Other-Pass-2019").await).await;
     // A live session with a wrong current password is Crayon's WrongOldPassword (400); an
     // ended one is 401.
     let probe = |token: String, id: &'static str| {
@@ -381,14 +358,7 @@ async fn a_passthrough_change_ends_the_users_other_passthrough_sessions() {
     };
     assert_eq!(probe(second.clone(), AKANA_ID).await, 400);
 
-    let res = crayon_change(
-        &gw,
-        &acting,
-        AKANA_ID,
-        "Legacy-Pass-2019",
-        "Brand-New-2024-x",
-    )
-    .await;
+    let res = crayon_change(&gw, &acting, AKANA_ID, LEGACY_PASSWORD, "Brand-New-2024-x").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         probe(second, AKANA_ID).await,

@@ -280,9 +280,19 @@ async fn recorded_exchanges_become_examples_that_replay_passes_on_a_fresh_gatewa
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        printed.contains("4 examples written; left out: 1 with a session, 0 diverging"),
+        printed.contains("5 examples written; left out: 0 diverging, 0 with a token the upstream issued, 0 with a session the dialect cannot open"),
         "{printed}"
     );
+
+    // The change made with a session logs in first and presents the session it captured.
+    let change = std::fs::read_dir(dir.path().join("crayon/examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("shadow-change_password-200"))
+        .expect("the change with a session is written");
+    let change = std::fs::read_to_string(change).unwrap();
+    assert!(change.contains("[[before]]"), "{change}");
+    assert!(change.contains("Bearer {{ cg_access }}"), "{change}");
 
     // No secret and no identity of the traffic in the files.
     let mut texts = String::new();
@@ -336,5 +346,5 @@ async fn recorded_exchanges_become_examples_that_replay_passes_on_a_fresh_gatewa
         "{printed} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(printed.ends_with("4 passed, 0 failed\n"), "{printed}");
+    assert!(printed.ends_with("5 passed, 0 failed\n"), "{printed}");
 }

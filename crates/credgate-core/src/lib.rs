@@ -32,6 +32,7 @@ pub mod totp;
 pub mod two_factor;
 pub mod two_factor_model;
 pub mod upstream;
+pub mod upstream_reset;
 
 pub use cache::{Change, ChangeFeed, ChangeSink};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -83,6 +83,19 @@ pub trait UpstreamAuthority: Send + Sync {
         dialect: &str,
         change: &UpstreamChange<'_>,
     ) -> Result<(), Error>;
+    /// Whether the upstream for `dialect` runs reset step `step` (see
+    /// [`crate::upstream_reset`]); by default none does.
+    fn offers_reset(&self, _dialect: &str, _step: crate::upstream_reset::ResetStep) -> bool {
+        false
+    }
+    /// Runs a reset step at the upstream. A token it refuses is `Err(ResetTokenInvalid)`.
+    async fn reset(
+        &self,
+        _dialect: &str,
+        _request: &crate::upstream_reset::UpstreamResetRequest<'_>,
+    ) -> Result<(), Error> {
+        Err(Error::Internal)
+    }
 }
 
 /// A session of this gateway that stands for a user the upstream vouched for.

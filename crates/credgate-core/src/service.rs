@@ -322,45 +322,55 @@ impl CredentialService {
                     .await;
             }
         }
-        let shadow = binding
-            .filter(|b| b.mode == BindingMode::Shadow)
-            .map(|b| b.upstream);
         let principal = match access {
             Access::Public => None,
             Access::Token { token, kind } => {
                 Some(self.principal(token.as_ref(), kind, &issuer).await?)
             }
         };
-        match command {
-            Command::IssueToken(req) => {
-                let shadow = Shadowing {
-                    upstream: shadow.as_deref(),
-                    pending,
-                };
-                self.issue_token(req, &issuer, &meta, shadow).await
+        if let Some(b) = &binding {
+            let step = crate::upstream_reset::ResetStep::of(&command);
+            if let Some(step) = step.filter(|s| self.upstream_runs_reset(&meta.dialect, *s)) {
+                return self.forward_reset(b, step, command, &meta, pending).await;
             }
+        }
+        let shadow = binding
+            .filter(|b| b.mode == BindingMode::Shadow)
+            .map(|b| b.upstream);
+        let shadow = Shadowing {
+            upstream: shadow.as_deref(),
+            pending,
+        };
+        self.run_command(command, principal, &issuer, &meta, shadow)
+            .await
+    }
+
+    /// Runs one command for a caller whose evidence was checked (`principal`: the session it
+    /// presented, if any).
+    async fn run_command(
+        &self,
+        command: Command,
+        principal: Option<Principal>,
+        issuer: &Issuer,
+        meta: &RequestMeta,
+        shadow: Shadowing<'_>,
+    ) -> Result<Outcome, Error> {
+        match command {
+            Command::IssueToken(req) => self.issue_token(req, issuer, meta, shadow).await,
             Command::ChangePassword(change) => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
-                match shadow {
-                    Some(upstream) => {
-                        let user = self.subject_user(&caller, &change.subject, &meta).await?;
-                        let digest = caller.token.digest.clone();
-                        self.shadow_change(&upstream, &digest, user, change, &meta, pending)
-                            .await
-                    }
-                    None => self.change_password(&caller, change, &meta).await,
-                }
+                self.change_command(&caller, change, meta, shadow).await
             }
             Command::Logout => {
                 // The whole session ends: its refresh tokens too.
                 let caller = principal.ok_or(Error::Unauthenticated)?;
-                self.end_session(&caller.token, "logout", &meta).await?;
+                self.end_session(&caller.token, "logout", meta).await?;
                 Ok(Outcome::LoggedOut)
             }
             Command::RenewSession => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
                 let user = caller.user.clone().ok_or(Error::Forbidden)?;
-                self.revoke(&caller.token, &meta).await?;
+                self.revoke(&caller.token, meta).await?;
                 let grantee = Grantee {
                     kind: TokenKind::User,
                     user: Some(user),
@@ -368,7 +378,7 @@ impl CredentialService {
                     with_refresh: false,
                     session_id: Some(caller.token.session_id.clone()),
                 };
-                self.issue(grantee, &issuer, &meta, vec![])
+                self.issue(grantee, issuer, meta, vec![])
                     .await
                     .map(Outcome::Token)
             }
@@ -377,12 +387,12 @@ impl CredentialService {
                 client_required,
                 token,
             } => {
-                self.revoke_token(client, client_required, &token, &issuer, &meta)
+                self.revoke_token(client, client_required, &token, issuer, meta)
                     .await
             }
-            Command::RequestReset { username } => self.request_reset(&username, &meta).await,
+            Command::RequestReset { username } => self.request_reset(&username, meta).await,
             Command::ValidateReset { username, token } => {
-                self.valid_reset(username.as_deref(), &token, &meta).await?;
+                self.valid_reset(username.as_deref(), &token, meta).await?;
                 Ok(Outcome::ResetValid)
             }
             Command::ResetPassword {
@@ -391,16 +401,16 @@ impl CredentialService {
                 new,
                 confirm,
             } => {
-                self.reset_password(username.as_deref(), &token, new, confirm, &meta)
+                self.reset_password(username.as_deref(), &token, new, confirm, meta)
                     .await
             }
             Command::RequestResetCode { username, answer } => {
-                self.request_reset_code(&username, &answer, &meta).await
+                self.request_reset_code(&username, &answer, meta).await
             }
-            Command::ExchangeResetCode { code } => self.exchange_reset_code(&code, &meta).await,
+            Command::ExchangeResetCode { code } => self.exchange_reset_code(&code, meta).await,
             Command::ShowUser { subject } => {
                 let caller = principal.ok_or(Error::Unauthenticated)?;
-                let user = self.subject_user(&caller, &subject, &meta).await?;
+                let user = self.subject_user(&caller, &subject, meta).await?;
                 Ok(Outcome::User { user })
             }
         }
@@ -754,6 +764,26 @@ impl CredentialService {
         }
     }
 
+    /// A password change: made by the shadow upstream when the dialect is bound to one (the
+    /// local copy follows off the response path), else here.
+    async fn change_command(
+        &self,
+        caller: &Principal,
+        change: ChangePassword,
+        meta: &RequestMeta,
+        shadow: Shadowing<'_>,
+    ) -> Result<Outcome, Error> {
+        match shadow.upstream {
+            Some(upstream) => {
+                let user = self.subject_user(caller, &change.subject, meta).await?;
+                let digest = &caller.token.digest;
+                self.shadow_change(upstream, digest, user, change, meta, shadow.pending)
+                    .await
+            }
+            None => self.change_password(caller, change, meta).await,
+        }
+    }
+
     async fn change_password(
         &self,
         caller: &Principal,
@@ -827,14 +857,28 @@ impl CredentialService {
                 .await?;
             return Err(Error::PolicyViolation { rules: broken });
         }
-        let new_hash = self.hasher.hash(&change.new).await?;
+        self.commit_change(caller, user, credential.version, &change.new, meta)
+            .await
+    }
+
+    /// Stores a checked change: the new hash, the user's other sessions ended (the caller's own
+    /// is kept when it changed its own password), audited.
+    async fn commit_change(
+        &self,
+        caller: &Principal,
+        user: User,
+        expected_version: i64,
+        new: &Password,
+        meta: &RequestMeta,
+    ) -> Result<Outcome, Error> {
+        let new_hash = self.hasher.hash(new).await?;
         // The caller keeps the session it acted with when changing its own password.
         let keep_token = (caller.token.user_id.as_deref() == Some(user.id.as_str()))
             .then(|| caller.token.digest.clone());
         let changed_by = caller.user.as_ref().map(|u| u.id.clone());
         let update = PasswordUpdate {
             user_id: user.id.clone(),
-            expected_version: credential.version,
+            expected_version,
             new_hash,
             keep_token: keep_token.clone(),
             // The current hash counts as one of the last `history`.
@@ -858,9 +902,14 @@ impl CredentialService {
         match self.store.update_password(&update).await {
             Ok(()) => {}
             Err(StoreError::VersionMismatch) => {
-                self.store
-                    .append_audit(&[fail("concurrent_change")])
-                    .await?;
+                let detail = json!({"reason": "concurrent_change"});
+                let event = self.event(
+                    AuditKind::PasswordChangeFailed,
+                    Some(&user.id),
+                    meta,
+                    detail,
+                );
+                self.store.append_audit(&[event]).await?;
                 return Err(Error::Conflict(
                     "the password was changed concurrently".into(),
                 ));

@@ -28,6 +28,21 @@ use crate::upstream::{Migration, UpstreamAccount, LEGACY_POLICY_FLAG};
 pub enum ShadowRoute {
     Login,
     ChangePassword,
+    RequestReset,
+    ValidateReset,
+    ResetPassword,
+}
+
+impl ShadowRoute {
+    /// Whether an upstream outcome of this route cannot be checked here: a reset token is the
+    /// upstream's, so its check, and a completion refused for its token, are not compared.
+    fn unknowable(self, upstream: &Result<(), Error>) -> bool {
+        match self {
+            Self::ValidateReset => true,
+            Self::ResetPassword => matches!(upstream, Err(Error::ResetTokenInvalid)),
+            _ => false,
+        }
+    }
 }
 
 /// A request the upstream answered, waiting to be compared and synced. Holds the passwords
@@ -67,6 +82,30 @@ impl std::fmt::Debug for Deferred {
 impl ShadowPending {
     pub(crate) fn keep(&mut self, digest: String) {
         self.keep_token = Some(digest);
+    }
+
+    /// A reset step the upstream ran; `new` is a completion's password.
+    pub(crate) fn for_reset(
+        route: ShadowRoute,
+        upstream: &str,
+        meta: &RequestMeta,
+        upstream_result: Result<(), Error>,
+        before: Option<(User, Option<(String, i64)>)>,
+        new: Option<Password>,
+    ) -> Self {
+        Self {
+            route,
+            upstream: upstream.to_owned(),
+            meta: meta.clone(),
+            upstream_result,
+            before,
+            password: Password::new(String::new()),
+            new,
+            // A reset ends every session of the user, as a local reset does.
+            keep_token: None,
+            created: false,
+            forgive: Deferred(None),
+        }
     }
 }
 
@@ -275,7 +314,7 @@ impl CredentialService {
         result.map(|()| Outcome::PasswordChanged { user })
     }
 
-    async fn snapshot(
+    pub(crate) async fn snapshot(
         &self,
         key: UserKey<'_>,
     ) -> Result<Option<(User, Option<(String, i64)>)>, Error> {
@@ -307,14 +346,21 @@ impl CredentialService {
         }
         ShadowVerdict {
             route: pending.route,
+            not_synced: pending.before.is_none()
+                || pending.route.unknowable(&pending.upstream_result),
             upstream: pending.upstream_result,
             local,
-            not_synced: pending.before.is_none(),
             synced,
         }
     }
 
     async fn shadow_local(&self, p: &ShadowPending) -> Result<(), Error> {
+        match p.route {
+            ShadowRoute::Login | ShadowRoute::ChangePassword => {}
+            // Answered the same whoever asks.
+            ShadowRoute::RequestReset | ShadowRoute::ValidateReset => return Ok(()),
+            ShadowRoute::ResetPassword => return self.reset_local(p).await,
+        }
         let Some((user, Some((hash, _)))) = &p.before else {
             self.hasher.verify_dummy(&p.password).await?;
             return Err(Error::InvalidCredentials);
@@ -343,9 +389,36 @@ impl CredentialService {
         }
     }
 
-    /// Replaces the local hash by one of the password the upstream now holds (a changed
-    /// password, or a login whose password differs here); flags a password local policy would
-    /// refuse. Returns whether anything changed.
+    /// What credgate would have answered to a completion, were the upstream's token valid
+    /// here: the local policy (and history) on the new password.
+    async fn reset_local(&self, p: &ShadowPending) -> Result<(), Error> {
+        let (Some((user, credential)), Some(new)) = (&p.before, &p.new) else {
+            return Ok(());
+        };
+        if user.externally_managed {
+            return Err(Error::ExternallyManaged);
+        }
+        let mut broken = self.config.policy.check(&new.normalized(), &user.username);
+        if let (true, Some((hash, _))) = (broken.is_empty(), credential) {
+            if self
+                .reuses_recent(&user.id, new, Current::Hash(hash))
+                .await?
+            {
+                broken.push(PolicyRule::History {
+                    last: self.config.policy.history,
+                });
+            }
+        }
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::PolicyViolation { rules: broken })
+        }
+    }
+
+    /// Replaces the local hash by one of the password the upstream now holds (a changed or
+    /// reset password, or a login whose password differs here); flags a password local policy
+    /// would refuse. Returns whether anything changed.
     async fn shadow_sync(
         &self,
         p: &ShadowPending,
@@ -354,6 +427,12 @@ impl CredentialService {
         let Some((user, Some((_, version)))) = &p.before else {
             return Ok(false);
         };
+        if matches!(
+            p.route,
+            ShadowRoute::RequestReset | ShadowRoute::ValidateReset
+        ) {
+            return Ok(false);
+        }
         let password = match (&p.new, local) {
             (Some(new), _) => new,
             (None, Ok(())) => return Ok(false),
@@ -367,6 +446,18 @@ impl CredentialService {
             .map(PolicyRule::name)
             .collect();
         let detail = json!({"upstream": p.upstream, "synced": true, "policy_failures": broken});
+        let audit = match p.route {
+            ShadowRoute::ResetPassword => vec![
+                self.event(AuditKind::PasswordReset, Some(&user.id), &p.meta, detail),
+                self.event(
+                    AuditKind::SessionsRevoked,
+                    Some(&user.id),
+                    &p.meta,
+                    json!({"kept_current": false, "upstream": p.upstream}),
+                ),
+            ],
+            _ => vec![self.event(AuditKind::PasswordChanged, Some(&user.id), &p.meta, detail)],
+        };
         let update = PasswordUpdate {
             user_id: user.id.clone(),
             expected_version: *version,
@@ -374,7 +465,7 @@ impl CredentialService {
             keep_token: p.keep_token.clone(),
             history_limit: self.config.policy.history.saturating_sub(1),
             now: self.clock.now(),
-            audit: vec![self.event(AuditKind::PasswordChanged, Some(&user.id), &p.meta, detail)],
+            audit,
         };
         self.store.update_password(&update).await?;
         let flag = (!broken.is_empty()).then(|| broken.join(","));
@@ -523,6 +614,16 @@ mod tests {
             verdict(Ok(()), Err(Error::NotFound)).result(),
             ShadowResult::Divergence("not_found")
         );
+    }
+
+    #[test]
+    fn an_upstream_reset_token_cannot_be_judged_here() {
+        let refused = Err(Error::ResetTokenInvalid);
+        assert!(ShadowRoute::ValidateReset.unknowable(&Ok(())));
+        assert!(ShadowRoute::ResetPassword.unknowable(&refused));
+        assert!(!ShadowRoute::ResetPassword.unknowable(&Ok(())));
+        assert!(!ShadowRoute::RequestReset.unknowable(&Ok(())));
+        assert!(!ShadowRoute::Login.unknowable(&refused));
     }
 
     #[test]

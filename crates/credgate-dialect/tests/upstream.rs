@@ -357,3 +357,103 @@ fn change_answers_read_as_done_and_a_constant_body_must_match() {
         Error::Unavailable
     );
 }
+
+#[test]
+fn reset_steps_put_the_token_and_new_password_where_each_route_reads_them() {
+    let set = set();
+    let values = Values {
+        username: Some("rita@example.com".into()),
+        new: Some(Password::new("Brand-New-Pass-1")),
+        reset_token: Some(SecretToken::new("upstream-reset-token")),
+        ..Values::default()
+    };
+    let auth = UpstreamAuth::default();
+    // Crafter: no session, the token in the body (set-password) or the query (validate).
+    let crafter = set.get("crafter").unwrap();
+    let built = crafter
+        .upstream_request(
+            UpstreamCommand::ResetPassword,
+            BASE_URL,
+            &values,
+            &auth,
+            None,
+        )
+        .unwrap();
+    assert!(
+        built.url.ends_with("/user/set-password.json"),
+        "{}",
+        built.url
+    );
+    let body: serde_json::Value = serde_json::from_slice(&built.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"token": "upstream-reset-token", "new": "Brand-New-Pass-1"})
+    );
+    assert!(!format!("{built:?}").contains("upstream-reset-token"));
+    let built = crafter
+        .upstream_request(
+            UpstreamCommand::ValidateReset,
+            BASE_URL,
+            &values,
+            &auth,
+            None,
+        )
+        .unwrap();
+    assert!(built
+        .url
+        .ends_with("validate-token.json?token=upstream-reset-token"));
+    // OAuth-style: the username too, and a client token is required first.
+    let oauth = set.get("oauth-style").unwrap();
+    assert!(oauth
+        .upstream_request(
+            UpstreamCommand::ResetPassword,
+            BASE_URL,
+            &values,
+            &auth,
+            None
+        )
+        .is_err());
+    let client = Session {
+        bearer: Some(SecretToken::new("client-token")),
+        ..Session::default()
+    };
+    let built = oauth
+        .upstream_request(
+            UpstreamCommand::ResetPassword,
+            BASE_URL,
+            &values,
+            &auth,
+            Some(&client),
+        )
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&built.body).unwrap();
+    assert_eq!(body["Token"], "upstream-reset-token");
+    assert_eq!(body["Username"], "rita@example.com");
+    assert_eq!(built.header("authorization"), Some("Bearer client-token"));
+    // A dialect without reset routes offers none.
+    let crayon = set.get("crayon").unwrap();
+    assert!(crayon
+        .upstream_route(UpstreamCommand::ResetPassword)
+        .is_none());
+    // The vendor's answers read back: success, and a token it refuses.
+    let ok = HttpResponse {
+        status: 204,
+        headers: vec![],
+        body: vec![],
+    };
+    assert!(matches!(
+        oauth.upstream_reply(UpstreamCommand::ResetPassword, &ok),
+        Ok(Reply::Done)
+    ));
+    let refused = HttpResponse {
+        status: 400,
+        headers: vec![],
+        body: br#"{"message": "Invalid parameter: token"}"#.to_vec(),
+    };
+    assert_eq!(
+        crafter
+            .upstream_reply(UpstreamCommand::ResetPassword, &refused)
+            .err(),
+        Some(Error::ResetTokenInvalid)
+    );
+}

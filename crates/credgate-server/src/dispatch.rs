@@ -170,7 +170,8 @@ async fn serve_match(
                     status: answer.0.status,
                     exchange: crate::shadow_exchange::record(
                         &engine_req,
-                        extracted.view.username.as_deref(),
+                        &extracted.view,
+                        m.route(),
                         &answer.0,
                     ),
                 };

@@ -4,13 +4,80 @@
 //! the user's name `__CG_USER__`, a Basic client's id `__CG_CLIENT__` (its secret is dropped),
 //! and the answer's volatile values (tokens, dates, ids, numbers) become replay's wildcards.
 //! A request that carries a session (a bearer token or a cookie) is marked `session`, with the
-//! value left out.
+//! value left out (the example writer logs in first, as the dialect's clients do). The id a
+//! request names its user by (Crayon's `/users/{id}/...`, its body's `Id`) becomes
+//! `__CG_USER_ID__`.
 
-use credgate_dialect::{HttpRequest, HttpResponse};
+use credgate_dialect::route::{CompiledRoute, Source};
+use credgate_dialect::{HttpRequest, HttpResponse, RequestView};
 use serde_json::{json, Map, Value};
 
 pub const USER: &str = "__CG_USER__";
+pub const USER_ID: &str = "__CG_USER_ID__";
 pub const CLIENT: &str = "__CG_CLIENT__";
+
+/// The identities a record replaces: the user's name, and the id the request names it by.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    user: Option<&'a str>,
+    id: Option<&'a str>,
+    /// Body and query fields the route reads a secret from (Crafter's `current` and `new`).
+    secrets: &'a [String],
+}
+
+/// Canonical fields that carry a secret.
+const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "current",
+    "new",
+    "confirm",
+    "token",
+    "code",
+    "answer",
+    "client_secret",
+    "refresh_token",
+];
+
+/// The body and query field names `route` reads a secret from.
+fn secret_sources(route: &CompiledRoute) -> Vec<String> {
+    (route.fields.iter())
+        .filter(|(canonical, _)| SECRET_FIELDS.contains(&canonical.as_str()))
+        .flat_map(|(_, sources)| sources.iter())
+        .filter_map(|s| match s {
+            Source::Body(n) | Source::Query(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Who<'_> {
+    /// Whether a body or query field named `name` holds a secret.
+    fn secret(&self, name: &str) -> bool {
+        secret_name(name) || self.secrets.iter().any(|s| s == name)
+    }
+
+    /// The marker standing for `value`, if it is one of the identities.
+    fn marker(&self, value: &str) -> Option<&'static str> {
+        if Some(value) == self.user {
+            Some(USER)
+        } else if Some(value) == self.id {
+            Some(USER_ID)
+        } else {
+            None
+        }
+    }
+
+    fn swap(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        if let Some(u) = self.user {
+            out = out.replace(u, USER);
+        }
+        if let Some(id) = self.id {
+            out = out.replace(id, USER_ID);
+        }
+        out
+    }
+}
 
 /// The placeholder of a secret body field.
 pub fn secret_marker(field: &str) -> String {
@@ -24,13 +91,34 @@ fn secret_name(name: &str) -> bool {
         .any(|s| n.contains(s))
 }
 
-/// The exchange with its secrets replaced; `username` is the request's user, if it names one.
-pub fn record(req: &HttpRequest, username: Option<&str>, answer: &HttpResponse) -> Value {
-    let user = username.filter(|u| !u.is_empty());
-    let swap_user = |s: &str| match user {
-        Some(u) => s.replace(u, USER),
-        None => s.to_owned(),
+/// The exchange of a request to `route` with its secrets replaced; `view` names its user.
+pub fn record(
+    req: &HttpRequest,
+    view: &RequestView,
+    route: &CompiledRoute,
+    answer: &HttpResponse,
+) -> Value {
+    // The user's name: given as such, or as the subject of a route that names users by name.
+    let named = (route.subject.as_ref())
+        .filter(|s| !s.by_id)
+        .and(view.subject.as_deref());
+    let user = (view.username.as_deref().or(named)).filter(|u| !u.is_empty());
+    // An id the request names its user by (not the caller's `me` literal, not the username).
+    let id = (route.subject.as_ref()).filter(|s| s.by_id).and_then(|s| {
+        let raw = view.subject.as_deref()?;
+        (s.me.as_deref() != Some(raw) && Some(raw) != user && raw.len() > 2).then_some(raw)
+    });
+    let secrets = secret_sources(route);
+    let who = Who {
+        user,
+        id,
+        secrets: &secrets,
     };
+    record_for(req, who, answer)
+}
+
+fn record_for(req: &HttpRequest, who: Who<'_>, answer: &HttpResponse) -> Value {
+    let swap_user = |s: &str| who.swap(s);
     let authorization = req.header("authorization").unwrap_or("");
     let basic = authorization
         .get(..6)
@@ -40,11 +128,11 @@ pub fn record(req: &HttpRequest, username: Option<&str>, answer: &HttpResponse) 
     let body = String::from_utf8_lossy(&req.body);
     let body = if content_type.contains("json") {
         match serde_json::from_str::<Value>(&body) {
-            Ok(v) => serde_json::to_string(&scrub_request(None, v, user)).unwrap_or_default(),
+            Ok(v) => serde_json::to_string(&scrub_request(None, v, who)).unwrap_or_default(),
             Err(_) => String::new(),
         }
     } else if content_type.contains("x-www-form-urlencoded") {
-        scrub_form(&body, user)
+        scrub_form(&body, who)
     } else {
         String::new()
     };
@@ -54,14 +142,15 @@ pub fn record(req: &HttpRequest, username: Option<&str>, answer: &HttpResponse) 
     {
         serde_json::from_slice::<Value>(&answer.body)
             .ok()
-            .map(|v| wildcard(None, v, user))
+            .map(|v| wildcard(None, v, who))
     } else {
         None
     };
     json!({
         "method": req.method,
         "path": swap_user(&req.path),
-        "query": swap_user(&req.query),
+        // A query may carry a secret too (Crafter's `validate-token.json?token=`).
+        "query": swap_user(&scrub_form(&req.query, who)),
         "content_type": content_type,
         "accept": req.header("accept"),
         "basic_client": basic,
@@ -73,12 +162,14 @@ pub fn record(req: &HttpRequest, username: Option<&str>, answer: &HttpResponse) 
     })
 }
 
-fn scrub_request(name: Option<&str>, value: Value, user: Option<&str>) -> Value {
+fn scrub_request(name: Option<&str>, value: Value, user: Who<'_>) -> Value {
     match value {
-        Value::String(_) if name.is_some_and(secret_name) => {
+        Value::String(_) if name.is_some_and(|n| user.secret(n)) => {
             Value::String(secret_marker(name.unwrap_or("")))
         }
-        Value::String(s) if Some(s.as_str()) == user => Value::String(USER.into()),
+        Value::String(s) if user.marker(&s).is_some() => {
+            Value::String(user.marker(&s).unwrap_or(USER).into())
+        }
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
@@ -97,15 +188,15 @@ fn scrub_request(name: Option<&str>, value: Value, user: Option<&str>) -> Value 
     }
 }
 
-fn scrub_form(body: &str, user: Option<&str>) -> String {
+fn scrub_form(body: &str, user: Who<'_>) -> String {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(body).unwrap_or_default();
     let pairs: Vec<(String, String)> = pairs
         .into_iter()
         .map(|(k, v)| {
-            let v = if secret_name(&k) {
+            let v = if user.secret(&k) {
                 secret_marker(&k)
-            } else if Some(v.as_str()) == user {
-                USER.to_owned()
+            } else if let Some(marker) = user.marker(&v) {
+                marker.to_owned()
             } else {
                 v
             };
@@ -127,9 +218,11 @@ fn volatile_name(name: &str) -> bool {
 }
 
 /// The answer with its volatile values as replay's wildcards (`<string>`, `<number>`).
-fn wildcard(name: Option<&str>, value: Value, user: Option<&str>) -> Value {
+fn wildcard(name: Option<&str>, value: Value, user: Who<'_>) -> Value {
     match value {
-        Value::String(s) if Some(s.as_str()) == user => Value::String(USER.into()),
+        Value::String(s) if user.marker(&s).is_some() => {
+            Value::String(user.marker(&s).unwrap_or(USER).into())
+        }
         Value::String(s)
             if name.is_some_and(volatile_name)
                 || s.len() > 24
@@ -178,7 +271,12 @@ mod tests {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: br#"{"accessToken":"abc.def","expiresIn":3600,"tokenType":"Bearer"}"#.to_vec(),
         };
-        let r = record(&req, Some("jo@x.com"), &answer);
+        let who = Who {
+            user: Some("jo@x.com"),
+            id: None,
+            secrets: &[],
+        };
+        let r = record_for(&req, who, &answer);
         let text = r.to_string();
         assert!(!text.contains("Hunter"), "{text}");
         assert!(!text.contains("Y2xpZW50"), "{text}");
@@ -188,5 +286,63 @@ mod tests {
         assert_eq!(r["session"], false);
         assert_eq!(r["response_json"]["tokenType"], "Bearer");
         assert_eq!(r["response_json"]["expiresIn"], "<number>");
+    }
+
+    #[test]
+    fn a_reset_token_in_the_query_is_replaced() {
+        let req = HttpRequest {
+            method: "GET".into(),
+            path: "/studio/api/1/services/api/1/user/validate-token.json".into(),
+            query: "token=Upstream-Reset-Token-123&lang=en".into(),
+            headers: vec![],
+            body: vec![],
+        };
+        let answer = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: br#"{"message": "OK"}"#.to_vec(),
+        };
+        let who = Who {
+            user: None,
+            id: None,
+            secrets: &[],
+        };
+        let r = record_for(&req, who, &answer);
+        assert!(!r.to_string().contains("Upstream-Reset-Token-123"), "{r}");
+        assert_eq!(r["query"], "token=__CG_SECRET_token__&lang=en");
+    }
+
+    #[test]
+    fn the_users_id_becomes_a_marker_and_a_session_is_only_flagged() {
+        let id = "e758d6be-6fe4-491c-9f1c-5b6b8d6f79b2";
+        let req = HttpRequest {
+            method: "PUT".into(),
+            path: format!("/api/v1/users/{id}/changepassword"),
+            query: String::new(),
+            headers: vec![
+                ("Authorization".into(), "Bearer live-session-token".into()),
+                ("Content-Type".into(), "application/json".into()),
+            ],
+            body: format!(r#"{{"Id": "{id}", "OldPassword": "Old-1", "NewPassword": "New-2"}}"#)
+                .into_bytes(),
+        };
+        let answer = HttpResponse {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: b"true".to_vec(),
+        };
+        let who = Who {
+            user: None,
+            id: Some(id),
+            secrets: &[],
+        };
+        let r = record_for(&req, who, &answer);
+        let text = r.to_string();
+        for secret in [id, "live-session-token", "Old-1", "New-2"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(r["path"], "/api/v1/users/__CG_USER_ID__/changepassword");
+        assert_eq!(r["session"], true);
+        assert_eq!(r["response_json"], true);
     }
 }

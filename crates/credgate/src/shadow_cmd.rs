@@ -89,15 +89,18 @@ pub async fn run(cmd: ShadowCmd, settings: &Settings) -> Result<(), String> {
             for dialect in &wanted {
                 records.extend(fetch_exchanges(&target, &token, dialect).await?);
             }
-            let written = crate::shadow_examples::write(&dir, &records, per_route.max(1))?;
+            let dialects = credgate_server::upstream::spoken_dialects(settings)?;
+            let written =
+                crate::shadow_examples::write(&dir, &records, per_route.max(1), &dialects)?;
             for file in &written.files {
                 println!("wrote {}", dir.join(file).display());
             }
             println!(
-                "{} examples written; left out: {} with a session, {} diverging",
+                "{} examples written; left out: {} diverging, {} with a token the upstream issued, {} with a session the dialect cannot open",
                 written.files.len(),
+                written.diverging,
+                written.with_issued_token,
                 written.with_session,
-                written.diverging
             );
             Ok(())
         }

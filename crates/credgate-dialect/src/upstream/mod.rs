@@ -10,11 +10,13 @@
 
 mod request;
 mod response;
+mod script;
 
 use credgate_core::{Password, SecretToken};
 
 pub use request::UpstreamRequest;
 pub use response::{Reply, Session};
+pub use script::SessionScript;
 
 /// What credgate asks of an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,10 @@ pub enum UpstreamCommand {
     ChangePassword,
     /// Starts a reset for a username (the vendor mails its user).
     RequestReset,
+    /// Checks a reset token the vendor issued.
+    ValidateReset,
+    /// Sets a new password with a reset token the vendor issued.
+    ResetPassword,
     /// A client-credentials grant: a session for the routes that need a client token.
     ClientToken,
 }
@@ -35,6 +41,8 @@ impl UpstreamCommand {
             Self::Login => "login",
             Self::ChangePassword => "change_password",
             Self::RequestReset => "request_reset",
+            Self::ValidateReset => "validate_reset",
+            Self::ResetPassword => "reset_password",
             Self::ClientToken => "client_token",
         }
     }
@@ -71,6 +79,8 @@ pub struct Values {
     pub current: Option<Password>,
     pub new: Option<Password>,
     pub subject_ref: Option<String>,
+    /// A reset token the vendor issued (its route's `token` field).
+    pub reset_token: Option<SecretToken>,
 }
 
 #[derive(Debug, thiserror::Error)]

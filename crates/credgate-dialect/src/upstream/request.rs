@@ -76,6 +76,12 @@ impl Dialect {
                 find(&|r| r.spec.command == CommandKind::ChangePassword)
             }
             UpstreamCommand::RequestReset => find(&|r| r.spec.command == CommandKind::RequestReset),
+            UpstreamCommand::ValidateReset => {
+                find(&|r| r.spec.command == CommandKind::ValidateReset)
+            }
+            UpstreamCommand::ResetPassword => {
+                find(&|r| r.spec.command == CommandKind::ResetPassword)
+            }
         }
     }
 
@@ -200,7 +206,7 @@ impl Dialect {
     }
 
     /// The session as the dialect's auth scheme carries it, with CSRF where the route needs it.
-    fn present_session(
+    pub(super) fn present_session(
         &self,
         csrf_applies: bool,
         session: &Session,
@@ -263,6 +269,14 @@ fn place_values(
             "password" if op != UpstreamCommand::ClientToken => secret(&values.password),
             "current" => secret(&values.current),
             "new" => secret(&values.new),
+            "token"
+                if matches!(
+                    op,
+                    UpstreamCommand::ValidateReset | UpstreamCommand::ResetPassword
+                ) =>
+            {
+                values.reset_token.as_ref().map(|t| t.expose().to_owned())
+            }
             // An optional confirmation (Crafter's UI-only `confirmation`) is left out, as the
             // vendor's documented request has it.
             "confirm" if route.requires("confirm") => secret(&values.new),

@@ -77,7 +77,7 @@ const PREFERENCE: &[&str] = &[
 /// Stands for every value in an error template when its literal text is turned into a pattern.
 const ERROR_MARK: &str = "credgateerrormark";
 
-fn marker(set: u8, what: &str) -> String {
+pub(super) fn marker(set: u8, what: &str) -> String {
     format!("credgatemark{set}{what}")
 }
 
@@ -115,7 +115,7 @@ impl Dialect {
     }
 
     /// The context a success template sees, with markers where values vary.
-    fn marker_context(&self, set: u8) -> Template {
+    pub(super) fn marker_context(&self, set: u8) -> Template {
         let m = |w: &str| marker(set, w);
         Template::from_serialize(json!({
             "base": self.spec.base, "vars": self.vars, "dialect": self.name,
@@ -148,7 +148,7 @@ impl Dialect {
         }))
     }
 
-    fn render(&self, name: &str, ctx: &Template) -> Option<String> {
+    pub(super) fn render(&self, name: &str, ctx: &Template) -> Option<String> {
         self.env.get_template(name).ok()?.render(ctx).ok()
     }
 
@@ -310,7 +310,7 @@ impl Dialect {
 }
 
 /// The JSON pointer of every string equal to `needle`, in document order.
-fn find_pointers(value: &Value, needle: &str, at: &str, out: &mut Vec<String>) {
+pub(super) fn find_pointers(value: &Value, needle: &str, at: &str, out: &mut Vec<String>) {
     match value {
         Value::String(s) if s == needle => out.push(at.to_owned()),
         Value::Object(map) => {

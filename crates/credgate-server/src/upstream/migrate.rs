@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use credgate_core::{
     Error, Password, UpstreamAccount, UpstreamDirectory, UpstreamReset, UpstreamVerdict,
 };
-use credgate_dialect::spec::TokenRequirement;
 use credgate_dialect::upstream::{Reply, UpstreamCommand, Values};
 
 use super::client::for_caller;
@@ -57,23 +56,13 @@ impl UpstreamDirectory for MigrateUpstreams {
 
     async fn request_reset(&self, username: &str) -> Result<UpstreamReset, Error> {
         for client in &self.clients {
-            let Some(route) = client.dialect.upstream_route(UpstreamCommand::RequestReset) else {
+            // A reset that needs the user's own session cannot serve a forgotten password.
+            if !super::reset::offers(client, UpstreamCommand::RequestReset) {
                 continue;
-            };
-            let session = match route.spec.token {
-                TokenRequirement::None => None,
-                TokenRequirement::Client => {
-                    match client
-                        .call(UpstreamCommand::ClientToken, &Values::default(), None)
-                        .await
-                    {
-                        Ok(Reply::Session(s)) => Some(s),
-                        _ => return Err(Error::Unavailable),
-                    }
-                }
-                // A reset that needs the user's own session cannot serve a forgotten password.
-                TokenRequirement::User => continue,
-            };
+            }
+            let session = super::reset::session_for(client, UpstreamCommand::RequestReset)
+                .await
+                .map_err(|_| Error::Unavailable)?;
             let values = Values {
                 username: Some(username.to_owned()),
                 ..Values::default()

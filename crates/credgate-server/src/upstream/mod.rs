@@ -6,6 +6,7 @@
 mod client;
 mod migrate;
 mod passthrough;
+mod reset;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -113,6 +114,29 @@ pub fn validate(upstreams: &[UpstreamSettings]) -> Result<(), String> {
     Ok(())
 }
 
+/// Every dialect credgate can speak as a client, by name, including those not served here.
+/// Each file is loaded on its own: routes of dialects not served together cannot clash.
+pub fn spoken_dialects(settings: &Settings) -> Result<BTreeMap<String, Arc<Dialect>>, String> {
+    let mut sources = DialectSource::embedded();
+    for dir in &settings.dialects.dirs {
+        sources.extend(DialectSource::from_dir(dir).map_err(|e| e.to_string())?);
+    }
+    let options = LoadOptions {
+        vars: settings.dialects.vars.clone(),
+        csrf: settings.dialects.csrf.clone(),
+        ..LoadOptions::default()
+    };
+    let mut spoken: BTreeMap<String, Arc<Dialect>> = BTreeMap::new();
+    for source in &sources {
+        let set =
+            DialectSet::load(std::slice::from_ref(source), &options).map_err(|e| e.to_string())?;
+        for d in set.dialects() {
+            spoken.insert(d.name.clone(), Arc::clone(d));
+        }
+    }
+    Ok(spoken)
+}
+
 /// The configured upstreams, built once at start.
 #[derive(Default)]
 pub struct Upstreams {
@@ -127,25 +151,7 @@ impl Upstreams {
         if settings.upstreams.is_empty() {
             return Ok(Self::default());
         }
-        // Every dialect can be spoken to an upstream, including those not served here. Each file is
-        // loaded on its own: routes of dialects not served together cannot clash.
-        let mut sources = DialectSource::embedded();
-        for dir in &settings.dialects.dirs {
-            sources.extend(DialectSource::from_dir(dir).map_err(|e| e.to_string())?);
-        }
-        let options = LoadOptions {
-            vars: settings.dialects.vars.clone(),
-            csrf: settings.dialects.csrf.clone(),
-            ..LoadOptions::default()
-        };
-        let mut spoken: BTreeMap<String, Arc<Dialect>> = BTreeMap::new();
-        for source in &sources {
-            let set = DialectSet::load(std::slice::from_ref(source), &options)
-                .map_err(|e| e.to_string())?;
-            for d in set.dialects() {
-                spoken.insert(d.name.clone(), Arc::clone(d));
-            }
-        }
+        let spoken = spoken_dialects(settings)?;
         let (mut migrate, mut passthrough, mut all) = (Vec::new(), Vec::new(), Vec::new());
         let roots = crate::tls::client_roots(&settings.tls)?;
         for (i, u) in settings.upstreams.iter().enumerate() {

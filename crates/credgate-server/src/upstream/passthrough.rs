@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use credgate_core::passthrough::{BindingMode, UpstreamBinding};
+use credgate_core::upstream_reset::{ResetStep, UpstreamResetRequest};
 use credgate_core::{Error, Password, UpstreamAuthority, UpstreamChange, UpstreamLogin};
 use credgate_dialect::upstream::{Reply, Session, UpstreamCommand, Values};
 
@@ -120,5 +121,14 @@ impl UpstreamAuthority for Passthrough {
         change: &UpstreamChange<'_>,
     ) -> Result<(), Error> {
         change_at(self.client(dialect)?, change).await
+    }
+
+    fn offers_reset(&self, dialect: &str, step: ResetStep) -> bool {
+        self.client(dialect)
+            .is_ok_and(|c| super::reset::offers_step(c, step))
+    }
+
+    async fn reset(&self, dialect: &str, request: &UpstreamResetRequest<'_>) -> Result<(), Error> {
+        super::reset::reset_at(self.client(dialect)?, request).await
     }
 }
