@@ -19,6 +19,7 @@ pub mod route;
 pub mod router;
 mod spans;
 pub mod spec;
+mod token_pattern;
 mod unmatched;
 pub mod upstream;
 
