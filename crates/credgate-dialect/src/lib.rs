@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod example;
 pub mod extract;
 pub mod http;
+mod json_body;
 pub mod load;
 pub mod openapi;
 mod parse;
