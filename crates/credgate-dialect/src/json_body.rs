@@ -176,12 +176,36 @@ impl Atom {
     }
 }
 
-/// `s` as serde_json writes a string.
+/// `s` as serde_json writes a string: `"` and `\\` escaped, control characters as `\\b \\t
+/// \\n \\f \\r` or `\\u00xx`, everything else as is.
 fn write_json_string(out: &mut String, s: &str) {
-    let mut buf = Vec::with_capacity(s.len() + 2);
-    if serde_json::to_writer(&mut buf, s).is_ok() {
-        out.push_str(&String::from_utf8_lossy(&buf));
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        plain = i + 1;
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
     }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 /// One placeholder after its `{{`: the expression and the text after its `}}`.
@@ -382,6 +406,17 @@ mod tests {
             let d = set.get(dialect).unwrap();
             let r = d.routes.iter().find(|r| r.spec.name == route).unwrap();
             assert!(r.ok.fast_json.is_some(), "{dialect} {route}");
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: String = (0u32..0x80).filter_map(char::from_u32).collect();
+        all.push_str("é\u{2028}\u{10348}\"\\</");
+        for s in [all.as_str(), "", "plain", "\u{7f}\u{1f}x"] {
+            let mut out = String::new();
+            write_json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
         }
     }
 

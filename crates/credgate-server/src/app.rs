@@ -249,7 +249,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    // The bytes `.json(json!({"status": "ok"}))` wrote, without building a JSON value per probe.
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(r#"{"status":"ok"}"#)
 }
 
 /// 200 while the database takes writes (a heartbeat row rewritten at most every few
