@@ -249,13 +249,17 @@ impl Dialect {
 
     /// The response when none of its templates uses template syntax (`{"message": "OK"}`, most
     /// error bodies): no context is built and nothing is evaluated. `None` otherwise.
+    /// Decided once per response: its templates never change while the dialect is loaded.
     fn constant_response(&self, response: &Response) -> Option<HttpResponse> {
-        self.try_render_with(response, |name| {
-            self.literal(name).ok_or_else(|| {
-                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "not constant")
+        let constant = response.constant.get_or_init(|| {
+            self.try_render_with(response, |name| {
+                self.literal(name).ok_or_else(|| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "not constant")
+                })
             })
-        })
-        .ok()
+            .ok()
+        });
+        constant.clone()
     }
 
     /// A template's text when it has no template syntax, as rendering would give it

@@ -116,6 +116,9 @@ pub struct Response {
     /// The body compiled for rendering without minijinja, when it is JSON of a fixed shape and
     /// the response has no header or cookie templates (see `json_body`).
     pub(crate) fast_json: Option<crate::json_body::JsonBody>,
+    /// The whole response when none of its templates uses template syntax, decided and built
+    /// on first use (see `Dialect::constant_response`).
+    pub(crate) constant: std::sync::OnceLock<Option<crate::http::HttpResponse>>,
 }
 
 /// The templates of one cookie a response sets.
@@ -167,6 +170,7 @@ impl Response {
                 && spec.clear_cookies.is_empty())
             .then(|| crate::json_body::JsonBody::compile(&spec.body))
             .flatten(),
+            constant: std::sync::OnceLock::new(),
             spec: spec.clone(),
         }
     }
