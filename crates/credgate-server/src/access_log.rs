@@ -113,7 +113,7 @@ impl Sink {
 thread_local! {
     static LINE: RefCell<String> = RefCell::new(String::with_capacity(256));
     /// The formatted date and time up to the second, for the second it names.
-    static SECOND: RefCell<(u64, String)> = RefCell::new((u64::MAX, String::new()));
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
 /// The fields of one access line.
