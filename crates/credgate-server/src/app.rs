@@ -345,8 +345,8 @@ pub fn serve(
             .app_data(body_deadline.clone())
             .wrap(from_fn(deadline::body_deadline))
             .wrap(from_fn(listeners::route))
+            // Also counts and times every request for the metrics (`metrics::observe`).
             .wrap(from_fn(telemetry::request_ids))
-            .wrap(from_fn(metrics::record))
             .configure(|cfg| metrics::main_routes(cfg, metrics_on_main))
             .configure(|cfg| configure(cfg, max_body))
     })

@@ -10,10 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
@@ -184,15 +182,15 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, Copy)]
 pub struct OutcomeLabel(pub &'static str);
 
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let enabled = req
-        .app_data::<web::Data<HttpMetrics>>()
-        .is_some_and(|m| m.enabled);
-    let started = Instant::now();
-    let res = next.call(req).await?;
+/// Whether the app serving `req` records request metrics.
+pub fn enabled_for(req: &ServiceRequest) -> bool {
+    req.app_data::<web::Data<HttpMetrics>>()
+        .is_some_and(|m| m.enabled)
+}
+
+/// Counts and times one answered request (called by the request middleware,
+/// `telemetry::request_ids`, which every request passes: one middleware layer fewer).
+pub fn observe<B>(res: &ServiceResponse<B>, enabled: bool, started: Instant) {
     if enabled {
         let status = res.status();
         let labels = res
@@ -234,7 +232,6 @@ pub async fn record(
                 .increment(1);
         }
     }
-    Ok(res)
 }
 
 /// The handles of one (dialect, route): resolved once per worker thread and label set, so a

@@ -40,12 +40,16 @@ pub async fn request_ids(
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len())
         .sum();
+    let metrics_on = crate::metrics::enabled_for(&req);
+    let started = Instant::now();
     if header_bytes > MAX_HEADER_BYTES {
         tracing::info!(path = %req.path(), header_bytes, "request headers too large");
         let refusal = HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
             .insert_header(("Cache-Control", "no-store"))
             .json(serde_json::json!({"type": "about:blank", "title": "Request Header Fields Too Large", "status": 431}));
-        return Ok(req.into_response(refusal).map_into_right_body());
+        let res = req.into_response(refusal);
+        crate::metrics::observe(&res, metrics_on, started);
+        return Ok(res.map_into_right_body());
     }
     let id = req
         .headers()
@@ -55,7 +59,6 @@ pub async fn request_ids(
         .map(str::to_owned)
         .unwrap_or_else(crate::request_id::generate);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
     let mut res = next.call(req).await?;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut()
@@ -69,6 +72,7 @@ pub async fn request_ids(
         HeaderValue::from_static("nosniff"),
     );
     access_line(&res, &id, started);
+    crate::metrics::observe(&res, metrics_on, started);
     Ok(res.map_into_left_body())
 }
 
