@@ -1,5 +1,6 @@
 //! The black-box suite: the real server on loopback ports, real SQLite files, real HTTP.
 
+mod access_log;
 mod binary;
 mod common;
 mod conveniences;

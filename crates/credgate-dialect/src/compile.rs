@@ -15,6 +15,7 @@ use crate::route::{Source, SourceList, SubjectSources};
 use crate::router::PathTemplate;
 use crate::spans::{key_path, Spans, Step};
 use crate::spec::{DialectSpec, PathMatching, ResponseSpec, RouteSpec};
+use crate::token_pattern::TokenPattern;
 
 /// The compiled dialect (whatever of it could be compiled, when the file was readable) and
 /// every problem found in it, in line order.
@@ -344,10 +345,10 @@ fn compile_grants(route: &RouteSpec, fail: &mut dyn FnMut(String)) -> BTreeMap<S
 /// The auth settings whose templates and patterns are fixed once the vars are known.
 struct Auth {
     cookie_name: Option<String>,
-    token_pattern: Option<Regex>,
+    token_pattern: Option<TokenPattern>,
     csrf_cookie: Option<String>,
     csrf_header: Option<String>,
-    csrf_pattern: Option<Regex>,
+    csrf_pattern: Option<TokenPattern>,
 }
 
 fn compile_auth(
@@ -362,7 +363,7 @@ fn compile_auth(
     };
     let regex = |pattern: Option<&str>, at: &[Step], problems: &mut Problems| {
         let compiled = pattern.map(|p| Regex::new(p).map_err(|e| format!("bad pattern: {e}")));
-        compiled?.map_err(|m| problems.at(at, m)).ok()
+        (compiled?.map_err(|m| problems.at(at, m)).ok()).map(TokenPattern::new)
     };
     let auth = &spec.auth;
     let cookie_name =

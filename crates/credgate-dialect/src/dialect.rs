@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use minijinja::Environment;
-use regex::Regex;
 
 pub use crate::route::CompiledRoute;
 use crate::route::Response;
 use crate::spec::DialectSpec;
+use crate::token_pattern::TokenPattern;
 
 pub struct Dialect {
     pub name: String,
@@ -19,10 +19,10 @@ pub struct Dialect {
     pub(crate) env: Environment<'static>,
     pub routes: Vec<CompiledRoute>,
     pub(crate) cookie_name: Option<String>,
-    pub(crate) token_pattern: Option<Regex>,
+    pub(crate) token_pattern: Option<TokenPattern>,
     pub(crate) csrf_cookie: Option<String>,
     pub(crate) csrf_header: Option<String>,
-    pub(crate) csrf_pattern: Option<Regex>,
+    pub(crate) csrf_pattern: Option<TokenPattern>,
     /// The error table, compiled.
     pub errors: BTreeMap<String, Response>,
     /// The answers to unmatched paths and methods under the base path, when the file has them.

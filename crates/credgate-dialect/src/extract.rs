@@ -273,9 +273,9 @@ impl Dialect {
             AuthScheme::Bearer => crate::authorization::bearer_token(req.header("authorization")?),
             AuthScheme::Cookie => {
                 let raw = req.cookie(self.cookie_name.as_deref()?)?;
-                let decoded = percent_decode_str(raw).decode_utf8().ok()?;
+                let decoded = crate::token_pattern::percent_decode(raw)?;
                 let token = match &self.token_pattern {
-                    Some(re) => re.captures(&decoded)?.get(1)?.as_str().to_owned(),
+                    Some(pattern) => pattern.capture(&decoded)?.to_owned(),
                     None => decoded.into_owned(),
                 };
                 Some(SecretToken::new(token))
@@ -302,9 +302,7 @@ impl Dialect {
             CsrfStyle::Session => {
                 let decoded = percent_decode_str(header).decode_utf8_lossy();
                 let value = match &self.csrf_pattern {
-                    Some(re) => (re.captures(&decoded))
-                        .and_then(|c| c.get(1))
-                        .map(|m| m.as_str().to_owned()),
+                    Some(pattern) => pattern.capture(&decoded).map(str::to_owned),
                     None => Some(decoded.into_owned()),
                 };
                 value.is_some_and(|v| {

@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod example;
 pub mod extract;
 pub mod http;
+mod json_body;
 pub mod load;
 pub mod openapi;
 mod parse;
@@ -19,6 +20,7 @@ pub mod route;
 pub mod router;
 mod spans;
 pub mod spec;
+mod token_pattern;
 mod unmatched;
 pub mod upstream;
 

@@ -101,6 +101,21 @@ impl Dialect {
             | Outcome::TokenRevoked
             | Outcome::SecondFactorRequired { .. } => (None, None),
         };
+        if let Some(fast) = self.fast_response(&route.ok, view, user) {
+            return fast;
+        }
+        self.render_ok_templated(route, view, outcome, user, token)
+    }
+
+    /// `render_ok` through minijinja.
+    pub(crate) fn render_ok_templated(
+        &self,
+        route: &CompiledRoute,
+        view: &RequestView,
+        outcome: &Outcome,
+        user: Option<&User>,
+        token: Option<&IssuedToken>,
+    ) -> HttpResponse {
         let reset = match outcome {
             Outcome::ResetIssued { token } => Some(context! { token => token.expose() }),
             _ => None,
@@ -119,6 +134,36 @@ impl Dialect {
         });
         let ctx = context! { user => user.map(|u| self.user_view(u)), token => token, reset => reset, ..self.base_context(view) };
         self.render_response(&route.ok, ctx)
+    }
+
+    /// The response rendered by `json_body` when its body has that fixed shape; `None` leaves
+    /// it to minijinja.
+    fn fast_response(
+        &self,
+        response: &Response,
+        view: &RequestView,
+        user: Option<&User>,
+    ) -> Option<HttpResponse> {
+        let scope = crate::json_body::Scope {
+            base: &self.spec.base,
+            dialect: &self.name,
+            vars: &self.vars,
+            params: &view.path,
+            user,
+        };
+        let body = response.fast_json.as_ref()?.render(&scope)?;
+        // As `try_render_with` builds it for a response without header or cookie templates.
+        let mut headers = Vec::with_capacity(3);
+        if !body.is_empty() {
+            headers.push(("Content-Type".to_owned(), response.content_type.clone()));
+        }
+        headers.push(("Cache-Control".into(), "no-store".into()));
+        headers.push(("Pragma".into(), "no-cache".into()));
+        Some(HttpResponse {
+            status: response.spec.status,
+            headers,
+            body: body.into_bytes(),
+        })
     }
 
     /// The vendor's answer to a canonical error, from the route's overrides or the dialect table.
@@ -204,13 +249,17 @@ impl Dialect {
 
     /// The response when none of its templates uses template syntax (`{"message": "OK"}`, most
     /// error bodies): no context is built and nothing is evaluated. `None` otherwise.
+    /// Decided once per response: its templates never change while the dialect is loaded.
     fn constant_response(&self, response: &Response) -> Option<HttpResponse> {
-        self.try_render_with(response, |name| {
-            self.literal(name).ok_or_else(|| {
-                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "not constant")
+        let constant = response.constant.get_or_init(|| {
+            self.try_render_with(response, |name| {
+                self.literal(name).ok_or_else(|| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "not constant")
+                })
             })
-        })
-        .ok()
+            .ok()
+        });
+        constant.clone()
     }
 
     /// A template's text when it has no template syntax, as rendering would give it

@@ -113,6 +113,12 @@ pub struct Response {
     pub(crate) cookies: Vec<CookieTemplates>,
     /// The names of the cookies it clears.
     pub(crate) clear: Vec<String>,
+    /// The body compiled for rendering without minijinja, when it is JSON of a fixed shape and
+    /// the response has no header or cookie templates (see `json_body`).
+    pub(crate) fast_json: Option<crate::json_body::JsonBody>,
+    /// The whole response when none of its templates uses template syntax, decided and built
+    /// on first use (see `Dialect::constant_response`).
+    pub(crate) constant: std::sync::OnceLock<Option<crate::http::HttpResponse>>,
 }
 
 /// The templates of one cookie a response sets.
@@ -158,6 +164,13 @@ impl Response {
             clear: (0..spec.clear_cookies.len())
                 .map(|i| format!("{prefix}.clear.{i}"))
                 .collect(),
+            fast_json: (suffix == "json"
+                && spec.headers.is_empty()
+                && spec.cookies.is_empty()
+                && spec.clear_cookies.is_empty())
+            .then(|| crate::json_body::JsonBody::compile(&spec.body))
+            .flatten(),
+            constant: std::sync::OnceLock::new(),
             spec: spec.clone(),
         }
     }

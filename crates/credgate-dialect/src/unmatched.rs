@@ -56,6 +56,14 @@ impl Dialect {
         Some(res)
     }
 
+    /// Whether [`Dialect::issue_csrf_cookie`] may add a cookie at all (a double-submit CSRF
+    /// cookie the gateway issues): callers skip gathering the request's cookies otherwise.
+    pub fn issues_csrf_cookies(&self) -> bool {
+        (self.spec.auth.csrf.as_ref())
+            .is_some_and(|c| c.issue && c.style == CsrfStyle::DoubleSubmit)
+            && self.csrf_cookie.is_some()
+    }
+
     /// Adds the dialect's CSRF cookie to `res` where the dialect issues one (`issue = true`):
     /// to a client that sent none, and a fresh one on a successful login. The double-submit
     /// check on writes is unchanged: the cookie alone never passes it.

@@ -249,7 +249,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    // The bytes `.json(json!({"status": "ok"}))` wrote, without building a JSON value per probe.
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(r#"{"status":"ok"}"#)
 }
 
 /// 200 while the database takes writes (a heartbeat row rewritten at most every few
@@ -342,8 +345,8 @@ pub fn serve(
             .app_data(body_deadline.clone())
             .wrap(from_fn(deadline::body_deadline))
             .wrap(from_fn(listeners::route))
+            // Also counts and times every request for the metrics (`metrics::observe`).
             .wrap(from_fn(telemetry::request_ids))
-            .wrap(from_fn(metrics::record))
             .configure(|cfg| metrics::main_routes(cfg, metrics_on_main))
             .configure(|cfg| configure(cfg, max_body))
     })

@@ -43,6 +43,10 @@ impl TrustedProxies {
     /// The client address of a request, as text.
     pub fn client_addr(&self, req: &HttpRequest) -> Option<String> {
         let peer = req.peer_addr()?.ip();
+        if !self.trusts(&peer) {
+            // Not a proxy of ours: its forwarding headers are not read at all.
+            return Some(peer.to_string());
+        }
         Some(self.resolve(peer, &forwarded_chain(req)).to_string())
     }
 

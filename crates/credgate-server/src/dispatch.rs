@@ -66,7 +66,9 @@ pub async fn dispatch_on(
         }
     };
     let (mut rendered, outcome) = serve_match(req, payload, state, &m).await;
-    (m.dialect).issue_csrf_cookie(Some(m.route()), &cookies_of(req), &mut rendered);
+    if m.dialect.issues_csrf_cookies() {
+        (m.dialect).issue_csrf_cookie(Some(m.route()), &cookies_of(req), &mut rendered);
+    }
     let mut res = to_actix(rendered, state.secure_cookies);
     res.extensions_mut().insert(RequestLabels {
         dialect: m.dialect.name.clone(),

@@ -2,6 +2,7 @@
 //! credential rules live in credgate-core, vendor conventions in the dialect files.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod client_addr;

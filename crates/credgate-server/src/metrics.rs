@@ -6,12 +6,12 @@
 //! On the main listener `/metrics` needs the admin token (it faces clients); on its own
 //! listener (`[metrics] listen`) it is open, for a scraper on a private address.
 
+use std::collections::HashMap;
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
@@ -182,15 +182,15 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, Copy)]
 pub struct OutcomeLabel(pub &'static str);
 
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let enabled = req
-        .app_data::<web::Data<HttpMetrics>>()
-        .is_some_and(|m| m.enabled);
-    let started = Instant::now();
-    let res = next.call(req).await?;
+/// Whether the app serving `req` records request metrics.
+pub fn enabled_for(req: &ServiceRequest) -> bool {
+    req.app_data::<web::Data<HttpMetrics>>()
+        .is_some_and(|m| m.enabled)
+}
+
+/// Counts and times one answered request (called by the request middleware,
+/// `telemetry::request_ids`, which every request passes: one middleware layer fewer).
+pub fn observe<B>(res: &ServiceResponse<B>, enabled: bool, started: Instant) {
     if enabled {
         let status = res.status();
         let labels = res
@@ -222,17 +222,71 @@ pub async fn record(
                     outcome,
                 }
             });
-        metrics::counter!("credgate_http_requests_total",
-            "dialect" => labels.dialect.clone(), "route" => labels.route.clone(),
-            "status" => status.as_str().to_owned(), "outcome" => labels.outcome)
-        .increment(1);
+        let elapsed = started.elapsed().as_secs_f64();
+        with_handles(&labels, status, |route, requests| {
+            requests.increment(1);
+            route.duration.record(elapsed);
+        });
         if labels.outcome == "overloaded" {
             metrics::counter!("credgate_hash_shed_total", "dialect" => labels.dialect.clone())
                 .increment(1);
         }
-        metrics::histogram!("credgate_http_request_duration_seconds",
-            "dialect" => labels.dialect, "route" => labels.route)
-        .record(started.elapsed().as_secs_f64());
     }
-    Ok(res)
+}
+
+/// The handles of one (dialect, route): resolved once per worker thread and label set, so a
+/// request does not build and hash its label set in the recorder's registry.
+struct RouteHandles {
+    duration: metrics::Histogram,
+    /// `credgate_http_requests_total` by (status, outcome).
+    requests: Vec<(u16, &'static str, metrics::Counter)>,
+}
+
+thread_local! {
+    static HANDLES: std::cell::RefCell<HashMap<String, HashMap<String, RouteHandles>>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// Calls `f` with the request's handles (the same series the labels name, created on first
+/// use). The label sets are the bounded ones of [`RequestLabels`].
+fn with_handles(
+    labels: &RequestLabels,
+    status: StatusCode,
+    f: impl FnOnce(&RouteHandles, &metrics::Counter),
+) {
+    HANDLES.with(|cell| {
+        let mut all = cell.borrow_mut();
+        if !all.contains_key(&labels.dialect) {
+            all.insert(labels.dialect.clone(), HashMap::new());
+        }
+        let Some(routes) = all.get_mut(&labels.dialect) else {
+            return;
+        };
+        if !routes.contains_key(&labels.route) {
+            let (dialect, route) = (labels.dialect.clone(), labels.route.clone());
+            let handles = RouteHandles {
+                duration: metrics::histogram!("credgate_http_request_duration_seconds",
+                    "dialect" => dialect, "route" => route),
+                requests: Vec::new(),
+            };
+            routes.insert(labels.route.clone(), handles);
+        }
+        let Some(route) = routes.get_mut(&labels.route) else {
+            return;
+        };
+        let found = (route.requests.iter())
+            .position(|(s, o, _)| *s == status.as_u16() && *o == labels.outcome);
+        let index = found.unwrap_or_else(|| {
+            let counter = metrics::counter!("credgate_http_requests_total",
+                "dialect" => labels.dialect.clone(), "route" => labels.route.clone(),
+                "status" => status.as_str().to_owned(), "outcome" => labels.outcome);
+            route
+                .requests
+                .push((status.as_u16(), labels.outcome, counter));
+            route.requests.len() - 1
+        });
+        if let Some((_, _, counter)) = route.requests.get(index) {
+            f(route, counter);
+        }
+    });
 }

@@ -40,12 +40,16 @@ pub async fn request_ids(
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len())
         .sum();
+    let metrics_on = crate::metrics::enabled_for(&req);
+    let started = Instant::now();
     if header_bytes > MAX_HEADER_BYTES {
         tracing::info!(path = %req.path(), header_bytes, "request headers too large");
         let refusal = HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
             .insert_header(("Cache-Control", "no-store"))
             .json(serde_json::json!({"type": "about:blank", "title": "Request Header Fields Too Large", "status": 431}));
-        return Ok(req.into_response(refusal).map_into_right_body());
+        let res = req.into_response(refusal);
+        crate::metrics::observe(&res, metrics_on, started);
+        return Ok(res.map_into_right_body());
     }
     let id = req
         .headers()
@@ -55,7 +59,6 @@ pub async fn request_ids(
         .map(str::to_owned)
         .unwrap_or_else(crate::request_id::generate);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
     let mut res = next.call(req).await?;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut()
@@ -68,13 +71,32 @@ pub async fn request_ids(
         HeaderName::from_static("x-content-type-options"),
         HeaderValue::from_static("nosniff"),
     );
-    // The fields are formatted only when the line is written (the level is on).
-    tracing::info!(
-        request_id = %id, method = %res.request().method(), path = %res.request().path(),
-        status = res.status().as_u16(), latency_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    access_line(&res, &id, started);
+    crate::metrics::observe(&res, metrics_on, started);
     Ok(res.map_into_left_body())
+}
+
+/// The request's access line at `info`: hand-formatted into the buffered log of the binary
+/// (`access_log`), else (in-process gateways) through `tracing`, with the same fields.
+fn access_line<B>(res: &ServiceResponse<B>, id: &str, started: Instant) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let latency_us = started.elapsed().as_micros() as u64;
+    let Some(sink) = crate::access_log::sink() else {
+        tracing::info!(
+            request_id = %id, method = %res.request().method(), path = %res.request().path(),
+            status = res.status().as_u16(), latency_us, "request"
+        );
+        return;
+    };
+    sink.access(&crate::access_log::AccessLine {
+        request_id: id,
+        method: res.request().method().as_str(),
+        path: res.request().path(),
+        status: res.status().as_u16(),
+        latency_us,
+    });
 }
 
 /// Installs the global subscriber: readable text by default, JSON lines with `json`.
@@ -83,13 +105,24 @@ pub fn init_logging(format: &str, level: &str) {
     // Colour codes only for a terminal: written to a file or a pipe they are noise, and
     // formatting them was a fifth of a /healthz request's instructions.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Every line goes through one buffer in front of stderr, where the access lines wait for
+    // the next write (see `access_log`); only the first gateway of a process installs it.
+    let json = format == "json";
+    let Some(sink) = crate::access_log::install(json) else {
+        return;
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
+        .with_writer(crate::access_log::EventWriter(sink));
+    let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Writes out the buffered access lines; `credgate` calls it before it exits.
+pub fn flush_logs() {
+    crate::access_log::flush();
 }

@@ -194,7 +194,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(command, settings)) {
+    let result = runtime.block_on(run(command, settings));
+    // The access lines still buffered (see credgate_server::access_log).
+    credgate_server::telemetry::flush_logs();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("credgate: {e}");
