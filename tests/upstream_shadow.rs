@@ -15,7 +15,7 @@ use crate::upstream_migrate::{
 const EMAIL: &str = "margaret@acmepaymentscorp.com";
 const LEGACY_PASSWORD: &str = "Legacy-Pass-2019";
 
-async fn admin_get(gw: &Gateway, path: &str) -> Value {
+pub(crate) async fn admin_get(gw: &Gateway, path: &str) -> Value {
     let res = gw
         .http
         .get(gw.at(path))
@@ -27,8 +27,14 @@ async fn admin_get(gw: &Gateway, path: &str) -> Value {
     res.json().await.unwrap()
 }
 
-/// The summary row of `route`, once `until` holds for it (comparisons run after the answer).
-async fn route_summary(gw: &Gateway, route: &str, until: impl Fn(&Value) -> bool) -> Value {
+/// The summary row of `dialect`'s `route`, once `until` holds for it (comparisons run after
+/// the answer).
+pub(crate) async fn route_summary(
+    gw: &Gateway,
+    dialect: &str,
+    route: &str,
+    until: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let summary = admin_get(gw, "/admin/shadow/summary").await;
@@ -36,7 +42,7 @@ async fn route_summary(gw: &Gateway, route: &str, until: impl Fn(&Value) -> bool
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["dialect"] == "crayon" && r["route"] == route)
+            .find(|r| r["dialect"] == dialect && r["route"] == route)
             .cloned()
             .unwrap_or(Value::Null);
         if until(&row) {
@@ -70,7 +76,7 @@ async fn the_legacy_side_answers_credgate_syncs_and_reports_policy_divergences()
     // A wrong password for a user credgate does not hold yet: the legacy answer, not_synced.
     let res = crayon_token(&gw, EMAIL, "Not-Her-Password-1").await;
     assert_eq!(res.status(), 400);
-    route_summary(&gw, token_route, |r| r["not_synced"] == 1).await;
+    route_summary(&gw, "crayon", token_route, |r| r["not_synced"] == 1).await;
     assert!(front_users(&gw).await.is_empty());
 
     // The legacy side accepts: the user is synced (fresh hash, alias, policy flag).
@@ -82,18 +88,21 @@ async fn the_legacy_side_answers_credgate_syncs_and_reports_policy_divergences()
         json!({"akana": AKANA_ID, "crayon": AKANA_ID})
     );
     assert_eq!(users[0]["profile"]["legacy_password_policy"], "min_length");
-    let row = route_summary(&gw, token_route, |r| r["users_synced"] == 1).await;
+    let row = route_summary(&gw, "crayon", token_route, |r| r["users_synced"] == 1).await;
     assert_eq!(row["not_synced"], 2, "{row}");
 
     // Both refuse a wrong password: an agreement.
     let res = crayon_token(&gw, EMAIL, "Not-Her-Password-2").await;
     assert_eq!(res.status(), 400);
-    route_summary(&gw, token_route, |r| r["agreements"] == 1).await;
+    route_summary(&gw, "crayon", token_route, |r| r["agreements"] == 1).await;
 
     // A change the legacy side accepts and local policy refuses: made there, a policy divergence.
     let res = crayon_change(&gw, &token, AKANA_ID, LEGACY_PASSWORD, "Short-Pass-2024").await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let row = route_summary(&gw, change_route, |r| r["divergences"]["policy"] == 1).await;
+    let row = route_summary(&gw, "crayon", change_route, |r| {
+        r["divergences"]["policy"] == 1
+    })
+    .await;
     assert_eq!(row["ready"], false);
     let divergences = admin_get(&gw, "/admin/shadow/divergences?kind=policy").await;
     let d = &divergences[0];
@@ -171,7 +180,10 @@ async fn the_legacy_side_stopped_gives_the_dialects_503_and_records_unavailable(
         res.json::<Value>().await.unwrap()["ErrorCode"],
         "ServiceUnavailable"
     );
-    route_summary(&gw, "token", |r| r["divergences"]["unavailable"] == 1).await;
+    route_summary(&gw, "crayon", "token", |r| {
+        r["divergences"]["unavailable"] == 1
+    })
+    .await;
     let d = admin_get(&gw, "/admin/shadow/divergences?kind=unavailable").await;
     assert_eq!(d[0]["upstream_status"], 503);
     assert_eq!(
@@ -257,8 +269,8 @@ async fn recorded_exchanges_become_examples_that_replay_passes_on_a_fresh_gatewa
     let again = access_token(crayon_token(&gw, EMAIL, LEGACY_PASSWORD).await).await;
     let res = crayon_change(&gw, &token, AKANA_ID, LEGACY_PASSWORD, "Changed-Pass-2025").await;
     assert_eq!(res.status(), 200);
-    route_summary(&gw, "token", |r| r["compared"] == 4).await;
-    route_summary(&gw, "change_password", |r| r["compared"] == 1).await;
+    route_summary(&gw, "crayon", "token", |r| r["compared"] == 4).await;
+    route_summary(&gw, "crayon", "change_password", |r| r["compared"] == 1).await;
 
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().to_str().unwrap();

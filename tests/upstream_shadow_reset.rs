@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use credgate_server::upstream::{UpstreamAuthSettings, UpstreamMode, UpstreamSettings};
 use serde_json::{json, Value};
 
-use crate::common::{start_with, Gateway, TracedBinary, ADMIN_TOKEN};
+use crate::common::{start_with, Gateway, TracedBinary};
 use crate::upstream_migrate::{front, front_users, BACKEND_ADMIN, CLIENT_ID, CLIENT_SECRET};
+use crate::upstream_shadow::{admin_get, route_summary};
 
 const EMAIL: &str = "rosalind@acmepaymentscorp.com";
 const LEGACY_PASSWORD: &str = "Legacy-Pass-2019";
@@ -125,35 +126,6 @@ async fn reset_call(gw: &Gateway, client: &str, path: &str, body: Value) -> reqw
         .unwrap()
 }
 
-async fn admin_get(gw: &Gateway, path: &str) -> Value {
-    let res = gw
-        .http
-        .get(gw.at(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    res.json().await.unwrap()
-}
-
-/// The summary row of an OAuth-style route once `until` holds for it.
-async fn route_summary(gw: &Gateway, route: &str, until: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let summary = admin_get(gw, "/admin/shadow/summary").await;
-        let row = (summary["routes"].as_array().unwrap().iter())
-            .find(|r| r["dialect"] == "oauth-style" && r["route"] == route)
-            .cloned()
-            .unwrap_or(Value::Null);
-        if until(&row) {
-            return row;
-        }
-        assert!(Instant::now() < deadline, "{route}: {summary}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A password change with a user session: 401 once the session has ended.
 async fn change_status(gw: &Gateway, session: &str) -> u16 {
     gw.http
@@ -229,9 +201,15 @@ async fn a_reset_through_the_shadow_front_is_made_by_the_legacy_side_and_followe
 
     // Compared (the local copy is synced before the comparison is stored): the request is an
     // agreement, a token check cannot be made here, the accepted short password is policy.
-    route_summary(&gw, "request_reset", |r| r["agreements"] == 1).await;
-    route_summary(&gw, "validate_reset", |r| r["not_synced"] == 1).await;
-    let row = route_summary(&gw, "process_reset", |r| {
+    route_summary(&gw, "oauth-style", "request_reset", |r| {
+        r["agreements"] == 1
+    })
+    .await;
+    route_summary(&gw, "oauth-style", "validate_reset", |r| {
+        r["not_synced"] == 1
+    })
+    .await;
+    let row = route_summary(&gw, "oauth-style", "process_reset", |r| {
         r["divergences"]["policy"] == 1 && r["not_synced"] == 1
     })
     .await;
