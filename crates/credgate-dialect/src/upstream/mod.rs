@@ -8,11 +8,13 @@
 //! where the vendor puts the session token and the user's id, and each error template is
 //! compared with the body received to name the canonical error.
 
+mod reading;
 mod request;
 mod response;
 
 use credgate_core::{Password, SecretToken};
 
+pub use reading::OkReading;
 pub use request::UpstreamRequest;
 pub use response::{Reply, Session};
 
