@@ -287,7 +287,7 @@ pub(crate) enum Reserved {
 }
 
 impl CredentialService {
-    /// Takes one slot of every budget, or none (one store transaction): when one refuses,
+    /// Takes one slot of every budget, or none (one store statement): when one refuses,
     /// nothing is kept and the refusal is audited and counted.
     pub(crate) async fn try_reserve(
         &self,

@@ -206,11 +206,13 @@ pub enum SlotSettlement<'a> {
 /// slot before the secret is checked, so concurrent guesses cannot outrun the count.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Takes one slot of every budget in `asks`, all or none, in ONE transaction (one durable
-    /// commit): each as [`Self::reserve_attempt`] takes it. One [`Reservation`] per ask, in
-    /// order; when any is refused (`allowed` false), nothing was taken. Rows are taken in key
-    /// order, so concurrent calls cannot deadlock; of N concurrent attempts in one window, at
-    /// most `limit` are allowed per key, on one instance or many.
+    /// Takes one slot of every budget in `asks`, all or none, in ONE atomic statement (one
+    /// durable commit): each as [`Self::reserve_attempt`] takes it. One [`Reservation`] per
+    /// ask, in order; when any is refused (`allowed` false), the slots the others gave are
+    /// handed back before this returns (meanwhile a concurrent attempt may find them taken: the
+    /// strict side). Rows are taken in key order, so concurrent calls cannot deadlock; of N
+    /// concurrent attempts in one window, at most `limit` are allowed per key, on one instance
+    /// or many.
     async fn reserve_attempts(
         &self,
         asks: &[AttemptAsk<'_>],

@@ -85,6 +85,16 @@ pub async fn attempts_taken_together(store: &dyn Store) {
     };
     store.settle_attempts(&[release]).await.unwrap();
     assert_eq!(count_of(store, "code:q").await, 0);
+    // One key asked twice counts twice, all or none too.
+    let twice = store
+        .reserve_attempts(&[ask("dup", 1), ask("dup", 1)], T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        twice.iter().map(|r| r.allowed).collect::<Vec<_>>(),
+        [true, false]
+    );
+    assert_eq!(count_of(store, "dup").await, 0);
 }
 
 /// Many concurrent attempts drawing on two budgets, asked in both orders, through one or two
