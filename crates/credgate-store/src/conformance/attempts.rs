@@ -177,3 +177,32 @@ pub async fn upstream_session_settles_slots(store: &dyn Store) {
     assert_eq!(count_of(store, "user:m").await, 1);
     assert_eq!(count_of(store, "addr:m").await, 2);
 }
+
+/// Attempts taking and settling the same two budgets at once (settlements named user first,
+/// reservations address first): none fails, no deadlock on PostgreSQL.
+pub async fn concurrent_reservations_and_settlements_never_deadlock(
+    a: Arc<dyn Store>,
+    b: Arc<dyn Store>,
+) {
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let asks = [ask("addr:dl", 1000), ask("user:dl", 1000)];
+            let taken = store.reserve_attempts(&asks, T0).await?;
+            let settle = [
+                SlotSettlement::Clear { key: "user:dl" },
+                SlotSettlement::Release {
+                    key: "addr:dl",
+                    window_start: taken[0].window_start,
+                    limit: 1000,
+                },
+            ];
+            store.settle_attempts(&settle).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(count_of(&*a, "addr:dl").await, 0);
+}

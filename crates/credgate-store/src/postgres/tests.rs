@@ -592,3 +592,12 @@ async fn concurrent_batched_reservations_two_stores_one_database() {
     let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (db.store().await, db.store().await);
     suite::concurrent_batched_reservations_hold_the_limit(a, b).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_and_settlements_two_stores_one_database() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (db.store().await, db.store().await);
+    suite::concurrent_reservations_and_settlements_never_deadlock(a, b).await;
+}

@@ -141,12 +141,18 @@ where
     Ok(())
 }
 
-/// Applies `settle` inside the caller's transaction.
+/// Applies `settle` inside the caller's transaction, rows in key order as
+/// [`reserve_together`] takes them: a settlement and a concurrent reservation on PostgreSQL
+/// never wait for each other's rows in opposite orders (a deadlock).
 pub(super) async fn settle_in(
     conn: &mut DbConn,
     settle: &[SlotSettlement<'_>],
 ) -> Result<(), StoreError> {
-    for s in settle {
+    let mut ordered: Vec<&SlotSettlement<'_>> = settle.iter().collect();
+    ordered.sort_by_key(|s| match s {
+        SlotSettlement::Release { key, .. } | SlotSettlement::Clear { key } => *key,
+    });
+    for s in ordered {
         settle_one(&mut *conn, s).await?;
     }
     Ok(())
@@ -154,17 +160,20 @@ pub(super) async fn settle_in(
 
 impl Backend {
     /// [`AttemptStore::reserve_attempts`] for asks naming one key twice: one statement each,
-    /// in one transaction, rolled back when one refuses.
+    /// in key order, in one transaction, rolled back when one refuses.
     async fn reserve_one_by_one(
         &self,
         asks: &[AttemptAsk<'_>],
         now: Timestamp,
     ) -> Result<Vec<Reservation>, StoreError> {
+        let mut order: Vec<usize> = (0..asks.len()).collect();
+        order.sort_by_key(|&i| asks[i].key);
         let mut tx = self.begin_write().await?;
-        let mut taken = Vec::with_capacity(asks.len());
-        for ask in asks {
-            taken.push(reserve_on(&mut *tx, ask, now).await?);
+        let mut taken = vec![None; asks.len()];
+        for i in order {
+            taken[i] = Some(reserve_on(&mut *tx, &asks[i], now).await?);
         }
+        let taken: Vec<Reservation> = taken.into_iter().flatten().collect();
         if taken.iter().all(|r| r.allowed) {
             tx.commit().await.map_err(error::map)?;
         } else {

@@ -421,3 +421,14 @@ async fn concurrent_batched_reservations_two_stores_one_file() {
     );
     suite::concurrent_batched_reservations_hold_the_limit(fixture.dyn_store(), other).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_and_settlements_two_stores_one_file() {
+    let fixture = Fixture::new().await;
+    let other: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fixture.url(), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    suite::concurrent_reservations_and_settlements_never_deadlock(fixture.dyn_store(), other).await;
+}
