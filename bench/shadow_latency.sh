@@ -1,7 +1,8 @@
 #!/bin/bash
 # Shadow-mode latency: p50 of N sequential Akana logins straight to the legacy stand-in, through
 # a passthrough front and through a shadow front (bcrypt cost 4, SQLite, one keep-alive-less
-# curl per request). BIN=path/to/credgate N=requests bench/shadow_latency.sh
+# curl per request), and the median of what each front adds to the legacy request of the same
+# round. BIN=path/to/credgate N=rounds bench/shadow_latency.sh
 set -e
 PIDS=""
 trap 'kill $PIDS 2>/dev/null' EXIT
@@ -21,16 +22,24 @@ curl -sf -X POST http://127.0.0.1:18701/admin/users -H 'Authorization: Bearer be
 up() { echo "[{name=\"legacy\",dialect=\"akana\",base_url=\"http://127.0.0.1:18701\",mode=\"$1\",inbound=[\"akana\"]}]"; }
 start passthrough 18702 CREDGATE_UPSTREAMS="$(up passthrough)"
 start shadow 18703 CREDGATE_UPSTREAMS="$(up shadow)"
-p50() { # port
-  for i in $(seq $N); do
-    curl -s -o /dev/null -w '%{time_total}\n' -X POST http://127.0.0.1:$1/api/login -H 'content-type: application/json' \
-      -d '{"email":"bench@example.com","password":"Bench-Pass-2019"}'
-  done | sort -n | awk '{a[NR]=$1} END {printf "p50 %.2f ms  p90 %.2f ms\n", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000}'
+login() { # port
+  curl -s -o /dev/null -w '%{time_total}\n' -X POST http://127.0.0.1:$1/api/login -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"Bench-Pass-2019"}'
 }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 # Warm-up (the shadow front syncs the user on its first login).
-p50 18703 >/dev/null; N=20 p50 18702 >/dev/null; N=20 p50 18701 >/dev/null
-echo "legacy alone:       $(p50 18701)"
-echo "passthrough front:  $(p50 18702)"
-echo "shadow front:       $(p50 18703)"
+for i in $(seq 20); do login 18703; login 18702; login 18701; done >/dev/null
+# The three are asked in turn (legacy, passthrough, shadow; N rounds), so that a busy moment of
+# the machine hits all three alike; each front is also compared with the legacy request of its
+# own round.
+echo "N = $N rounds, load average before: $(load)"
+for i in $(seq $N); do echo "$(login 18701) $(login 18702) $(login 18703)"; done >$D/times
+echo "load average after: $(load)"
+q() { # awk-expression: its p50 and p90 over the rounds, in ms
+  awk "{print ($1) * 1000}" $D/times | sort -g | awk '{a[NR]=$1} END {printf "p50 %.2f ms  p90 %.2f ms", a[int(NR*0.5)], a[int(NR*0.9)]}'
+}
+echo "legacy alone:       $(q '$1')"
+echo "passthrough front:  $(q '$2')   front - legacy of the round: $(q '$2 - $1')"
+echo "shadow front:       $(q '$3')   front - legacy of the round: $(q '$3 - $1')"
 curl -s http://127.0.0.1:18703/admin/shadow/summary -H 'Authorization: Bearer bench-admin-token-0123456789'; echo
 kill $PIDS

@@ -14,9 +14,9 @@ use crate::model::{
 use crate::passthrough::UpstreamSessionRecord;
 use crate::shadow::{ShadowBounds, ShadowComparison, ShadowQuery, ShadowRecord, ShadowTally};
 use crate::store::{
-    AttemptStore, AuditLog, ClientStore, HashStore, HashSwap, Health, Reservation, ResetStore,
-    ShadowStore, StoreError, StoredHash, TokenStore, TwoFactorStore, UpstreamSessionStore,
-    UserStore,
+    AttemptAsk, AttemptStore, AuditLog, ClientStore, HashStore, HashSwap, Health, Reservation,
+    ResetStore, ShadowStore, SlotSettlement, StoreError, StoredHash, TokenStore, TwoFactorStore,
+    UpstreamSessionStore, UserStore,
 };
 use crate::two_factor_model::{LoginChallenge, TwoFactor};
 
@@ -193,6 +193,16 @@ impl AttemptStore for CachingStore {
     ) -> Result<Reservation, StoreError> {
         self.inner.reserve_attempt(key, now, window, limit).await
     }
+    async fn reserve_attempts(
+        &self,
+        asks: &[AttemptAsk<'_>],
+        now: Timestamp,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        self.inner.reserve_attempts(asks, now).await
+    }
+    async fn settle_attempts(&self, settle: &[SlotSettlement<'_>]) -> Result<(), StoreError> {
+        self.inner.settle_attempts(settle).await
+    }
     async fn release_attempt(
         &self,
         key: &str,
@@ -270,6 +280,16 @@ impl UpstreamSessionStore for CachingStore {
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
         self.inner.insert_upstream_session(session, audit).await
+    }
+    async fn insert_upstream_session_settling(
+        &self,
+        session: &UpstreamSessionRecord,
+        audit: &[AuditEvent],
+        settle: &[SlotSettlement<'_>],
+    ) -> Result<(), StoreError> {
+        self.inner
+            .insert_upstream_session_settling(session, audit, settle)
+            .await
     }
     async fn find_upstream_session(
         &self,

@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::model::{AuditKind, RequestMeta};
 use crate::service::CredentialService;
+use crate::store::{AttemptAsk, SlotSettlement};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -258,6 +259,27 @@ impl Budgets {
 #[must_use]
 pub(crate) struct Held(Vec<(Budget, Timestamp)>);
 
+impl Held {
+    /// What becomes of the slots: every one given back (`forgive` false: no guess was
+    /// checked), or, for a right guess, the user's own count forgotten and the others given
+    /// back.
+    pub(crate) fn settlements(&self, forgive: bool) -> Vec<SlotSettlement<'_>> {
+        (self.0.iter())
+            .map(|(budget, start)| {
+                if forgive && budget.forgive {
+                    SlotSettlement::Clear { key: &budget.key }
+                } else {
+                    SlotSettlement::Release {
+                        key: &budget.key,
+                        window_start: *start,
+                        limit: budget.limit,
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
 /// The outcome of asking for slots.
 pub(crate) enum Reserved {
     Held(Held),
@@ -265,8 +287,8 @@ pub(crate) enum Reserved {
 }
 
 impl CredentialService {
-    /// Takes one slot of every budget, or none: when one refuses, the slots already taken are
-    /// given back and the refusal is audited and counted.
+    /// Takes one slot of every budget, or none (one store statement): when one refuses,
+    /// nothing is kept and the refusal is audited and counted.
     pub(crate) async fn try_reserve(
         &self,
         budgets: Budgets,
@@ -274,19 +296,19 @@ impl CredentialService {
         meta: &RequestMeta,
     ) -> Result<Reserved, Error> {
         let now = self.clock.now();
-        let mut held = Vec::new();
-        for budget in budgets.0 {
-            let r = self
-                .store
-                .reserve_attempt(&budget.key, now, budget.window, budget.limit)
-                .await?;
-            if r.allowed {
-                held.push((budget, r.window_start));
-                continue;
-            }
-            for (b, start) in &held {
-                self.store.release_attempt(&b.key, *start, b.limit).await?;
-            }
+        let asks: Vec<AttemptAsk<'_>> = (budgets.0.iter())
+            .map(|b| AttemptAsk {
+                key: &b.key,
+                window: b.window,
+                limit: b.limit,
+            })
+            .collect();
+        let taken = self.store.reserve_attempts(&asks, now).await?;
+        if taken.len() != budgets.0.len() {
+            return Err(Error::Internal);
+        }
+        let refused = (budgets.0.iter().zip(&taken)).find(|(_, r)| !r.allowed);
+        if let Some((budget, r)) = refused {
             let retry_after = (r.window_start + budget.window - now).max(1) as u64;
             let detail = json!({"counter": budget.scope, "retry_after": retry_after});
             self.store
@@ -297,7 +319,10 @@ impl CredentialService {
             }
             return Ok(Reserved::Refused { retry_after });
         }
-        Ok(Reserved::Held(Held(held)))
+        let starts = taken.iter().map(|r| r.window_start);
+        Ok(Reserved::Held(Held(
+            budgets.0.into_iter().zip(starts).collect(),
+        )))
     }
 
     /// [`Self::try_reserve`], a refusal being `RateLimited`.
@@ -315,27 +340,13 @@ impl CredentialService {
 
     /// No guess was checked after all (the legacy system could not answer): every slot back.
     pub(crate) async fn give_back(&self, held: Held) -> Result<(), Error> {
-        for (budget, start) in held.0 {
-            self.store
-                .release_attempt(&budget.key, start, budget.limit)
-                .await?;
-        }
-        Ok(())
+        Ok(self.store.settle_attempts(&held.settlements(false)).await?)
     }
 
     /// The guess was right: the user's (or client's) failures are forgiven, the address gets
     /// its slot back.
     pub(crate) async fn forgive(&self, held: Held) -> Result<(), Error> {
-        for (budget, start) in held.0 {
-            if budget.forgive {
-                self.store.clear_failures(&budget.key).await?;
-            } else {
-                self.store
-                    .release_attempt(&budget.key, start, budget.limit)
-                    .await?;
-            }
-        }
-        Ok(())
+        Ok(self.store.settle_attempts(&held.settlements(true)).await?)
     }
 }
 

@@ -190,8 +190,8 @@ impl CredentialService {
                     None if client_required => return Err(Error::InvalidClient),
                     None => None,
                 };
-                let login = self
-                    .upstream_login(&upstream, &username, &password, &meta)
+                let (login, held) = self
+                    .upstream_login_held(&upstream, &username, &password, &meta)
                     .await?;
                 let open = Opening {
                     upstream,
@@ -199,7 +199,8 @@ impl CredentialService {
                     user_ref: login.user_ref,
                     client_id,
                 };
-                self.open_upstream_session(open, &issuer, &meta)
+                // The slots are forgiven in the session's own transaction: one commit.
+                self.open_upstream_session(open, &issuer, &meta, Some(held))
                     .await
                     .map(Outcome::Token)
             }
@@ -233,7 +234,7 @@ impl CredentialService {
                     user_ref: held.user_ref,
                     client_id: held.client_id,
                 };
-                self.open_upstream_session(open, &issuer, &meta)
+                self.open_upstream_session(open, &issuer, &meta, None)
                     .await
                     .map(Outcome::Token)
             }
@@ -242,23 +243,9 @@ impl CredentialService {
     }
 
     /// A password checked by the upstream, drawing on the same budgets as a local check; the
-    /// slots are taken before the upstream is asked.
-    pub(crate) async fn upstream_login(
-        &self,
-        upstream: &str,
-        username: &str,
-        password: &Password,
-        meta: &RequestMeta,
-    ) -> Result<UpstreamLogin, Error> {
-        let (login, held) = self
-            .upstream_login_held(upstream, username, password, meta)
-            .await?;
-        self.forgive(held).await?;
-        Ok(login)
-    }
-
-    /// [`Self::upstream_login`] leaving the accepted login's slots to the caller to forgive
-    /// (shadow mode does so after the answer has gone out).
+    /// slots are taken before the upstream is asked. An accepted login's slots are left to the
+    /// caller to forgive: with the session it opens (passthrough), or after the answer has gone
+    /// out (shadow).
     pub(crate) async fn upstream_login_held(
         &self,
         upstream: &str,
@@ -293,12 +280,14 @@ impl CredentialService {
         }
     }
 
-    /// Stores a session standing for an upstream login and hands out its token.
+    /// Stores a session standing for an upstream login and hands out its token; the login's
+    /// slots, if given, are forgiven in the same transaction.
     async fn open_upstream_session(
         &self,
         open: Opening,
         issuer: &Issuer,
         meta: &RequestMeta,
+        forgive: Option<Held>,
     ) -> Result<IssuedToken, Error> {
         let now = self.clock.now();
         let access = token::generate();
@@ -318,7 +307,10 @@ impl CredentialService {
             self.event(AuditKind::LoginSucceeded, None, meta, detail.clone()),
             self.event(AuditKind::TokenIssued, None, meta, detail),
         ];
-        self.store.insert_upstream_session(&record, &audit).await?;
+        let settle = forgive.as_ref().map(|h| h.settlements(true));
+        self.store
+            .insert_upstream_session_settling(&record, &audit, settle.as_deref().unwrap_or(&[]))
+            .await?;
         Ok(IssuedToken {
             access,
             kind: TokenKind::User,

@@ -181,10 +181,45 @@ pub struct Reservation {
     pub window_start: Timestamp,
 }
 
+/// One slot to take: `key`'s budget of `limit` per `window` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptAsk<'a> {
+    pub key: &'a str,
+    pub window: i64,
+    pub limit: u32,
+}
+
+/// What becomes of a slot taken earlier, once its attempt is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotSettlement<'a> {
+    /// One slot goes back, as [`AttemptStore::release_attempt`] gives it.
+    Release {
+        key: &'a str,
+        window_start: Timestamp,
+        limit: u32,
+    },
+    /// The key's count is forgotten, as [`AttemptStore::clear_failures`] does.
+    Clear { key: &'a str },
+}
+
 /// Guessing budgets in fixed windows, shared by every gateway instance. An attempt takes its
 /// slot before the secret is checked, so concurrent guesses cannot outrun the count.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
+    /// Takes one slot of every budget in `asks`, all or none, in ONE atomic statement (one
+    /// durable commit): each as [`Self::reserve_attempt`] takes it. One [`Reservation`] per
+    /// ask, in order; when any is refused (`allowed` false), the slots the others gave are
+    /// handed back before this returns (meanwhile a concurrent attempt may find them taken: the
+    /// strict side). Rows are taken in key order, so concurrent calls cannot deadlock; of N
+    /// concurrent attempts in one window, at most `limit` are allowed per key, on one instance
+    /// or many.
+    async fn reserve_attempts(
+        &self,
+        asks: &[AttemptAsk<'_>],
+        now: Timestamp,
+    ) -> Result<Vec<Reservation>, StoreError>;
+    /// Applies every settlement in ONE transaction (one durable commit).
+    async fn settle_attempts(&self, settle: &[SlotSettlement<'_>]) -> Result<(), StoreError>;
     /// Takes one slot of `key`'s budget of `limit` per `window` seconds, in ONE atomic statement:
     /// a new window starts when the stored one ended (`window_start + window <= now`); past the
     /// limit nothing more is counted and `allowed` is false. Of N concurrent calls in one window,
@@ -225,6 +260,14 @@ pub trait UpstreamSessionStore: Send + Sync {
         digest: &str,
     ) -> Result<Option<UpstreamSessionRecord>, StoreError>;
     /// Removes one session, writing `audit` when it existed; returns whether it existed.
+    /// [`Self::insert_upstream_session`] settling the login's guessing slots in the same
+    /// transaction: one durable commit on the response path.
+    async fn insert_upstream_session_settling(
+        &self,
+        session: &UpstreamSessionRecord,
+        audit: &[AuditEvent],
+        settle: &[SlotSettlement<'_>],
+    ) -> Result<(), StoreError>;
     async fn delete_upstream_session(
         &self,
         digest: &str,

@@ -14,6 +14,8 @@ use credgate_core::model::{
 use credgate_core::{Store, StoreError, Timestamp};
 use serde_json::json;
 
+mod attempts;
+pub use attempts::*;
 mod import;
 pub use import::*;
 mod two_factor;

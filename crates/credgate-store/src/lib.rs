@@ -41,8 +41,9 @@ pub struct StoreOptions {
     pub max_lifetime_secs: u64,
     /// An idle pooled connection is closed after this long (0: never).
     pub idle_timeout_secs: u64,
-    /// Check a pooled connection with a round trip before handing it out, so a connection the
-    /// server dropped (a PostgreSQL restart) is replaced instead of failing a request.
+    /// PostgreSQL: check a pooled connection with a round trip before handing it out, so a
+    /// connection the server dropped (a restart) is replaced instead of failing a request.
+    /// SQLite's connections live in the process: nothing to check.
     pub test_before_acquire: bool,
     /// PostgreSQL `statement_timeout`: a statement running longer is cancelled and the request
     /// answered `Unavailable` (0: no limit).

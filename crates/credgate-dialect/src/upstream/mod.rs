@@ -8,12 +8,14 @@
 //! where the vendor puts the session token and the user's id, and each error template is
 //! compared with the body received to name the canonical error.
 
+mod reading;
 mod request;
 mod response;
 mod script;
 
 use credgate_core::{Password, SecretToken};
 
+pub use reading::OkReading;
 pub use request::UpstreamRequest;
 pub use response::{Reply, Session};
 pub use script::SessionScript;

@@ -9,7 +9,6 @@ use super::UpstreamCommand;
 use crate::dialect::{CompiledRoute, Dialect};
 use crate::extract::RequestView;
 use crate::http::HttpResponse;
-use crate::spec::AuthScheme;
 
 /// A session opened on an upstream: what later calls present. Never printed.
 #[derive(Clone, Default)]
@@ -94,24 +93,15 @@ impl Dialect {
         }
     }
 
-    /// Reads the vendor's answer to the request `upstream_request(op, ..)` built.
+    /// Reads the vendor's answer to the request `upstream_request(op, ..)` built. A client
+    /// calling often keeps [`Dialect::ok_reading`] and calls [`Dialect::read_reply`].
     pub fn upstream_reply(
         &self,
         op: UpstreamCommand,
         response: &HttpResponse,
     ) -> Result<Reply, Error> {
-        let Some(route) = self.upstream_route(op) else {
-            return Err(Error::Internal);
-        };
-        if response.status == route.ok.spec.status && self.matches_ok(route, response) {
-            return Ok(match op {
-                UpstreamCommand::Login | UpstreamCommand::ClientToken => {
-                    Reply::Session(self.read_session(route, response))
-                }
-                _ => Reply::Done,
-            });
-        }
-        Err(self.recognise_error(route, response))
+        let reading = self.ok_reading(op).ok_or(Error::Internal)?;
+        self.read_reply(&reading, response)
     }
 
     /// The context a success template sees, with markers where values vary.
@@ -152,84 +142,10 @@ impl Dialect {
         self.env.get_template(name).ok()?.render(ctx).ok()
     }
 
-    /// A success body that does not depend on any value (`true`, `{"message": "OK"}`) must be
-    /// exactly that: Crayon answering `false` with 200 is not a success.
-    fn matches_ok(&self, route: &CompiledRoute, response: &HttpResponse) -> bool {
-        let name = &route.ok.body;
-        let (a, b) = (
-            self.render(name, &self.marker_context(1)),
-            self.render(name, &self.marker_context(2)),
-        );
-        match (a, b) {
-            (Some(a), Some(b)) if a == b && !a.trim().is_empty() => {
-                let actual = String::from_utf8_lossy(&response.body);
-                match (
-                    serde_json::from_str::<Value>(&a),
-                    serde_json::from_str::<Value>(&actual),
-                ) {
-                    (Ok(x), Ok(y)) => x == y,
-                    _ => a.trim() == actual.trim(),
-                }
-            }
-            _ => true,
-        }
-    }
-
-    fn read_session(&self, route: &CompiledRoute, response: &HttpResponse) -> Session {
-        let ctx = self.marker_context(1);
-        let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-        let rendered: Option<Value> =
-            (self.render(&route.ok.body, &ctx)).and_then(|t| serde_json::from_str(&t).ok());
-        // Every place the template puts a value (Crayon's answer may name the token under
-        // two casings): the first the vendor's body has.
-        let at = |what: &str| -> Option<String> {
-            let mut pointers = Vec::new();
-            find_pointers(rendered.as_ref()?, &marker(1, what), "", &mut pointers);
-            pointers
-                .iter()
-                .find_map(|p| match body.as_ref()?.pointer(p)? {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-        };
-        let mut session = Session {
-            user_ref: at("ref").or_else(|| at("id")),
-            ..Session::default()
-        };
-        if self.spec.auth.scheme == AuthScheme::Bearer {
-            session.bearer = at("access").map(SecretToken::new);
-        }
-        let set_cookies: Vec<(&str, &str)> = response
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-            .filter_map(|(_, v)| v.split(';').next()?.trim().split_once('='))
-            .collect();
-        for c in &route.ok.cookies {
-            let (Some(name), Some(value)) =
-                (self.render(&c.name, &ctx), self.render(&c.value, &ctx))
-            else {
-                continue;
-            };
-            let Some((_, received)) = set_cookies.iter().find(|(n, _)| *n == name) else {
-                continue;
-            };
-            if value.contains(&marker(1, "access")) {
-                session
-                    .cookies
-                    .push((name.clone(), SecretToken::new(*received)));
-            } else if value.contains(&marker(1, "csrf")) {
-                session.csrf = Some(SecretToken::new(*received));
-            }
-        }
-        session
-    }
-
     /// The canonical error whose rendering (route override first, then the table) is most
     /// like what the vendor sent. Anything unrecognised, and every 5xx, is `Unavailable`: an
     /// upstream that misbehaves must never read as a wrong password.
-    fn recognise_error(&self, route: &CompiledRoute, response: &HttpResponse) -> Error {
+    pub(super) fn recognise_error(&self, route: &CompiledRoute, response: &HttpResponse) -> Error {
         if response.status >= 500 {
             return Error::Unavailable;
         }

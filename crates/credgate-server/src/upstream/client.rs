@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use credgate_core::Error;
-use credgate_dialect::upstream::{Reply, Session, UpstreamAuth, UpstreamCommand, Values};
+use credgate_dialect::upstream::{
+    OkReading, Reply, Session, UpstreamAuth, UpstreamCommand, Values,
+};
 use credgate_dialect::{Dialect, HttpResponse};
 
 use super::UpstreamSettings;
@@ -24,6 +26,8 @@ pub struct UpstreamClient {
     auth: UpstreamAuth,
     http: reqwest::Client,
     retries: u32,
+    /// How each operation's success answer is read, worked out once.
+    readings: Vec<OkReading>,
 }
 
 /// Why a call failed, for the metric's `outcome` label.
@@ -54,13 +58,22 @@ impl UpstreamClient {
             .map_err(|e| format!("upstream {}: {e}", settings.name))?;
         Ok(Self {
             name: settings.name.clone(),
-            dialect,
             base_url: settings.base_url.clone(),
             auth: UpstreamAuth {
                 client_id: settings.auth.client_id.clone(),
                 client_secret: settings.auth.client_secret.clone(),
                 app_key: settings.auth.app_key.clone(),
             },
+            readings: [
+                UpstreamCommand::Login,
+                UpstreamCommand::ChangePassword,
+                UpstreamCommand::RequestReset,
+                UpstreamCommand::ClientToken,
+            ]
+            .into_iter()
+            .filter_map(|op| dialect.ok_reading(op))
+            .collect(),
+            dialect,
             http,
             retries: settings.retries,
         })
@@ -157,10 +170,12 @@ impl UpstreamClient {
                 tracing::warn!(upstream = %self.name, operation = op.as_str(), status = response.status, attempt, "upstream error, retrying");
                 continue;
             }
-            return self
-                .dialect
-                .upstream_reply(op, &response)
-                .map_err(Failure::Rejected);
+            let reading = self.readings.iter().find(|r| r.op() == op);
+            return match reading {
+                Some(reading) => self.dialect.read_reply(reading, &response),
+                None => self.dialect.upstream_reply(op, &response),
+            }
+            .map_err(Failure::Rejected);
         }
         Err(failure)
     }

@@ -133,6 +133,8 @@ conformance!(
     totp_step_claimed_once,
     login_challenges,
     attempt_counters,
+    attempts_taken_together,
+    upstream_session_settles_slots,
     max_hash_cost,
     upstream_sessions_lifecycle,
     other_upstream_sessions_end_on_change,
@@ -580,4 +582,22 @@ async fn concurrent_reservations_two_stores_one_database() {
     };
     let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (db.store().await, db.store().await);
     suite::concurrent_reservations_hold_the_limit(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batched_reservations_two_stores_one_database() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (db.store().await, db.store().await);
+    suite::concurrent_batched_reservations_hold_the_limit(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_and_settlements_two_stores_one_database() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (db.store().await, db.store().await);
+    suite::concurrent_reservations_and_settlements_never_deadlock(a, b).await;
 }

@@ -29,29 +29,51 @@ macro_rules! select_audit {
 const FOR_USER: &str = select_audit!("WHERE user_id = $1 ORDER BY seq DESC LIMIT $2");
 const ALL: &str = select_audit!("ORDER BY seq DESC LIMIT $1");
 
-/// Appends `events` inside the caller's transaction.
+/// Events written by one statement at most (7 parameters each, well inside every backend's
+/// limit).
+const EVENTS_PER_STATEMENT: usize = 100;
+
+/// Appends `events` inside the caller's transaction: one statement (one round trip) per
+/// [`EVENTS_PER_STATEMENT`], rows in order, so their `seq` follows it.
 pub(super) async fn insert_events(
     conn: &mut DbConn,
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        insert_rows(&mut *conn, chunk).await?;
+    }
+    Ok(())
+}
+
+/// One `INSERT` of `events` (at least one) on `conn`: the pool, or a transaction's connection.
+async fn insert_rows<'c, E>(conn: E, events: &[AuditEvent]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = super::Db>,
+{
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=7).map(|k| format!("${}", 7 * i + k)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit (at, kind, user_id, dialect, request_id, client_addr, detail) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
     for event in events {
         let detail =
             serde_json::to_string(&event.detail).map_err(|_| error::corrupt("audit detail"))?;
-        sqlx::query(
-            "INSERT INTO audit (at, kind, user_id, dialect, request_id, client_addr, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(event.at)
-        .bind(event.kind.as_str())
-        .bind(event.user_id.as_deref())
-        .bind(&event.dialect)
-        .bind(&event.request_id)
-        .bind(event.client_addr.as_deref())
-        .bind(detail)
-        .execute(&mut *conn)
-        .await
-        .map_err(error::map)?;
+        query = query
+            .bind(event.at)
+            .bind(event.kind.as_str())
+            .bind(event.user_id.as_deref())
+            .bind(&event.dialect)
+            .bind(&event.request_id)
+            .bind(event.client_addr.as_deref())
+            .bind(detail);
     }
+    query.execute(conn).await.map_err(error::map)?;
     Ok(())
 }
 
@@ -72,12 +94,16 @@ fn record(row: DbRow) -> Result<AuditRecord, StoreError> {
 #[async_trait]
 impl AuditLog for Backend {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
+        match events.len() {
+            0 => Ok(()),
+            // One statement is atomic on its own: no transaction around it.
+            n if n <= EVENTS_PER_STATEMENT => insert_rows(&self.pool, events).await,
+            _ => {
+                let mut tx = self.begin_write().await?;
+                insert_events(&mut tx, events).await?;
+                tx.commit().await.map_err(error::map)
+            }
         }
-        let mut tx = self.begin_write().await?;
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.map_err(error::map)
     }
 
     /// Newest first; `limit` 0 means 100, and at most 1000 are returned.

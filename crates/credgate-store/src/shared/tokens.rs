@@ -71,9 +71,8 @@ impl TokenStore for Backend {
 
     /// Writes `audit` only when the token existed.
     async fn delete_token(&self, digest: &str, audit: &[AuditEvent]) -> Result<bool, StoreError> {
-        let deleted = self
-            .delete_audited("DELETE FROM tokens WHERE digest = $1", digest, audit)
-            .await?;
+        let delete = sqlx::query("DELETE FROM tokens WHERE digest = $1").bind(digest);
+        let deleted = self.delete_audited(delete, audit).await?;
         Ok(deleted > 0)
     }
 
@@ -97,12 +96,8 @@ impl TokenStore for Backend {
         session_id: &str,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        self.delete_audited(
-            "DELETE FROM tokens WHERE session_id = $1",
-            session_id,
-            audit,
-        )
-        .await
+        let delete = sqlx::query("DELETE FROM tokens WHERE session_id = $1").bind(session_id);
+        self.delete_audited(delete, audit).await
     }
 
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -116,18 +111,20 @@ impl TokenStore for Backend {
     }
 }
 
+/// A statement with its arguments bound, ready to run.
+pub(super) type Bound<'q> =
+    sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments<'q>>;
+
 impl Backend {
-    /// Runs `delete` (one `$1` bound to `key`) and writes `audit` in the same transaction, only
-    /// when it deleted something; the number of rows deleted.
-    async fn delete_audited(
+    /// Runs `delete` (a statement with its arguments bound) and writes `audit` in the same
+    /// transaction, only when it deleted something; the number of rows deleted.
+    pub(super) async fn delete_audited(
         &self,
-        delete: &str,
-        key: &str,
+        delete: Bound<'_>,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query(delete)
-            .bind(key)
+        let deleted = delete
             .execute(&mut *tx)
             .await
             .map_err(error::map)?

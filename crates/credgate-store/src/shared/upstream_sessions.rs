@@ -1,17 +1,46 @@
 //! Sessions standing for a passthrough upstream's user, kept by token digest.
 //!
 //! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
-//! `begin_write`).
+//! `begin_write` and, in `tokens`, `delete_audited`) and `DbConn`.
 
 use async_trait::async_trait;
 use credgate_core::model::AuditEvent;
-use credgate_core::store::UpstreamSessionStore;
+use credgate_core::store::{SlotSettlement, UpstreamSessionStore};
 use credgate_core::{StoreError, UpstreamSessionRecord};
 use sqlx::Row;
 
+use super::attempts::settle_in;
 use super::audit::insert_events;
-use super::Backend;
+use super::{Backend, DbConn};
 use crate::error::{self, duplicate_or_map};
+
+/// Inserts `session` inside the caller's transaction, dropping the sessions expired by its
+/// `created_at`.
+async fn insert_in(conn: &mut DbConn, session: &UpstreamSessionRecord) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM upstream_sessions WHERE expires_at <= $1")
+        .bind(session.created_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(error::map)?;
+    sqlx::query(
+        "INSERT INTO upstream_sessions (digest, upstream, dialect, app_digest, username, \
+         user_ref, client_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&session.digest)
+    .bind(&session.upstream)
+    .bind(&session.dialect)
+    .bind(session.app_digest.as_deref())
+    .bind(&session.username)
+    .bind(session.user_ref.as_deref())
+    .bind(session.client_id.as_deref())
+    .bind(session.created_at)
+    .bind(session.expires_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| duplicate_or_map(e, |_| "upstream session".into()))?;
+    Ok(())
+}
 
 #[async_trait]
 impl UpstreamSessionStore for Backend {
@@ -20,29 +49,19 @@ impl UpstreamSessionStore for Backend {
         session: &UpstreamSessionRecord,
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM upstream_sessions WHERE expires_at <= $1")
-            .bind(session.created_at)
-            .execute(&mut *tx)
+        self.insert_upstream_session_settling(session, audit, &[])
             .await
-            .map_err(error::map)?;
-        sqlx::query(
-            "INSERT INTO upstream_sessions (digest, upstream, dialect, app_digest, username, \
-             user_ref, client_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&session.digest)
-        .bind(&session.upstream)
-        .bind(&session.dialect)
-        .bind(session.app_digest.as_deref())
-        .bind(&session.username)
-        .bind(session.user_ref.as_deref())
-        .bind(session.client_id.as_deref())
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| duplicate_or_map(e, |_| "upstream session".into()))?;
+    }
+
+    async fn insert_upstream_session_settling(
+        &self,
+        session: &UpstreamSessionRecord,
+        audit: &[AuditEvent],
+        settle: &[SlotSettlement<'_>],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        insert_in(&mut tx, session).await?;
+        settle_in(&mut tx, settle).await?;
         insert_events(&mut tx, audit).await?;
         tx.commit().await.map_err(error::map)
     }
@@ -79,20 +98,8 @@ impl UpstreamSessionStore for Backend {
         digest: &str,
         audit: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM upstream_sessions WHERE digest = $1")
-            .bind(digest)
-            .execute(&mut *tx)
-            .await
-            .map_err(error::map)?
-            .rows_affected();
-        if deleted == 0 {
-            tx.rollback().await.map_err(error::map)?;
-            return Ok(false);
-        }
-        insert_events(&mut tx, audit).await?;
-        tx.commit().await.map_err(error::map)?;
-        Ok(true)
+        let delete = sqlx::query("DELETE FROM upstream_sessions WHERE digest = $1").bind(digest);
+        Ok(self.delete_audited(delete, audit).await? > 0)
     }
 
     async fn delete_other_upstream_sessions(
@@ -102,24 +109,13 @@ impl UpstreamSessionStore for Backend {
         keep: &str,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query(
+        let delete = sqlx::query(
             "DELETE FROM upstream_sessions WHERE upstream = $1 AND lower(username) = lower($2) \
              AND digest <> $3",
         )
         .bind(upstream)
         .bind(username)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await
-        .map_err(error::map)?
-        .rows_affected();
-        if deleted == 0 {
-            tx.rollback().await.map_err(error::map)?;
-            return Ok(0);
-        }
-        insert_events(&mut tx, audit).await?;
-        tx.commit().await.map_err(error::map)?;
-        Ok(deleted)
+        .bind(keep);
+        self.delete_audited(delete, audit).await
     }
 }

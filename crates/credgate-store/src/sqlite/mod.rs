@@ -151,10 +151,13 @@ impl SqliteStore {
 }
 
 /// The pool: explicit lifetimes, and no connection goes back into it inside a transaction.
+/// `test_before_acquire` is PostgreSQL's: a SQLite connection lives in this process, nothing
+/// can drop it, and its check would only be one more round trip to the connection's thread
+/// before every statement.
 fn pool_options(opts: &StoreOptions, in_memory: bool) -> SqlitePoolOptions {
     let pool = SqlitePoolOptions::new()
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .test_before_acquire(opts.test_before_acquire)
+        .test_before_acquire(false)
         .after_release(|conn, _| {
             Box::pin(async move {
                 // A failed COMMIT or ROLLBACK (a full disk, an I/O error) can leave the

@@ -79,6 +79,8 @@ conformance!(
     totp_step_claimed_once,
     login_challenges,
     attempt_counters,
+    attempts_taken_together,
+    upstream_session_settles_slots,
     max_hash_cost,
     upstream_sessions_lifecycle,
     other_upstream_sessions_end_on_change,
@@ -407,4 +409,26 @@ async fn concurrent_reservations_two_stores_one_file() {
             .unwrap(),
     );
     suite::concurrent_reservations_hold_the_limit(fixture.dyn_store(), other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batched_reservations_two_stores_one_file() {
+    let fixture = Fixture::new().await;
+    let other: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fixture.url(), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    suite::concurrent_batched_reservations_hold_the_limit(fixture.dyn_store(), other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_and_settlements_two_stores_one_file() {
+    let fixture = Fixture::new().await;
+    let other: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fixture.url(), &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    suite::concurrent_reservations_and_settlements_never_deadlock(fixture.dyn_store(), other).await;
 }
