@@ -218,14 +218,9 @@ impl CredentialService {
             .await?
             .ok_or(Error::Internal)?;
         let mut broken = self.config.policy.check(&new.normalized(), &user.username);
-        if broken.is_empty()
-            && self
-                .reuses_recent(&user.id, &new, Current::Hash(&credential.hash))
-                .await?
-        {
-            broken.push(PolicyRule::History {
-                last: self.config.policy.history,
-            });
+        if broken.is_empty() {
+            let current = Current::Hash(&credential.hash);
+            broken.extend(self.history_rule(&user.id, &new, current).await?);
         }
         if !broken.is_empty() {
             let names: Vec<_> = broken.iter().map(PolicyRule::name).collect();

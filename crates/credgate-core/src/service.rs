@@ -836,14 +836,9 @@ impl CredentialService {
             return Err(Error::InvalidCredentials);
         }
         self.forgive(held).await?;
-        if broken.is_empty()
-            && self
-                .reuses_recent(&user.id, &change.new, Current::Plain(&change.current))
-                .await?
-        {
-            broken.push(PolicyRule::History {
-                last: self.config.policy.history,
-            });
+        if broken.is_empty() {
+            let current = Current::Plain(&change.current);
+            broken.extend(self.history_rule(&user.id, &change.new, current).await?);
         }
         if !broken.is_empty() {
             let names: Vec<_> = broken.iter().map(PolicyRule::name).collect();
@@ -921,6 +916,18 @@ impl CredentialService {
             .tokens
             .invalidate_entries_if(move |_, p| p.token.user_id.as_deref() == Some(uid.as_str()));
         Ok(Outcome::PasswordChanged { user })
+    }
+
+    /// The history rule, when `new` reuses a recent password (checked last, as it costs hashes).
+    pub(crate) async fn history_rule(
+        &self,
+        user_id: &str,
+        new: &Password,
+        current: Current<'_>,
+    ) -> Result<Option<PolicyRule>, Error> {
+        let last = self.config.policy.history;
+        Ok((self.reuses_recent(user_id, new, current).await?)
+            .then_some(PolicyRule::History { last }))
     }
 
     /// Whether `new` equals the current password or one of the `history - 1` before it.

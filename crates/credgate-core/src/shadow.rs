@@ -372,15 +372,20 @@ impl CredentialService {
         if new.expose().chars().any(char::is_control) {
             return Err(Error::invalid("new", FieldReason::Invalid));
         }
+        self.policy_verdict(user, new, Some(Current::Plain(&p.password)))
+            .await
+    }
+
+    /// Local policy and history on `new`, as credgate alone would judge it.
+    async fn policy_verdict(
+        &self,
+        user: &User,
+        new: &Password,
+        current: Option<Current<'_>>,
+    ) -> Result<(), Error> {
         let mut broken = self.config.policy.check(&new.normalized(), &user.username);
-        if broken.is_empty()
-            && self
-                .reuses_recent(&user.id, new, Current::Plain(&p.password))
-                .await?
-        {
-            broken.push(PolicyRule::History {
-                last: self.config.policy.history,
-            });
+        if let (true, Some(current)) = (broken.is_empty(), current) {
+            broken.extend(self.history_rule(&user.id, new, current).await?);
         }
         if broken.is_empty() {
             Ok(())
@@ -398,22 +403,8 @@ impl CredentialService {
         if user.externally_managed {
             return Err(Error::ExternallyManaged);
         }
-        let mut broken = self.config.policy.check(&new.normalized(), &user.username);
-        if let (true, Some((hash, _))) = (broken.is_empty(), credential) {
-            if self
-                .reuses_recent(&user.id, new, Current::Hash(hash))
-                .await?
-            {
-                broken.push(PolicyRule::History {
-                    last: self.config.policy.history,
-                });
-            }
-        }
-        if broken.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::PolicyViolation { rules: broken })
-        }
+        let current = credential.as_ref().map(|(hash, _)| Current::Hash(hash));
+        self.policy_verdict(user, new, current).await
     }
 
     /// Replaces the local hash by one of the password the upstream now holds (a changed or
