@@ -138,6 +138,12 @@ impl PgStore {
         &self.pool
     }
 
+    /// The pool the guessing counters are written through: the one pool (a commit's cost is
+    /// the server's `synchronous_commit`, the operator's choice).
+    fn counters(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

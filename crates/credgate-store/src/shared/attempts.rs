@@ -2,7 +2,7 @@
 //! taken together in one statement, and settled together in one transaction.
 //!
 //! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
-//! `begin_write`) and `DbConn`.
+//! `begin_write` and `counters`, the pool counters are written through) and `DbConn`.
 
 use async_trait::async_trait;
 use credgate_core::store::{AttemptAsk, AttemptStore, Reservation, SlotSettlement};
@@ -193,7 +193,7 @@ impl AttemptStore for Backend {
         limit: u32,
     ) -> Result<Reservation, StoreError> {
         let ask = AttemptAsk { key, window, limit };
-        reserve_on(self.pool(), &ask, now).await
+        reserve_on(self.counters(), &ask, now).await
     }
 
     /// One statement for all the budgets (one round trip, one commit), rows in key order;
@@ -208,10 +208,10 @@ impl AttemptStore for Backend {
         order.dedup_by_key(|a| a.key);
         let taken = match asks {
             [] => return Ok(Vec::new()),
-            [ask] => return Ok(vec![reserve_on(self.pool(), ask, now).await?]),
+            [ask] => return Ok(vec![reserve_on(self.counters(), ask, now).await?]),
             // One row cannot be counted twice by one statement.
             _ if order.len() < asks.len() => return self.reserve_one_by_one(asks, now).await,
-            _ => reserve_together(self.pool(), &order, now).await?,
+            _ => reserve_together(self.counters(), &order, now).await?,
         };
         let mut answers = Vec::with_capacity(asks.len());
         for ask in asks {
@@ -243,17 +243,17 @@ impl AttemptStore for Backend {
             window_start,
             limit,
         };
-        settle_one(self.pool(), &settle).await
+        settle_one(self.counters(), &settle).await
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        settle_one(self.pool(), &SlotSettlement::Clear { key }).await
+        settle_one(self.counters(), &SlotSettlement::Clear { key }).await
     }
 
     async fn settle_attempts(&self, settle: &[SlotSettlement<'_>]) -> Result<(), StoreError> {
         match settle {
             [] => Ok(()),
-            [one] => settle_one(self.pool(), one).await,
+            [one] => settle_one(self.counters(), one).await,
             _ => {
                 let mut tx = self.begin_write().await?;
                 settle_in(&mut tx, settle).await?;

@@ -212,6 +212,18 @@ async fn pragmas_wal_full_sync_foreign_keys() {
         assert_eq!(fk, 1);
     }
     assert!(fixture.dir.path().join("credgate.db-wal").exists());
+    // Only the guessing counters' connections commit without the fsync.
+    let mut counters = fixture.store.counters().acquire().await.unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *counters)
+        .await
+        .unwrap();
+    assert_eq!(sync, 1, "synchronous=NORMAL");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *counters)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
 }
 
 #[tokio::test]
