@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -163,12 +163,6 @@ pub fn main_routes(cfg: &mut web::ServiceConfig, on_main: bool) {
     }
 }
 
-/// Whether this gateway records request metrics (off for scratch gateways).
-#[derive(Debug, Clone, Copy)]
-pub struct HttpMetrics {
-    pub enabled: bool,
-}
-
 /// Labels a handler attaches to its response; requests without them are labelled by path.
 #[derive(Debug, Clone)]
 pub struct RequestLabels {
@@ -182,14 +176,8 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, Copy)]
 pub struct OutcomeLabel(pub &'static str);
 
-/// Whether the app serving `req` records request metrics.
-pub fn enabled_for(req: &ServiceRequest) -> bool {
-    req.app_data::<web::Data<HttpMetrics>>()
-        .is_some_and(|m| m.enabled)
-}
-
-/// Counts and times one answered request (called by the request middleware,
-/// `telemetry::request_ids`, which every request passes: one middleware layer fewer).
+/// Counts and times one answered request (called by the one middleware every request passes,
+/// `gate`, when `enabled`).
 pub fn observe<B>(res: &ServiceResponse<B>, enabled: bool, started: Instant) {
     if enabled {
         let status = res.status();
