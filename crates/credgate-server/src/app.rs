@@ -197,9 +197,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         .app_data(problem::query_config())
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route(
-            "/openapi/{name}.json",
-            web::get().to(crate::openapi::document),
+        // In a scope: its pattern is a regex, which every dialect request (the default
+        // service) would otherwise run; the scope's prefix is compared as text.
+        .service(
+            web::scope("/openapi").route("/{name}.json", web::get().to(crate::openapi::document)),
         )
         .service(
             web::scope("/v1")
