@@ -178,3 +178,34 @@ async fn mounts_are_checked() {
         .to_string();
     assert!(err.contains("dialects.mount.akana.prefix"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialect_listener_bounds_request_bodies_too() {
+    let own = common::free_addr();
+    let own_listen = own.clone();
+    let _gw = common::start_with(move |s, _| {
+        s.body_timeout_ms = 300;
+        s.dialects
+            .mount
+            .insert("crayon".into(), mount(Some(&own_listen), None));
+    })
+    .await;
+    let head = format!(
+        "POST /api/v1/connect/token HTTP/1.1\r\nHost: {own}\r\nAuthorization: {CLIENT_BASIC}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n"
+    );
+    let (answer, after) =
+        crate::security_hygiene::trickle(&own, &head, 60, std::time::Duration::from_millis(100))
+            .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(after < std::time::Duration::from_secs(3), "{after:?}");
+    // Crayon's own error model, as on the main listener.
+    assert!(
+        answer.contains("\"ErrorCode\": \"RequestTimeout\""),
+        "{answer}"
+    );
+}

@@ -128,7 +128,12 @@ async fn data_files_are_private_whatever_the_umask() {
 
 /// Sends a request head announcing `length` body bytes, then one byte every `every`; returns
 /// what the server answered (until it closed) and when the answer started.
-async fn trickle(addr: &str, head: &str, length: usize, every: Duration) -> (String, Duration) {
+pub(crate) async fn trickle(
+    addr: &str,
+    head: &str,
+    length: usize,
+    every: Duration,
+) -> (String, Duration) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut rx, mut tx) = stream.into_split();
     let head = format!("{head}Content-Length: {length}\r\nConnection: keep-alive\r\n\r\n");

@@ -111,8 +111,8 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct DialectSet {
     dialects: Vec<Arc<Dialect>>,
-    /// (dialect, route) pairs, most literal path first.
-    order: Vec<(usize, usize)>,
+    /// The routes a path can match (by its first segment), most literal path first.
+    index: crate::route_index::RouteIndex,
 }
 
 impl DialectSet {
@@ -123,7 +123,10 @@ impl DialectSet {
             .flat_map(|(d, dl)| (0..dl.routes.len()).map(move |r| (d, r)))
             .collect();
         order.sort_by_key(|&(d, r)| std::cmp::Reverse(dialects[d].routes[r].path.specificity));
-        Self { dialects, order }
+        let index = crate::route_index::RouteIndex::new(&order, |d, r| {
+            dialects[d].routes[r].path.template.as_str()
+        });
+        Self { dialects, index }
     }
 
     pub fn dialects(&self) -> &[Arc<Dialect>] {
@@ -159,7 +162,7 @@ impl DialectSet {
     /// there are considered.
     pub fn lookup_on(&self, listener: Option<&str>, method: &str, path: &str) -> Lookup {
         let mut allowed = Vec::new();
-        for &(d, r) in &self.order {
+        for &(d, r) in self.index.candidates(path) {
             if self.dialects[d].mount.listener.as_deref() != listener {
                 continue;
             }

@@ -17,6 +17,7 @@ pub mod openapi;
 mod parse;
 mod render;
 pub mod route;
+mod route_index;
 pub mod router;
 mod spans;
 pub mod spec;

@@ -17,6 +17,10 @@ pub struct PathTemplate {
     /// that does not start with it, compared without ASCII case, cannot match, so most routes
     /// are passed over without running their regex.
     prefix: String,
+    /// For a template without parameters: its text (without a trailing `/`), matched by
+    /// comparison instead of the regex, and whether a trailing `/` may follow.
+    literal: Option<(String, bool)>,
+    ignore_case: bool,
 }
 
 impl PathTemplate {
@@ -69,6 +73,10 @@ impl PathTemplate {
             "$"
         });
         let regex = Regex::new(&pattern).map_err(|e| e.to_string())?;
+        let literal = names.is_empty().then(|| {
+            let slash = trailing_slash || rest.ends_with('/');
+            (rest.trim_end_matches('/').to_owned(), slash)
+        });
         if ignore_case {
             shape.make_ascii_lowercase();
         }
@@ -79,6 +87,8 @@ impl PathTemplate {
             shape,
             specificity,
             prefix,
+            literal,
+            ignore_case,
         })
     }
 
@@ -99,8 +109,26 @@ impl PathTemplate {
             .is_some_and(|head| head.eq_ignore_ascii_case(self.prefix.as_bytes()))
     }
 
+    /// What the regex of a template without parameters says (`^TEXT/?$` or `^TEXT$`, each ASCII
+    /// letter in either case with `ignore_case`), by comparing bytes.
+    fn literal_match(&self, text: &str, slash: bool, path: &str) -> bool {
+        let (path, text) = (path.as_bytes(), text.as_bytes());
+        let Some((head, tail)) = path.split_at_checked(text.len()) else {
+            return false;
+        };
+        let same = if self.ignore_case {
+            head.eq_ignore_ascii_case(text)
+        } else {
+            head == text
+        };
+        same && (tail.is_empty() || (slash && tail == b"/"))
+    }
+
     /// The decoded parameters when `path` matches; `None` also for undecodable segments.
     pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        if let Some((text, slash)) = &self.literal {
+            return self.literal_match(text, *slash, path).then(Vec::new);
+        }
         if !self.may_match(path) {
             return None;
         }
@@ -179,6 +207,58 @@ mod tests {
         assert_eq!(t.shape, "/api/v1/users/{}/changepassword");
         let exact = PathTemplate::compile("/api/v1/users/{id}/changepassword", true).unwrap();
         assert!(exact.matches("/api/v1/Users/x/changepassword").is_none());
+    }
+
+    #[test]
+    fn literal_templates_match_as_their_regex_does() {
+        let templates = [
+            "/",
+            "/api/login/status",
+            "/a/b/",
+            "/Api/Login",
+            "/x.json",
+            "/é/k",
+        ];
+        let paths = [
+            "/",
+            "",
+            "//",
+            "/api/login/status",
+            "/api/login/status/",
+            "/API/LOGIN/STATUS",
+            "/api/login/statu",
+            "/api/login/status//",
+            "/api/login/statusx",
+            "/a/b",
+            "/a/b/",
+            "/A/B/",
+            "/a/b//",
+            "/api/login",
+            "/Api/Login",
+            "/aPI/lOGIN/",
+            "/x.json",
+            "/xXjson",
+            "/X.JSON",
+            "/é/k",
+            "/É/K",
+            "/é/K",
+            "/\u{212a}",
+            "/api/login/status?x",
+        ];
+        for template in templates {
+            for (slash, ignore_case) in [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let t = PathTemplate::compile_with(template, slash, ignore_case).unwrap();
+                assert!(t.literal.is_some(), "{template}");
+                for path in paths {
+                    assert_eq!(
+                        t.matches(path).is_some(),
+                        t.regex.is_match(path),
+                        "{template} {slash} {ignore_case} {path}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

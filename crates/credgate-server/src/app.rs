@@ -4,7 +4,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use arc_swap::ArcSwap;
 use credgate_core::{Clock, CredentialService, SecretToken, SystemClock};
@@ -14,7 +13,7 @@ use serde_json::json;
 
 use crate::settings::Settings;
 use crate::tls::ClientAuth;
-use crate::{admin, deadline, dispatch, listeners, metrics, native, problem, reload, telemetry};
+use crate::{admin, dispatch, listeners, metrics, native, problem, reload};
 
 pub struct AppState {
     pub core: Arc<CredentialService>,
@@ -198,9 +197,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         .app_data(problem::query_config())
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route(
-            "/openapi/{name}.json",
-            web::get().to(crate::openapi::document),
+        // In a scope: its pattern is a regex, which every dialect request (the default
+        // service) would otherwise run; the scope's prefix is compared as text.
+        .service(
+            web::scope("/openapi").route("/{name}.json", web::get().to(crate::openapi::document)),
         )
         .service(
             web::scope("/v1")
@@ -325,12 +325,12 @@ pub fn serve(
     };
     let extra = listeners::bind_extra(settings)?;
     let tls = Arc::clone(&state.tls);
-    let roles = web::Data::new(listeners::Listeners::new(&extra));
     let enabled = settings.metrics.enabled && metrics::install().is_some();
-    let http_metrics = web::Data::new(metrics::HttpMetrics { enabled });
-    let body_deadline = web::Data::new(deadline::BodyDeadline(std::time::Duration::from_millis(
-        settings.body_timeout_ms,
-    )));
+    let gate = crate::gate::Gate {
+        listeners: Arc::new(listeners::Listeners::new(&extra)),
+        body_deadline: std::time::Duration::from_millis(settings.body_timeout_ms),
+        metrics: enabled,
+    };
     let metrics_on_main = enabled
         && settings
             .metrics
@@ -340,13 +340,9 @@ pub fn serve(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(roles.clone())
-            .app_data(http_metrics.clone())
-            .app_data(body_deadline.clone())
-            .wrap(from_fn(deadline::body_deadline))
-            .wrap(from_fn(listeners::route))
-            // Also counts and times every request for the metrics (`metrics::observe`).
-            .wrap(from_fn(telemetry::request_ids))
+            // Request ids, listeners, the body deadline, response headers, the access line
+            // and the metrics: one middleware (`gate`).
+            .wrap(gate.clone())
             .configure(|cfg| metrics::main_routes(cfg, metrics_on_main))
             .configure(|cfg| configure(cfg, max_body))
     })

@@ -12,8 +12,30 @@ use ipnet::IpNet;
 pub fn of(req: &HttpRequest) -> Option<String> {
     match req.app_data::<actix_web::web::Data<crate::app::AppState>>() {
         Some(state) => state.proxies.client_addr(req),
-        None => req.peer_addr().map(|a| a.ip().to_string()),
+        None => req.peer_addr().map(|a| ip_text(a.ip())),
     }
+}
+
+/// An address as `Display` writes it; an IPv4 address without the formatting machinery (a
+/// twentieth of a cheap request's instructions went to `Ipv4Addr`'s `Display`).
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 #[derive(Debug, Clone, Default)]
@@ -45,9 +67,9 @@ impl TrustedProxies {
         let peer = req.peer_addr()?.ip();
         if !self.trusts(&peer) {
             // Not a proxy of ours: its forwarding headers are not read at all.
-            return Some(peer.to_string());
+            return Some(ip_text(peer));
         }
-        Some(self.resolve(peer, &forwarded_chain(req)).to_string())
+        Some(ip_text(self.resolve(peer, &forwarded_chain(req))))
     }
 
     /// The first untrusted hop, from the peer leftwards through `chain` (oldest hop first).
@@ -119,6 +141,18 @@ fn parse_node(value: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn ip_text_is_display() {
+        for a in [0u8, 1, 9, 10, 42, 99, 100, 127, 199, 200, 255] {
+            for b in [0u8, 7, 10, 100, 255] {
+                let ip = IpAddr::from([a, b, a.wrapping_mul(3), 255 - b]);
+                assert_eq!(ip_text(ip), ip.to_string());
+            }
+        }
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_text(v6), "2001:db8::1");
+    }
 
     fn addr(proxies: &[&str], headers: &[(&str, &str)]) -> String {
         let trusted =

@@ -7,39 +7,21 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::{ConnectionType, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::HttpMessage;
 use credgate_core::Error;
 use futures_util::StreamExt;
 
-/// How long a request body may take (`body_timeout_ms`).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub Duration);
-
-/// Wraps the request's payload so that reading it fails once the deadline has passed, and
-/// answers such a request 408 with `Connection: close`: a dialect route in its own style (its
-/// handler renders `request_timeout`), anything else with the problem document.
-pub async fn body_deadline(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(limit) = req.app_data::<web::Data<BodyDeadline>>().map(|d| d.0) else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
+/// Wraps the request's payload so that reading it fails once `limit` has passed; gives the
+/// flag that says it did, or `None` when the request has no body to wait for (most GETs,
+/// health checks: nothing to wrap).
+pub fn guard(req: &mut ServiceRequest, limit: Duration) -> Option<Rc<Cell<bool>>> {
     let payload = req.take_payload();
     if let Payload::None = payload {
-        // No body to wait for (most GETs, health checks): nothing to wrap.
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+        return None;
     }
     let expired = Rc::new(Cell::new(false));
     let deadline = tokio::time::Instant::now() + limit;
@@ -65,10 +47,13 @@ pub async fn body_deadline(
     req.set_payload(Payload::Stream {
         payload: Box::pin(guarded),
     });
-    let mut res = next.call(req).await?;
-    if !expired.get() {
-        return Ok(res.map_into_left_body());
-    }
+    Some(expired)
+}
+
+/// The answer to a request whose body deadline passed (see [`guard`]), 408 with
+/// `Connection: close`: a dialect route in its own style (its handler renders
+/// `request_timeout`), anything else with the problem document.
+pub fn expired<B>(mut res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
     tracing::info!(path = %res.request().path(), "request body deadline passed");
     if res.status() == StatusCode::REQUEST_TIMEOUT {
         // A dialect route answered its own 408 (its error table's `request_timeout`): keep
@@ -76,7 +61,7 @@ pub async fn body_deadline(
         res.response_mut()
             .head_mut()
             .set_connection_type(ConnectionType::Close);
-        return Ok(res.map_into_left_body());
+        return res.map_into_left_body();
     }
     // Anything else (the native and admin APIs): their problem document.
     let labels = res
@@ -98,5 +83,5 @@ pub async fn body_deadline(
             });
     }
     let (req, _) = res.into_parts();
-    Ok(ServiceResponse::new(req, timeout).map_into_right_body())
+    ServiceResponse::new(req, timeout).map_into_right_body()
 }

@@ -10,6 +10,7 @@ mod deadline;
 pub mod digest_key;
 mod dispatch;
 pub mod extract;
+mod gate;
 pub mod legacy_hashes;
 pub mod listeners;
 pub mod metrics;

@@ -5,9 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, TcpListener};
 
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpResponse};
 use credgate_dialect::Mount;
 use serde::Deserialize;
@@ -156,33 +154,32 @@ impl Listeners {
     }
 }
 
-/// Sends requests on a dialect listener straight to its dialects, and on the metrics listener
-/// to `/metrics`; the main listener goes through the normal routes.
-pub async fn route(
+/// Answers a request that came in on an extra listener (not [`Role::Main`], which goes
+/// through the normal routes): on a dialect listener straight from its dialects, on the metrics
+/// listener `/metrics`.
+pub async fn serve_extra(
+    role: &Role,
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let role = req
-        .app_data::<web::Data<Listeners>>()
-        .map(|l| l.role(req.app_config().local_addr()))
-        .unwrap_or(Role::Main);
+) -> Result<ServiceResponse, actix_web::Error> {
     match role {
-        Role::Main => Ok(next.call(req).await?.map_into_left_body()),
-        Role::Metrics => {
-            let res = if req.path() == "/metrics" && req.method() == actix_web::http::Method::GET {
+        Role::Main | Role::Metrics => {
+            let res = if *role == Role::Metrics
+                && req.path() == "/metrics"
+                && req.method() == actix_web::http::Method::GET
+            {
                 crate::metrics::scrape()
             } else {
                 HttpResponse::NotFound()
                     .json(json!({"type": "about:blank", "title": "Not Found", "status": 404}))
             };
-            Ok(req.into_response(res).map_into_right_body())
+            Ok(req.into_response(res))
         }
         Role::Dialects(listener) => {
             let (http, mut payload) = req.into_parts();
             let state = web::Data::<AppState>::extract(&http).await?;
             let payload = web::Payload::from_request(&http, &mut payload).await?;
-            let res = crate::dispatch::dispatch_on(&http, payload, &state, Some(&listener)).await;
-            Ok(ServiceResponse::new(http, res).map_into_right_body())
+            let res = crate::dispatch::dispatch_on(&http, payload, &state, Some(listener)).await;
+            Ok(ServiceResponse::new(http, res))
         }
     }
 }

@@ -3,11 +3,9 @@
 
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
 use actix_web::HttpResponse;
 use actix_web::{HttpMessage, HttpRequest};
 use tracing_subscriber::EnvFilter;
@@ -31,49 +29,54 @@ fn usable(id: &str) -> bool {
 /// Total size of request header names and values accepted; more is answered 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-pub async fn request_ids(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+/// The 431 answer to a request whose header names and values pass [`MAX_HEADER_BYTES`].
+pub(crate) fn refuse_large_headers(req: &ServiceRequest) -> Option<HttpResponse> {
     let header_bytes: usize = req
         .headers()
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len())
         .sum();
-    let metrics_on = crate::metrics::enabled_for(&req);
-    let started = Instant::now();
-    if header_bytes > MAX_HEADER_BYTES {
-        tracing::info!(path = %req.path(), header_bytes, "request headers too large");
-        let refusal = HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-            .insert_header(("Cache-Control", "no-store"))
-            .json(serde_json::json!({"type": "about:blank", "title": "Request Header Fields Too Large", "status": 431}));
-        let res = req.into_response(refusal);
-        crate::metrics::observe(&res, metrics_on, started);
-        return Ok(res.map_into_right_body());
+    if header_bytes <= MAX_HEADER_BYTES {
+        return None;
     }
+    tracing::info!(path = %req.path(), header_bytes, "request headers too large");
+    Some(
+        HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({"type": "about:blank", "title": "Request Header Fields Too Large", "status": 431})),
+    )
+}
+
+/// The request's id (the caller's `X-Request-Id` when usable, else a fresh one), kept in the
+/// request for [`request_id`].
+pub(crate) fn assign_id(req: &ServiceRequest) -> String {
     let id = req
         .headers()
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| usable(v))
         .map(str::to_owned)
         .unwrap_or_else(crate::request_id::generate);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut res = next.call(req).await?;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), v);
+    id
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
+/// What every answered request gets: its access line, and the response headers `X-Request-Id`
+/// (`id`), `X-Content-Type-Options: nosniff`, and no `Server`.
+pub(crate) fn finish<B>(res: &mut ServiceResponse<B>, id: String, started: Instant) {
+    access_line(res, &id, started);
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::try_from(id) {
+        headers.insert(X_REQUEST_ID, v);
     }
     // A web server's name and version tell an attacker what to try.
-    res.headers_mut().remove("server");
+    headers.remove(actix_web::http::header::SERVER);
     // Bodies are data (JSON, plain text): never let a browser sniff them into HTML.
-    res.headers_mut().insert(
-        HeaderName::from_static("x-content-type-options"),
-        HeaderValue::from_static("nosniff"),
-    );
-    access_line(&res, &id, started);
-    crate::metrics::observe(&res, metrics_on, started);
-    Ok(res.map_into_left_body())
+    headers.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
 }
 
 /// The request's access line at `info`: hand-formatted into the buffered log of the binary
