@@ -195,6 +195,19 @@ pub async fn section(
     for (key, rate) in rates {
         figures.record(format!("cheap.wrk.ratio.{key}"), rate / stat.rate);
     }
+    // The stack's own ceiling on this machine: what credgate's ratios are read against.
+    let bare = crate::bare_actix::BareActix::start(bound::cores()).await?;
+    let probe = Probe {
+        key: "bare_actix",
+        url: bare.url.clone(),
+        headers: vec![],
+        status: 200,
+    };
+    let measured = measure(&binary, &probe, profile).await;
+    bare.stop().await?;
+    let bare_rate = measured?.rate;
+    figures.record("cheap.wrk.bare_actix", bare_rate);
+    figures.record("cheap.wrk.ratio.bare_actix", bare_rate / stat.rate);
     Ok(())
 }
 
@@ -215,6 +228,17 @@ pub fn rows(f: &Figures, t: &mut crate::report::Table) {
         ),
         num(f.get("cheap.wrk.nginx"), 0),
     );
+    if f.has("cheap.wrk.bare_actix") {
+        t.info(
+            SECTION,
+            "bare actix-web handler, static 200 (the stack's own ceiling): req/s, vs nginx",
+            format!(
+                "{} ({})",
+                num(f.get("cheap.wrk.bare_actix"), 0),
+                pct(f.get("cheap.wrk.ratio.bare_actix"))
+            ),
+        );
+    }
     let rows = [
         ("healthz", "/healthz", 0.90),
         ("session", "session check, akana login/status", 0.80),

@@ -3,6 +3,7 @@
 //! every figure measured in the same run so that ratios hold on a noisy machine.
 //! See BENCHMARKS.md for the command, the machine and the latest table.
 
+mod bare_actix;
 mod bound;
 mod cheap_wrk;
 mod gateway;
@@ -51,6 +52,12 @@ pub struct Cli {
     /// Sections to run, e.g. `1,2,5` (default: all eight; 8 is the hash pool's overload).
     #[arg(long, value_delimiter = ',')]
     sections: Vec<u8>,
+    /// Internal: serve the bare actix-web yardstick on this port (section 5 starts it).
+    #[arg(long, hide = true)]
+    serve_bare_actix: Option<u16>,
+    /// Internal: the bare actix-web yardstick's workers.
+    #[arg(long, hide = true, default_value_t = 2)]
+    bare_actix_workers: usize,
 }
 
 /// Warm-up and window of one measurement.
@@ -134,6 +141,15 @@ impl Profile {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(port) = cli.serve_bare_actix {
+        return match bare_actix::serve(port, cli.bare_actix_workers) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("credgate-bench: bare actix-web handler: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
