@@ -143,7 +143,7 @@ pub async fn front_users(gw: &Gateway) -> Vec<Value> {
         .unwrap()
 }
 
-async fn access_token(res: reqwest::Response) -> String {
+pub(crate) async fn access_token(res: reqwest::Response) -> String {
     assert_eq!(res.status(), 200);
     res.json::<Value>().await.unwrap()["accessToken"]
         .as_str()

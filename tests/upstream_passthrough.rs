@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::common::{start_with, Gateway, TracedBinary};
 use crate::upstream_migrate::{
-    backend_audit, crayon_change, crayon_token, front, front_users, legacy_backend, seed, upstream,
-    AKANA_ID,
+    access_token, backend_audit, crayon_change, crayon_token, front, front_users, legacy_backend,
+    seed, upstream, AKANA_ID,
 };
 
 const LEGACY_PASSWORD: &str = "Legacy-Pass-2019";
@@ -38,15 +38,6 @@ async fn passthrough_scene(
         gw,
         legacy_id,
     }
-}
-
-/// The access token of a Crayon token answer that must be a success.
-async fn access_token(res: reqwest::Response) -> String {
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 async fn akana_login(url: &str, email: &str, password: &str) -> reqwest::StatusCode {

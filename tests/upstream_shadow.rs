@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::common::{start_with, Gateway, ADMIN_TOKEN};
 use crate::upstream_migrate::{
-    crayon_change, crayon_token, front, front_users, legacy_backend, seed, upstream, AKANA_ID,
+    access_token, crayon_change, crayon_token, front, front_users, legacy_backend, seed, upstream,
+    AKANA_ID,
 };
 
 const EMAIL: &str = "margaret@acmepaymentscorp.com";
@@ -51,14 +52,6 @@ pub(crate) async fn route_summary(
         assert!(Instant::now() < deadline, "{route}: {summary}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn access_token(res: reqwest::Response) -> String {
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 fn shadow_front(url: &str) -> credgate_server::upstream::UpstreamSettings {
