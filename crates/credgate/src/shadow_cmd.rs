@@ -129,19 +129,7 @@ async fn fetch_exchanges(
         "{}/admin/shadow/exchanges?limit=1000&dialect={dialect}",
         target.trim_end_matches('/')
     );
-    let response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = response.status().as_u16();
-    let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
-    match status {
-        200 => serde_json::from_str(&text).map_err(|e| format!("{url}: unreadable answer: {e}")),
-        401 => Err(format!("{url}: the admin token was refused (401)")),
-        _ => Err(format!("{url}: unexpected answer {status}: {text}")),
-    }
+    admin_get(&url, token).await
 }
 
 async fn fetch(target: &str, token: &str, ago: Option<u64>) -> Result<Summary, String> {
@@ -153,8 +141,13 @@ async fn fetch(target: &str, token: &str, ago: Option<u64>) -> Result<Summary, S
             .as_secs();
         url.push_str(&format!("?since={}", now.saturating_sub(ago)));
     }
+    admin_get(&url, token).await
+}
+
+/// A shadow admin endpoint's JSON answer, or what went wrong in words.
+async fn admin_get<T: serde::de::DeserializeOwned>(url: &str, token: &str) -> Result<T, String> {
     let response = reqwest::Client::new()
-        .get(&url)
+        .get(url)
         .bearer_auth(token)
         .send()
         .await
