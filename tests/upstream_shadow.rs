@@ -290,12 +290,10 @@ async fn recorded_exchanges_become_examples_that_replay_passes_on_a_fresh_gatewa
     );
 
     // The change made with a session logs in first and presents the session it captured.
-    let change = std::fs::read_dir(dir.path().join("crayon/examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().contains("shadow-change_password-200"))
-        .expect("the change with a session is written");
-    let change = std::fs::read_to_string(change).unwrap();
+    let change = written_example(
+        &dir.path().join("crayon/examples"),
+        "shadow-change_password-200",
+    );
     assert!(change.contains("[[before]]"), "{change}");
     assert!(change.contains("Bearer {{ cg_access }}"), "{change}");
 
@@ -352,4 +350,14 @@ async fn recorded_exchanges_become_examples_that_replay_passes_on_a_fresh_gatewa
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(printed.ends_with("5 passed, 0 failed\n"), "{printed}");
+}
+
+/// The text of the example file in `folder` whose name contains `part` (it must be written).
+pub(crate) fn written_example(folder: &std::path::Path, part: &str) -> String {
+    let path = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(part))
+        .unwrap_or_else(|| panic!("no example named *{part}* in {}", folder.display()));
+    std::fs::read_to_string(path).unwrap()
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::common::{start_with, Gateway, ADMIN_TOKEN};
 use crate::upstream_migrate::{front, legacy_backend, seed, upstream, AKANA_ID};
+use crate::upstream_shadow::written_example;
 
 const EMAIL: &str = "grace@acmepaymentscorp.com";
 const LEGACY_PASSWORD: &str = "Legacy-Pass-2019";
@@ -119,12 +120,7 @@ async fn a_cookie_session_change_becomes_an_example_that_logs_in_first_and_repla
     ]);
     assert!(ok, "{printed}");
     assert!(printed.contains("2 examples written"), "{printed}");
-    let change = std::fs::read_dir(dir.path().join("crafter/examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().contains("change_password"))
-        .expect("the change is written");
-    let change = std::fs::read_to_string(change).unwrap();
+    let change = written_example(&dir.path().join("crafter/examples"), "change_password");
     assert!(change.contains("cookie:JSESSIONID"), "{change}");
     assert!(change.contains("X-XSRF-TOKEN"), "{change}");
 
