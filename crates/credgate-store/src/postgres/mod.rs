@@ -144,6 +144,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// A write transaction on the counters' pool: the one pool.
+    async fn begin_counters(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.begin_write().await
+    }
+
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -2,7 +2,7 @@
 //! taken together in one statement, and settled together in one transaction.
 //!
 //! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
-//! `begin_write` and `counters`, the pool counters are written through) and `DbConn`.
+//! `begin_counters` and `counters`, the pool the counters are written through) and `DbConn`.
 
 use async_trait::async_trait;
 use credgate_core::store::{AttemptAsk, AttemptStore, Reservation, SlotSettlement};
@@ -168,7 +168,7 @@ impl Backend {
     ) -> Result<Vec<Reservation>, StoreError> {
         let mut order: Vec<usize> = (0..asks.len()).collect();
         order.sort_by_key(|&i| asks[i].key);
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_counters().await?;
         let mut taken = vec![None; asks.len()];
         for i in order {
             taken[i] = Some(reserve_on(&mut *tx, &asks[i], now).await?);
@@ -255,7 +255,7 @@ impl AttemptStore for Backend {
             [] => Ok(()),
             [one] => settle_one(self.counters(), one).await,
             _ => {
-                let mut tx = self.begin_write().await?;
+                let mut tx = self.begin_counters().await?;
                 settle_in(&mut tx, settle).await?;
                 tx.commit().await.map_err(error::map)
             }

@@ -161,6 +161,14 @@ impl SqliteStore {
         &self.counters
     }
 
+    /// A write transaction on the counters' pool (see [`Self::begin_write`]).
+    async fn begin_counters(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.counters
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(error::map)
+    }
+
     /// A write transaction holding the database's write lock from its first statement.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.pool
