@@ -10,6 +10,14 @@ use credgate_core::{
 use credgate_store::StoreOptions;
 
 async fn service(dir: &tempfile::TempDir, cost: u32) -> CredentialService {
+    service_on(dir, cost, Arc::new(ManualClock::new(1_700_000_000))).await
+}
+
+async fn service_on(
+    dir: &tempfile::TempDir,
+    cost: u32,
+    clock: Arc<ManualClock>,
+) -> CredentialService {
     let url = dir.path().join("core.db").display().to_string();
     let store = credgate_store::open(&url, &StoreOptions::default())
         .await
@@ -22,13 +30,7 @@ async fn service(dir: &tempfile::TempDir, cost: u32) -> CredentialService {
     let outbox = Arc::new(credgate_server::notify::Outbox::new(
         dir.path().join("outbox.jsonl"),
     ));
-    CredentialService::new(
-        store,
-        Arc::new(ManualClock::new(1_700_000_000)),
-        outbox,
-        config,
-    )
-    .unwrap()
+    CredentialService::new(store, clock, outbox, config).unwrap()
 }
 
 fn meta() -> RequestMeta {
@@ -377,4 +379,24 @@ async fn a_refresh_token_dies_with_its_session_at_logout() {
         matches!(refused, Err(Error::Unauthenticated)),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn expired_sessions_are_purged_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let core = service_on(&dir, 4, clock.clone()).await;
+    add_user(&core, "purged", "Correct-Horse-7").await;
+    let first = token(&core, "purged", "Correct-Horse-7").await;
+    clock.advance(1800);
+    let second = token(&core, "purged", "Correct-Horse-7").await;
+    assert_eq!(core.purge_expired_sessions().await.unwrap(), 0);
+    // The first token's hour is over, the second's is not.
+    clock.advance(1801);
+    assert_eq!(core.purge_expired_sessions().await.unwrap(), 1);
+    for (t, kept) in [(&first, false), (&second, true)] {
+        let digest = credgate_core::token::digest(t.expose());
+        let found = core.store().find_token(&digest).await.unwrap();
+        assert_eq!(found.is_some(), kept);
+    }
 }

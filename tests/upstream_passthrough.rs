@@ -180,8 +180,24 @@ async fn guesses_through_a_passthrough_upstream_draw_on_the_local_budget() {
     assert!(res.headers().contains_key("retry-after"));
 }
 
+/// The front's audit records once `ready` holds for them: a login's `login_succeeded` is
+/// written just after its answer has gone out.
+pub(crate) async fn front_audit_until(
+    gw: &crate::common::Gateway,
+    ready: impl Fn(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let audit = front_audit(gw).await;
+        if ready(&audit) || std::time::Instant::now() > deadline {
+            return audit;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Audit records the front wrote (newest first), as (kind, detail).
-async fn front_audit(gw: &crate::common::Gateway) -> Vec<(String, Value)> {
+pub(crate) async fn front_audit(gw: &crate::common::Gateway) -> Vec<(String, Value)> {
     let records: Vec<Value> = gw
         .http
         .get(gw.at("/admin/audit?limit=1000"))
@@ -231,6 +247,14 @@ async fn limits_stop_guesses_before_the_upstream_sees_them_and_the_front_audits_
         .all(|(_, d)| d["username"] == email && d["reason"] == "refused_by_upstream"));
     let refusals = audit.iter().filter(|(k, _)| k == "attempt_refused").count();
     assert_eq!(refusals, 6, "{audit:?}");
+    // Each session stored while the upstream checked a guess was closed at its refusal.
+    let count = |kind: &str, reason: Option<&str>| {
+        (audit.iter())
+            .filter(|(k, d)| k == kind && reason.is_none_or(|r| d["reason"] == r))
+            .count()
+    };
+    assert_eq!(count("token_issued", None), 3, "{audit:?}");
+    assert_eq!(count("token_revoked", Some("invalid_credentials")), 3);
     // No secret in the trail.
     let printed = format!("{audit:?}");
     assert!(!printed.contains("Wrong-Guess"), "{printed}");
@@ -270,7 +294,7 @@ async fn a_passthrough_login_and_change_are_audited_with_the_upstream_name() {
     let token = access_token(crayon_token(&gw, email, LEGACY_PASSWORD).await).await;
     let res = crayon_change(&gw, &token, AKANA_ID, LEGACY_PASSWORD, "Brand-New-2024-x").await;
     assert_eq!(res.status(), 200);
-    let audit = front_audit(&gw).await;
+    let audit = front_audit_until(&gw, |a| a.iter().any(|(k, _)| k == "login_succeeded")).await;
     let kinds: Vec<&str> = audit
         .iter()
         .filter(|(_, d)| d["upstream"] == "legacy-akana")

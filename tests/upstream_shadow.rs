@@ -88,6 +88,38 @@ async fn the_legacy_side_answers_credgate_syncs_and_reports_policy_divergences()
     let res = crayon_token(&gw, EMAIL, "Not-Her-Password-2").await;
     assert_eq!(res.status(), 400);
     route_summary(&gw, "crayon", token_route, |r| r["agreements"] == 1).await;
+    // The session issued while the legacy side checked that guess (credgate holds the user now)
+    // was revoked at its refusal.
+    let audit = crate::upstream_passthrough::front_audit(&gw).await;
+    let kinds: Vec<_> = (audit.iter().rev())
+        .filter(|(k, _)| k.starts_with("token_") || k.starts_with("login_"))
+        .map(|(k, d)| format!("{k}:{}", d["reason"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "login_failed:refused_by_upstream",
+            "login_succeeded:",
+            "token_issued:",
+            "token_issued:",
+            "login_failed:refused_by_upstream",
+            "token_revoked:invalid_credentials"
+        ],
+        "{audit:?}"
+    );
+    // An accepted login of a user credgate holds: its session was issued while the legacy side
+    // checked the password, and its `login_succeeded` follows the answer.
+    let again = access_token(crayon_token(&gw, EMAIL, LEGACY_PASSWORD).await).await;
+    let audit = crate::upstream_passthrough::front_audit_until(&gw, |a| {
+        a.iter().filter(|(k, _)| k == "login_succeeded").count() == 2
+    })
+    .await;
+    assert_eq!(
+        (&audit[0].0, &audit[1].0),
+        (&"login_succeeded".into(), &"token_issued".into())
+    );
+    route_summary(&gw, "crayon", token_route, |r| r["agreements"] == 2).await;
+    assert_ne!(again, token);
 
     // A change the legacy side accepts and local policy refuses: made there, a policy divergence.
     let res = crayon_change(&gw, &token, AKANA_ID, LEGACY_PASSWORD, "Short-Pass-2024").await;
@@ -135,7 +167,7 @@ async fn the_legacy_side_answers_credgate_syncs_and_reports_policy_divergences()
         "{report}"
     );
     assert!(
-        report.contains("crayon/token: compared 3, agreements 1"),
+        report.contains("crayon/token: compared 4, agreements 2"),
         "{report}"
     );
     // Filters: another dialect has none.

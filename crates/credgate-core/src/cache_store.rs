@@ -281,15 +281,22 @@ impl UpstreamSessionStore for CachingStore {
     ) -> Result<(), StoreError> {
         self.inner.insert_upstream_session(session, audit).await
     }
-    async fn insert_upstream_session_settling(
+    async fn purge_expired_upstream_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_expired_upstream_sessions(now).await
+    }
+    async fn upstream_user_ref(
         &self,
-        session: &UpstreamSessionRecord,
-        audit: &[AuditEvent],
-        settle: &[SlotSettlement<'_>],
-    ) -> Result<(), StoreError> {
-        self.inner
-            .insert_upstream_session_settling(session, audit, settle)
-            .await
+        upstream: &str,
+        username: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.upstream_user_ref(upstream, username).await
+    }
+    async fn set_upstream_user_ref(
+        &self,
+        digest: &str,
+        user_ref: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_upstream_user_ref(digest, user_ref).await
     }
     async fn find_upstream_session(
         &self,

@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+pub mod afterwards;
 pub mod cache;
 mod cache_store;
 pub mod clock;

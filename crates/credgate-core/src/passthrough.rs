@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::json;
 
+use crate::afterwards::Deferred;
 use crate::clock::Timestamp;
 use crate::command::{
     Access, ChangePassword, Command, Grant, IssuedToken, Outcome, Subject, TokenRequest,
@@ -177,6 +178,7 @@ impl CredentialService {
         meta: RequestMeta,
         access: Access,
         command: Command,
+        after: &mut Option<Deferred>,
     ) -> Result<Outcome, Error> {
         match command {
             Command::IssueToken(TokenRequest {
@@ -190,19 +192,39 @@ impl CredentialService {
                     None if client_required => return Err(Error::InvalidClient),
                     None => None,
                 };
-                let (login, held) = self
-                    .upstream_login_held(&upstream, &username, &password, &meta)
-                    .await?;
                 let open = Opening {
-                    upstream,
-                    username,
-                    user_ref: login.user_ref,
+                    upstream: upstream.clone(),
+                    username: username.clone(),
+                    user_ref: None,
                     client_id,
                 };
-                // The slots are forgiven in the session's own transaction: one commit.
-                self.open_upstream_session(open, &issuer, &meta, Some(held))
-                    .await
-                    .map(Outcome::Token)
+                let early = self.open_upstream_session_early(open, &issuer, &meta);
+                let (answer, early) = self
+                    .upstream_login_held(&upstream, &username, &password, &meta, early)
+                    .await?;
+                let (login, held) = match answer {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        if let Ok((_, record)) = &early {
+                            self.close_upstream_session(record, e.kind(), &meta).await?;
+                        }
+                        return Err(e);
+                    }
+                };
+                let (mut issued, mut record) = early?;
+                if login.user_ref != record.user_ref {
+                    // Durable before the answer, as the rest of the session is.
+                    let user_ref = login.user_ref.as_deref();
+                    self.store
+                        .set_upstream_user_ref(&record.digest, user_ref)
+                        .await?;
+                    record.user_ref = login.user_ref;
+                    issued.user = Some(record.user());
+                }
+                let detail = json!({"username": record.username, "upstream": record.upstream});
+                let audit = vec![self.event(AuditKind::LoginSucceeded, None, &meta, detail)];
+                *after = Some(Deferred::new(Some(held), audit));
+                Ok(Outcome::Token(issued))
             }
             Command::ChangePassword(change) => {
                 let held = self.upstream_session(&access, &issuer).await?;
@@ -234,7 +256,7 @@ impl CredentialService {
                     user_ref: held.user_ref,
                     client_id: held.client_id,
                 };
-                self.open_upstream_session(open, &issuer, &meta, None)
+                self.open_upstream_session(open, &issuer, &meta)
                     .await
                     .map(Outcome::Token)
             }
@@ -242,22 +264,28 @@ impl CredentialService {
         }
     }
 
-    /// A password checked by the upstream, drawing on the same budgets as a local check; the
-    /// slots are taken before the upstream is asked. An accepted login's slots are left to the
-    /// caller to forgive: with the session it opens (passthrough), or after the answer has gone
-    /// out (shadow).
-    pub(crate) async fn upstream_login_held(
+    /// A password checked by the upstream, drawing on the same budgets as a local check: the
+    /// slots are taken before the upstream is asked (a refusal of the budgets is the outer
+    /// error), and `alongside` runs while the upstream answers, for the work a login can do
+    /// before knowing the answer. An accepted login's slots are left to the caller to forgive
+    /// after the answer has gone out.
+    pub(crate) async fn upstream_login_held<T>(
         &self,
         upstream: &str,
         username: &str,
         password: &Password,
         meta: &RequestMeta,
-    ) -> Result<(UpstreamLogin, Held), Error> {
+        alongside: impl std::future::Future<Output = T>,
+    ) -> Result<(Result<(UpstreamLogin, Held), Error>, T), Error> {
         let authority = self.passthrough.as_ref().ok_or(Error::Internal)?;
         let budgets = Budgets::password(&self.config.limits, username, meta);
         let held = self.reserve(budgets, None, meta).await?;
         let started = std::time::Instant::now();
-        match authority.login(&meta.dialect, username, password).await {
+        let (answer, side) = tokio::join!(
+            authority.login(&meta.dialect, username, password),
+            alongside
+        );
+        let answer = match answer {
             Ok(login) => Ok((login, held)),
             Err(Error::InvalidCredentials | Error::NotFound) => {
                 self.hasher.pad_failure(started).await;
@@ -277,18 +305,50 @@ impl CredentialService {
                     .await?;
                 Err(e)
             }
-        }
+        };
+        Ok((answer, side))
     }
 
-    /// Stores a session standing for an upstream login and hands out its token; the login's
-    /// slots, if given, are forgiven in the same transaction.
+    /// A session for a login the upstream is still checking, stored with its `token_issued`
+    /// record (durable before the answer, so the answer waits for no commit of its own): the
+    /// token is shown only if the upstream accepts, and the session is closed otherwise. The
+    /// user's upstream id is the one of their newest session, until the answer says.
+    async fn open_upstream_session_early(
+        &self,
+        mut open: Opening,
+        issuer: &Issuer,
+        meta: &RequestMeta,
+    ) -> Result<(IssuedToken, UpstreamSessionRecord), Error> {
+        open.user_ref = (self.store)
+            .upstream_user_ref(&open.upstream, &open.username)
+            .await?;
+        let (issued, record) = self.upstream_session_record(open, issuer);
+        let detail = json!({"username": record.username, "upstream": record.upstream});
+        let audit = [self.event(AuditKind::TokenIssued, None, meta, detail)];
+        self.store.insert_upstream_session(&record, &audit).await?;
+        Ok((issued, record))
+    }
+
+    /// Stores a session standing for an upstream user (a renewal's) and hands out its token.
     async fn open_upstream_session(
         &self,
         open: Opening,
         issuer: &Issuer,
         meta: &RequestMeta,
-        forgive: Option<Held>,
     ) -> Result<IssuedToken, Error> {
+        let (issued, record) = self.upstream_session_record(open, issuer);
+        let detail = json!({"username": record.username, "upstream": record.upstream});
+        let audit = [self.event(AuditKind::TokenIssued, None, meta, detail)];
+        self.store.insert_upstream_session(&record, &audit).await?;
+        Ok(issued)
+    }
+
+    /// A new session standing for an upstream user, and the token naming it.
+    fn upstream_session_record(
+        &self,
+        open: Opening,
+        issuer: &Issuer,
+    ) -> (IssuedToken, UpstreamSessionRecord) {
         let now = self.clock.now();
         let access = token::generate();
         let record = UpstreamSessionRecord {
@@ -302,24 +362,16 @@ impl CredentialService {
             created_at: now,
             expires_at: now + self.config.user_token_ttl.as_secs() as i64,
         };
-        let detail = json!({"username": record.username, "upstream": record.upstream});
-        let audit = [
-            self.event(AuditKind::LoginSucceeded, None, meta, detail.clone()),
-            self.event(AuditKind::TokenIssued, None, meta, detail),
-        ];
-        let settle = forgive.as_ref().map(|h| h.settlements(true));
-        self.store
-            .insert_upstream_session_settling(&record, &audit, settle.as_deref().unwrap_or(&[]))
-            .await?;
-        Ok(IssuedToken {
+        let issued = IssuedToken {
             access,
             kind: TokenKind::User,
             issued_at: now,
             expires_at: record.expires_at,
             refresh: None,
             user: Some(record.user()),
-            client_id: record.client_id,
-        })
+            client_id: record.client_id.clone(),
+        };
+        (issued, record)
     }
 
     /// The stored session a request's token names, if it is alive and was opened here (same

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::afterwards::Afterwards;
 use crate::clock::{Clock, Timestamp};
 use crate::command::{
     Access, AppKey, ChangePassword, ClientCredentials, Command, Grant, IssuedToken, Outcome,
@@ -21,7 +22,7 @@ use crate::notify::Notifier;
 use crate::passthrough::BindingMode;
 use crate::policy::PolicyConfig;
 use crate::secret::{Password, SecretToken};
-use crate::session::{Grantee, Issuer};
+use crate::session::{Grantee, Issuer, PasswordLogin, SessionFor};
 use crate::store::{Store, StoreError};
 use crate::token;
 use crate::upstream::Migration;
@@ -276,33 +277,37 @@ impl CredentialService {
         self.clock.now()
     }
 
-    /// Executes one request: checks its evidence, then runs its command.
+    /// Executes one request: checks its evidence, then runs its command (and completes at once
+    /// what it would leave for after the answer).
     pub async fn execute(&self, request: Request) -> Result<Outcome, Error> {
-        self.execute_shadowed(request).await.0
+        let (result, after) = self.execute_with_afterwards(request).await;
+        self.finish(after).await;
+        result
     }
 
-    /// [`Self::execute`], and for a request a shadow upstream answered, the comparison still to
-    /// make: hand it to [`Self::shadow_settle`] off the response path.
-    pub async fn execute_shadowed(
+    /// [`Self::execute`], leaving what can follow the answer to the caller: the records to
+    /// complete ([`Self::complete`]) and, for a request a shadow upstream answered, the
+    /// comparison to make ([`Self::shadow_settle`]), both off the response path.
+    pub async fn execute_with_afterwards(
         &self,
         request: Request,
-    ) -> (Result<Outcome, Error>, Option<crate::shadow::ShadowPending>) {
+    ) -> (Result<Outcome, Error>, Afterwards) {
         let counter = crate::telemetry::command_counter(&request.command)
             .filter(|_| self.config.record_metrics);
         let dialect = counter.map(|_| request.meta.dialect.clone());
-        let mut pending = None;
-        let result = self.execute_request(request, &mut pending).await;
+        let mut after = Afterwards::default();
+        let result = self.execute_request(request, &mut after).await;
         if let (Some(counter), Some(dialect)) = (counter, dialect) {
             let outcome = crate::telemetry::outcome_label(&result);
             crate::telemetry::count_command(counter, &dialect, outcome);
         }
-        (result, pending)
+        (result, after)
     }
 
     async fn execute_request(
         &self,
         request: Request,
-        pending: &mut Option<crate::shadow::ShadowPending>,
+        after: &mut Afterwards,
     ) -> Result<Outcome, Error> {
         let Request {
             meta,
@@ -318,7 +323,14 @@ impl CredentialService {
         if let Some(b) = &binding {
             if b.mode == BindingMode::Passthrough && crate::passthrough::answers(&command) {
                 return self
-                    .execute_passthrough(b.upstream.clone(), issuer, meta, access, command)
+                    .execute_passthrough(
+                        b.upstream.clone(),
+                        issuer,
+                        meta,
+                        access,
+                        command,
+                        &mut after.records,
+                    )
                     .await;
             }
         }
@@ -331,7 +343,7 @@ impl CredentialService {
         if let Some(b) = &binding {
             let step = crate::upstream_reset::ResetStep::of(&command);
             if let Some(step) = step.filter(|s| self.upstream_runs_reset(&meta.dialect, *s)) {
-                return self.forward_reset(b, step, command, &meta, pending).await;
+                return (self.forward_reset(b, step, command, &meta, &mut after.shadow)).await;
             }
         }
         let shadow = binding
@@ -339,7 +351,7 @@ impl CredentialService {
             .map(|b| b.upstream);
         let shadow = Shadowing {
             upstream: shadow.as_deref(),
-            pending,
+            pending: &mut after.shadow,
         };
         self.run_command(command, principal, &issuer, &meta, shadow)
             .await
@@ -501,36 +513,22 @@ impl CredentialService {
         };
         match req.grant {
             Grant::Password { username, password } => {
-                let (user, detail) = match shadow.upstream {
-                    Some(upstream) => {
-                        let user = self
-                            .shadow_login(upstream, &username, &password, meta, shadow.pending)
-                            .await?;
-                        (user, json!({"upstream": upstream}))
-                    }
-                    None => {
-                        let user = self.authenticate_user(&username, &password, meta).await?;
-                        (user, json!({}))
-                    }
-                };
-                if let Some(setting) = self.store.two_factor(&user.id).await? {
-                    return (self.start_challenge(&user, &setting, client_id, issuer, meta)).await;
-                }
-                let audit =
-                    vec![self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, detail)];
-                let grantee = Grantee {
-                    kind: TokenKind::User,
-                    user: Some(user),
+                let session = SessionFor {
                     client_id,
                     with_refresh: req.with_refresh,
-                    session_id: None,
                 };
-                let issued = self.issue(grantee, issuer, meta, audit).await?;
-                if let Some(p) = shadow.pending.as_mut() {
-                    // A later sync of the hash keeps the session just opened.
-                    p.keep(token::digest(issued.access.expose()));
+                if let Some(upstream) = shadow.upstream {
+                    let login = PasswordLogin {
+                        username: &username,
+                        password: &password,
+                        session,
+                    };
+                    return (self.shadow_login(upstream, login, issuer, meta, shadow.pending))
+                        .await;
                 }
-                Ok(Outcome::Token(issued))
+                let user = self.authenticate_user(&username, &password, meta).await?;
+                self.open_session(user, session, issuer, meta, json!({}))
+                    .await
             }
             Grant::ClientCredentials => {
                 let grantee = Grantee {
@@ -653,6 +651,27 @@ impl CredentialService {
                 .await?;
         }
         Ok(user)
+    }
+
+    /// A user's password was right: a second-factor challenge when the user has one, else a
+    /// session, with its `login_succeeded` record.
+    pub(crate) async fn open_session(
+        &self,
+        user: User,
+        session: SessionFor,
+        issuer: &Issuer,
+        meta: &RequestMeta,
+        detail: serde_json::Value,
+    ) -> Result<Outcome, Error> {
+        if let Some(setting) = self.store.two_factor(&user.id).await? {
+            let client_id = session.client_id;
+            return (self.start_challenge(&user, &setting, client_id, issuer, meta)).await;
+        }
+        let audit = vec![self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, detail)];
+        let issued = self
+            .issue(session.grantee(user), issuer, meta, audit)
+            .await?;
+        Ok(Outcome::Token(issued))
     }
 
     pub(crate) async fn issue(

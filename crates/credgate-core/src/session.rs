@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::command::{AppKey, ClientCredentials, Outcome};
 use crate::error::Error;
 use crate::model::{AuditKind, RequestMeta, TokenKind, TokenRecord, User};
-use crate::secret::SecretToken;
+use crate::secret::{Password, SecretToken};
 use crate::service::CredentialService;
 use crate::token;
 
@@ -34,6 +34,32 @@ impl Issuer {
     pub(crate) fn admits(&self, token: &TokenRecord) -> bool {
         token.dialect == self.dialect && token.app_digest == self.app_digest
     }
+}
+
+/// The session a login asks for, beyond its user.
+#[derive(Clone)]
+pub(crate) struct SessionFor {
+    pub(crate) client_id: Option<String>,
+    pub(crate) with_refresh: bool,
+}
+
+impl SessionFor {
+    pub(crate) fn grantee(self, user: User) -> Grantee {
+        Grantee {
+            kind: TokenKind::User,
+            user: Some(user),
+            client_id: self.client_id,
+            with_refresh: self.with_refresh,
+            session_id: None,
+        }
+    }
+}
+
+/// A password login: who, with what, and the session it asks for.
+pub(crate) struct PasswordLogin<'a> {
+    pub(crate) username: &'a str,
+    pub(crate) password: &'a Password,
+    pub(crate) session: SessionFor,
 }
 
 /// What a new token is issued for.
@@ -157,5 +183,15 @@ impl CredentialService {
             }
         }
         Ok(Outcome::TokenRevoked)
+    }
+}
+
+impl CredentialService {
+    /// Removes the tokens and the upstream-backed sessions that have expired; how many.
+    pub async fn purge_expired_sessions(&self) -> Result<u64, Error> {
+        let now = self.clock.now();
+        let tokens = self.store.purge_expired_tokens(now).await?;
+        let upstream = self.store.purge_expired_upstream_sessions(now).await?;
+        Ok(tokens + upstream)
     }
 }

@@ -13,14 +13,17 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::afterwards::Deferred;
 use crate::clock::Timestamp;
-use crate::command::{ChangePassword, Outcome, Subject};
+use crate::command::{ChangePassword, IssuedToken, Outcome, Subject};
 use crate::error::{Error, FieldReason, PolicyRule};
-use crate::limits::{Budgets, Held};
+use crate::limits::Budgets;
 use crate::model::{AuditKind, PasswordUpdate, RequestMeta, User, UserKey};
-use crate::passthrough::UpstreamChange;
+use crate::passthrough::{UpstreamChange, UpstreamLogin};
 use crate::secret::Password;
 use crate::service::{CredentialService, Current};
+use crate::session::{Issuer, PasswordLogin, SessionFor};
+use crate::token;
 use crate::upstream::{Migration, UpstreamAccount, LEGACY_POLICY_FLAG};
 
 /// The shadowed routes' kinds of request.
@@ -54,7 +57,7 @@ pub struct ShadowPending {
     meta: RequestMeta,
     upstream_result: Result<(), Error>,
     /// The local user and its credential (hash, version) before the request.
-    before: Option<(User, Option<(String, i64)>)>,
+    before: Option<Snapshot>,
     /// The password logged in with, or the current one of a change.
     password: Password,
     new: Option<Password>,
@@ -62,22 +65,13 @@ pub struct ShadowPending {
     keep_token: Option<String>,
     /// The request itself created the local user.
     created: bool,
-    /// An accepted login's guessing slots, forgiven after the answer has gone out.
-    forgive: Deferred,
+    /// What completes the request once its answer has gone out: an accepted login's slots to
+    /// forgive and its `login_succeeded` record.
+    after: Deferred,
 }
 
-/// Slots left to forgive off the response path.
-struct Deferred(Option<Held>);
-
-impl std::fmt::Debug for Deferred {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Deferred(slots)"
-        } else {
-            "Deferred(none)"
-        })
-    }
-}
+/// The local user and its credential (hash, version), as read before a request.
+pub(crate) type Snapshot = (User, Option<(String, i64)>);
 
 impl ShadowPending {
     pub(crate) fn keep(&mut self, digest: String) {
@@ -90,7 +84,7 @@ impl ShadowPending {
         upstream: &str,
         meta: &RequestMeta,
         upstream_result: Result<(), Error>,
-        before: Option<(User, Option<(String, i64)>)>,
+        before: Option<Snapshot>,
         new: Option<Password>,
     ) -> Self {
         Self {
@@ -104,7 +98,7 @@ impl ShadowPending {
             // A reset ends every session of the user, as a local reset does.
             keep_token: None,
             created: false,
-            forgive: Deferred(None),
+            after: Deferred::default(),
         }
     }
 }
@@ -190,23 +184,29 @@ fn same_rules(a: &Error, b: &Error) -> bool {
 }
 
 impl CredentialService {
-    /// A shadowed login: the upstream decides; a user it accepts and credgate does not hold is
-    /// created at once (the session is bound to it). The comparison is left in `pending`.
+    /// A shadowed login: the upstream decides. While it answers, the local user is read and,
+    /// when credgate holds it without a second factor, its session is issued (durable before the
+    /// answer; the token is shown only if the upstream accepts, and revoked otherwise). A user
+    /// the upstream accepts and credgate does not hold is created at once (the session is bound
+    /// to it). The comparison is left in `pending`.
     pub(crate) async fn shadow_login(
         &self,
         upstream: &str,
-        username: &str,
-        password: &Password,
+        login: PasswordLogin<'_>,
+        issuer: &Issuer,
         meta: &RequestMeta,
         pending: &mut Option<ShadowPending>,
-    ) -> Result<User, Error> {
-        // The local state is read while the upstream answers (it changes only after both).
-        let (before, result) = tokio::join!(
-            self.snapshot(UserKey::Username(username)),
-            self.upstream_login_held(upstream, username, password, meta)
-        );
-        let before = before?;
-        let (result, held) = match result {
+    ) -> Result<Outcome, Error> {
+        let PasswordLogin {
+            username,
+            password,
+            session,
+        } = login;
+        let early = self.shadow_login_early(username, &session, issuer, meta);
+        let (answer, early) =
+            (self.upstream_login_held(upstream, username, password, meta, early)).await?;
+        let (before, issued) = early?;
+        let (result, held) = match answer {
             Ok((login, held)) => (Ok(login), Some(held)),
             Err(e) => (Err(e), None),
         };
@@ -220,35 +220,101 @@ impl CredentialService {
             new: None,
             keep_token: None,
             created: false,
-            forgive: Deferred(held),
+            after: Deferred::new(held, Vec::new()),
         };
-        let outcome = match (result, before) {
-            (Err(e), _) => Err(e),
-            (Ok(_), Some((user, _))) => Ok(user),
-            (Ok(login), None) => {
-                // The upstream's id is the user's alias in its own dialect and in the client's:
-                // the client keeps addressing the user by it, before and after a cut-over.
-                let mut aliases = BTreeMap::new();
-                if let Some(id) = &login.user_ref {
-                    aliases.insert(login.dialect.clone(), id.clone());
-                    aliases.insert(meta.dialect.clone(), id.clone());
+        let detail = json!({"upstream": upstream});
+        let outcome = match (result, before, issued) {
+            (Err(e), _, issued) => {
+                if let Some(issued) = issued {
+                    self.withdraw(&issued, e.kind(), meta).await?;
                 }
-                let account = UpstreamAccount {
-                    upstream: upstream.to_owned(),
-                    alias: login.user_ref.map(|id| (login.dialect, id)),
-                };
+                Err(e)
+            }
+            (Ok(_), Some((user, _)), Some(issued)) => {
+                let event = self.event(AuditKind::LoginSucceeded, Some(&user.id), meta, detail);
+                shadow.after.audit.push(event);
+                Ok(Outcome::Token(issued))
+            }
+            // A second factor to meet.
+            (Ok(_), Some((user, _)), None) => {
+                (self.open_session(user, session, issuer, meta, detail)).await
+            }
+            (Ok(login), None, _) => {
                 shadow.created = true;
-                match self
-                    .adopt_user(username, password, account, aliases, meta)
-                    .await?
-                {
-                    Migration::Migrated(user) | Migration::Raced(user) => Ok(user),
-                    Migration::NotMigrated => Err(Error::Internal),
-                }
+                let user = self.adopt_upstream_user(upstream, username, password, login, meta);
+                self.open_session(user.await?, session, issuer, meta, detail)
+                    .await
             }
         };
+        if let Ok(Outcome::Token(issued)) = &outcome {
+            // A later sync of the hash keeps the session just opened.
+            shadow.keep(token::digest(issued.access.expose()));
+        }
         *pending = Some(shadow);
         outcome
+    }
+
+    /// What a shadowed login does before the upstream's answer: reads the local user and, when
+    /// credgate holds it without a second factor, issues its session.
+    async fn shadow_login_early(
+        &self,
+        username: &str,
+        session: &SessionFor,
+        issuer: &Issuer,
+        meta: &RequestMeta,
+    ) -> Result<(Option<Snapshot>, Option<IssuedToken>), Error> {
+        let before = self.snapshot(UserKey::Username(username)).await?;
+        let Some((user, _)) = &before else {
+            return Ok((before, None));
+        };
+        if self.store.two_factor(&user.id).await?.is_some() {
+            return Ok((before, None));
+        }
+        let grantee = session.clone().grantee(user.clone());
+        let issued = self.issue(grantee, issuer, meta, Vec::new()).await?;
+        Ok((before, Some(issued)))
+    }
+
+    /// Revokes a session issued before the upstream refused the login (its token was never
+    /// shown).
+    async fn withdraw(
+        &self,
+        issued: &IssuedToken,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let user_id = issued.user.as_ref().map(|u| u.id.as_str());
+        let detail = json!({"kind": issued.kind.as_str(), "reason": reason});
+        let audit = self.event(AuditKind::TokenRevoked, user_id, meta, detail);
+        let session_id = token::digest(issued.access.expose());
+        self.store.revoke_session(&session_id, &[audit]).await?;
+        Ok(())
+    }
+
+    /// Creates the local user the upstream vouched for, as lazy migration does. The upstream's
+    /// id is the user's alias in its own dialect and in the client's: the client keeps
+    /// addressing the user by it, before and after a cut-over.
+    async fn adopt_upstream_user(
+        &self,
+        upstream: &str,
+        username: &str,
+        password: &Password,
+        login: UpstreamLogin,
+        meta: &RequestMeta,
+    ) -> Result<User, Error> {
+        let mut aliases = BTreeMap::new();
+        if let Some(id) = &login.user_ref {
+            aliases.insert(login.dialect.clone(), id.clone());
+            aliases.insert(meta.dialect.clone(), id.clone());
+        }
+        let account = UpstreamAccount {
+            upstream: upstream.to_owned(),
+            alias: login.user_ref.map(|id| (login.dialect, id)),
+        };
+        match (self.adopt_user(username, password, account, aliases, meta)).await? {
+            Migration::Migrated(user) | Migration::Raced(user) => Ok(user),
+            Migration::NotMigrated => Err(Error::Internal),
+        }
     }
 
     /// A shadowed password change by a local session: checked and limited here, made by the
@@ -309,15 +375,12 @@ impl CredentialService {
             new: Some(change.new),
             keep_token: Some(caller_digest.to_owned()),
             created: false,
-            forgive: Deferred(None),
+            after: Deferred::default(),
         });
         result.map(|()| Outcome::PasswordChanged { user })
     }
 
-    pub(crate) async fn snapshot(
-        &self,
-        key: UserKey<'_>,
-    ) -> Result<Option<(User, Option<(String, i64)>)>, Error> {
+    pub(crate) async fn snapshot(&self, key: UserKey<'_>) -> Result<Option<Snapshot>, Error> {
         let Some(user) = self.store.find_user(key).await? else {
             return Ok(None);
         };
@@ -329,11 +392,7 @@ impl CredentialService {
     /// brings the local copy in line with what the upstream accepted. Runs off the response
     /// path; a failure to sync is logged, never the caller's.
     pub async fn shadow_settle(&self, mut pending: ShadowPending) -> ShadowVerdict {
-        if let Some(held) = pending.forgive.0.take() {
-            if let Err(e) = self.forgive(held).await {
-                tracing::warn!(kind = e.kind(), "shadow: guessing slots not forgiven");
-            }
-        }
+        self.complete(std::mem::take(&mut pending.after)).await;
         let local = self.shadow_local(&pending).await;
         let mut synced = pending.created;
         if pending.upstream_result.is_ok() && !pending.created {

@@ -248,8 +248,8 @@ pub trait AttemptStore: Send + Sync {
 /// Sessions of this gateway that stand for an upstream's (passthrough), kept by token digest.
 #[async_trait]
 pub trait UpstreamSessionStore: Send + Sync {
-    /// Inserts the session with its audit events (and drops sessions expired by its
-    /// `created_at`); `Duplicate("upstream session")` when the digest exists.
+    /// Inserts the session with its audit events; `Duplicate("upstream session")` when the
+    /// digest exists.
     async fn insert_upstream_session(
         &self,
         session: &UpstreamSessionRecord,
@@ -259,15 +259,22 @@ pub trait UpstreamSessionStore: Send + Sync {
         &self,
         digest: &str,
     ) -> Result<Option<UpstreamSessionRecord>, StoreError>;
-    /// Removes one session, writing `audit` when it existed; returns whether it existed.
-    /// [`Self::insert_upstream_session`] settling the login's guessing slots in the same
-    /// transaction: one durable commit on the response path.
-    async fn insert_upstream_session_settling(
+    /// Removes the sessions expired at `now`; returns how many.
+    async fn purge_expired_upstream_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// The upstream's id for `username` (case-insensitive) at `upstream`, from the newest
+    /// stored session naming one: what a new session of that user most likely gets.
+    async fn upstream_user_ref(
         &self,
-        session: &UpstreamSessionRecord,
-        audit: &[AuditEvent],
-        settle: &[SlotSettlement<'_>],
-    ) -> Result<(), StoreError>;
+        upstream: &str,
+        username: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Sets the upstream's id of a stored session's user; whether the session exists.
+    async fn set_upstream_user_ref(
+        &self,
+        digest: &str,
+        user_ref: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Removes one session, writing `audit` when it existed; returns whether it existed.
     async fn delete_upstream_session(
         &self,
         digest: &str,

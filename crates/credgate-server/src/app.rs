@@ -404,6 +404,26 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     run_with(settings, None).await
 }
 
+/// How often expired sessions are removed from the database.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes expired sessions every [`PURGE_EVERY`], off every request's path (an expired
+/// session is refused whether or not it is still stored).
+fn spawn_purger(core: Arc<CredentialService>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match core.purge_expired_sessions().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "expired sessions purged"),
+                Err(e) => tracing::warn!(kind = e.kind(), "purging expired sessions failed"),
+            }
+        }
+    });
+}
+
 /// As [`run`], with the runner that validates dialect reloads by their examples.
 pub async fn run_with(
     settings: Settings,
@@ -423,6 +443,7 @@ pub async fn run_with(
     log_shutdown_grace(&settings);
     reload::reload_on_sighup(state.clone());
     crate::legacy_hashes::spawn_wrapper(state.core.clone(), settings.legacy_hashes.wrap_per_sec);
+    spawn_purger(state.core.clone());
     tracing::info!(listen = %settings.listen, dialects = ?state.dialects().dialects().iter().map(|d| d.name.clone()).collect::<Vec<_>>(), "credgate serving");
     serve(listener, state, &settings)?.await?;
     Ok(())

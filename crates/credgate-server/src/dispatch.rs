@@ -152,7 +152,9 @@ async fn serve_match(
     let request_id = meta.request_id.clone();
     match dialect.extract(m, &engine_req, meta) {
         Ok(extracted) => {
-            let (result, shadowed) = state.core.execute_shadowed(extracted.request).await;
+            let (result, mut after) = (state.core)
+                .execute_with_afterwards(extracted.request)
+                .await;
             let answer = match result {
                 Ok(outcome) => (dialect.render_outcome(m, &extracted.view, &outcome), "ok"),
                 Err(error) => (
@@ -160,7 +162,11 @@ async fn serve_match(
                     error.kind(),
                 ),
             };
-            if let Some(pending) = shadowed {
+            if let Some(records) = after.records() {
+                let core = Arc::clone(&state.core);
+                tokio::spawn(async move { core.complete(records).await });
+            }
+            if let Some(pending) = after.shadow() {
                 let answered = crate::shadow::Answered {
                     matched: m,
                     view: &extracted.view,

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use credgate_core::model::{AuditKind, AuditQuery};
 use credgate_core::store::{AttemptAsk, SlotSettlement};
-use credgate_core::{Store, StoreError, UpstreamSessionRecord};
+use credgate_core::Store;
 
-use super::{event, upstream_session, T0};
+use super::T0;
 
 fn ask(key: &str, limit: u32) -> AttemptAsk<'_> {
     AttemptAsk {
@@ -121,61 +120,6 @@ pub async fn concurrent_batched_reservations_hold_the_limit(a: Arc<dyn Store>, b
     assert_eq!(allowed, 5);
     // The refused attempts kept no address slot.
     assert_eq!(count_of(&*a, "addr:burst").await, 5);
-}
-
-/// A session opened with the login's slots settled in its transaction: both or neither.
-pub async fn upstream_session_settles_slots(store: &dyn Store) {
-    let asks = [ask("user:m", 5), ask("addr:m", 50)];
-    for now in [T0, T0 + 1] {
-        store.reserve_attempts(&asks, now).await.unwrap();
-    }
-    let settle = [
-        SlotSettlement::Clear { key: "user:m" },
-        SlotSettlement::Release {
-            key: "addr:m",
-            window_start: T0,
-            limit: 50,
-        },
-    ];
-    let s = upstream_session("u-settled", T0 + 3600);
-    let audit = [
-        event(AuditKind::LoginSucceeded, None),
-        event(AuditKind::TokenIssued, None),
-    ];
-    store
-        .insert_upstream_session_settling(&s, &audit, &settle)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.find_upstream_session("u-settled").await.unwrap(),
-        Some(s.clone())
-    );
-    // A session that cannot be stored settles nothing.
-    store.reserve_attempts(&asks, T0 + 2).await.unwrap();
-    assert!(matches!(
-        store
-            .insert_upstream_session_settling(&s, &[], &settle)
-            .await,
-        Err(StoreError::Duplicate(_))
-    ));
-    let again = UpstreamSessionRecord {
-        digest: "u-other".into(),
-        ..s
-    };
-    store.insert_upstream_session(&again, &[]).await.unwrap();
-    let issued = store
-        .audit_log(&AuditQuery {
-            user_id: None,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.kind == AuditKind::TokenIssued.as_str())
-        .count();
-    assert_eq!(issued, 1);
-    assert_eq!(count_of(store, "user:m").await, 1);
-    assert_eq!(count_of(store, "addr:m").await, 2);
 }
 
 /// Attempts taking and settling the same two budgets at once (settlements named user first,

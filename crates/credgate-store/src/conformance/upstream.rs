@@ -35,14 +35,20 @@ pub async fn upstream_sessions_lifecycle(store: &dyn Store) {
         store.insert_upstream_session(&s, &[]).await,
         Err(StoreError::Duplicate(_))
     ));
-    // An expired session is dropped when a later one is inserted.
+    // Expired sessions are purged; the others stay.
     let old = upstream_session("u-old", T0 + 10);
     store.insert_upstream_session(&old, &[]).await.unwrap();
-    let later = UpstreamSessionRecord {
-        created_at: T0 + 10,
-        ..upstream_session("u-3", T0 + 3600)
-    };
-    store.insert_upstream_session(&later, &[]).await.unwrap();
+    assert_eq!(
+        store.purge_expired_upstream_sessions(T0 + 9).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_expired_upstream_sessions(T0 + 10)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store
         .find_upstream_session("u-old")
         .await
@@ -65,6 +71,53 @@ pub async fn upstream_sessions_lifecycle(store: &dyn Store) {
         .filter(|r| r.kind == AuditKind::TokenRevoked.as_str())
         .count();
     assert_eq!(revoked, 1, "audited once, when it existed");
+}
+
+/// The upstream's id a new session of a user most likely gets: the newest session's that
+/// names one, whatever the username's case; a session's id can be set afterwards.
+pub async fn upstream_user_ref_from_newest_session(store: &dyn Store) {
+    assert_eq!(
+        store
+            .upstream_user_ref("legacy", "margaret@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    let first = upstream_session("r-1", T0 + 3600);
+    let newer = UpstreamSessionRecord {
+        user_ref: Some("ext-2".into()),
+        created_at: T0 + 5,
+        ..upstream_session("r-2", T0 + 3600)
+    };
+    let newest_without = UpstreamSessionRecord {
+        user_ref: None,
+        created_at: T0 + 9,
+        ..upstream_session("r-3", T0 + 3600)
+    };
+    let elsewhere = UpstreamSessionRecord {
+        upstream: "another".into(),
+        user_ref: Some("other-9".into()),
+        created_at: T0 + 20,
+        ..upstream_session("r-4", T0 + 3600)
+    };
+    for s in [&first, &newer, &newest_without, &elsewhere] {
+        store.insert_upstream_session(s, &[]).await.unwrap();
+    }
+    let found = store.upstream_user_ref("legacy", "Margaret@Example.com");
+    assert_eq!(found.await.unwrap().as_deref(), Some("ext-2"));
+    assert!(store
+        .set_upstream_user_ref("r-3", Some("ext-3"))
+        .await
+        .unwrap());
+    let found = store.upstream_user_ref("legacy", "margaret@example.com");
+    assert_eq!(found.await.unwrap().as_deref(), Some("ext-3"));
+    assert!(store.set_upstream_user_ref("r-1", None).await.unwrap());
+    let cleared = store.find_upstream_session("r-1").await.unwrap().unwrap();
+    assert_eq!(cleared.user_ref, None);
+    assert!(!store
+        .set_upstream_user_ref("r-none", Some("x"))
+        .await
+        .unwrap());
 }
 
 pub async fn other_upstream_sessions_end_on_change(store: &dyn Store) {

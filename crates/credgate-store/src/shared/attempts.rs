@@ -144,10 +144,7 @@ where
 /// Applies `settle` inside the caller's transaction, rows in key order as
 /// [`reserve_together`] takes them: a settlement and a concurrent reservation on PostgreSQL
 /// never wait for each other's rows in opposite orders (a deadlock).
-pub(super) async fn settle_in(
-    conn: &mut DbConn,
-    settle: &[SlotSettlement<'_>],
-) -> Result<(), StoreError> {
+async fn settle_in(conn: &mut DbConn, settle: &[SlotSettlement<'_>]) -> Result<(), StoreError> {
     let mut ordered: Vec<&SlotSettlement<'_>> = settle.iter().collect();
     ordered.sort_by_key(|s| match s {
         SlotSettlement::Release { key, .. } | SlotSettlement::Clear { key } => *key,

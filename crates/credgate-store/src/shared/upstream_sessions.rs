@@ -5,23 +5,16 @@
 
 use async_trait::async_trait;
 use credgate_core::model::AuditEvent;
-use credgate_core::store::{SlotSettlement, UpstreamSessionStore};
-use credgate_core::{StoreError, UpstreamSessionRecord};
+use credgate_core::store::UpstreamSessionStore;
+use credgate_core::{StoreError, Timestamp, UpstreamSessionRecord};
 use sqlx::Row;
 
-use super::attempts::settle_in;
 use super::audit::insert_events;
 use super::{Backend, DbConn};
 use crate::error::{self, duplicate_or_map};
 
-/// Inserts `session` inside the caller's transaction, dropping the sessions expired by its
-/// `created_at`.
+/// Inserts `session` inside the caller's transaction.
 async fn insert_in(conn: &mut DbConn, session: &UpstreamSessionRecord) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM upstream_sessions WHERE expires_at <= $1")
-        .bind(session.created_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(error::map)?;
     sqlx::query(
         "INSERT INTO upstream_sessions (digest, upstream, dialect, app_digest, username, \
          user_ref, client_id, created_at, expires_at) \
@@ -49,21 +42,50 @@ impl UpstreamSessionStore for Backend {
         session: &UpstreamSessionRecord,
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.insert_upstream_session_settling(session, audit, &[])
-            .await
-    }
-
-    async fn insert_upstream_session_settling(
-        &self,
-        session: &UpstreamSessionRecord,
-        audit: &[AuditEvent],
-        settle: &[SlotSettlement<'_>],
-    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         insert_in(&mut tx, session).await?;
-        settle_in(&mut tx, settle).await?;
         insert_events(&mut tx, audit).await?;
         tx.commit().await.map_err(error::map)
+    }
+
+    async fn purge_expired_upstream_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM upstream_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(error::map)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn upstream_user_ref(
+        &self,
+        upstream: &str,
+        username: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT user_ref FROM upstream_sessions WHERE upstream = $1 \
+             AND lower(username) = lower($2) AND user_ref IS NOT NULL \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(upstream)
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error::map)
+    }
+
+    async fn set_upstream_user_ref(
+        &self,
+        digest: &str,
+        user_ref: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE upstream_sessions SET user_ref = $2 WHERE digest = $1")
+            .bind(digest)
+            .bind(user_ref)
+            .execute(&self.pool)
+            .await
+            .map_err(error::map)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn find_upstream_session(

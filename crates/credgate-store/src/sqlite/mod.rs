@@ -190,8 +190,14 @@ fn pool_options(opts: &StoreOptions, in_memory: bool) -> SqlitePoolOptions {
             Box::pin(async move {
                 // A failed COMMIT or ROLLBACK (a full disk, an I/O error) can leave the
                 // connection inside a transaction, or sqlx believing it is: the next BEGIN on it
-                // would fail for good. The round trip runs after the rollback a dropped
-                // transaction queued, so the depth read next is settled.
+                // would fail for good. Outside one there is nothing to settle (a dropped
+                // transaction's queued rollback keeps the depth up until it has run), and the
+                // common case costs no round trip.
+                if !conn.is_in_transaction() {
+                    return Ok(true);
+                }
+                // The round trip runs after the rollback a dropped transaction queued, so the
+                // depth read next is settled.
                 let settled = conn.ping().await.is_ok();
                 let clean = settled && !conn.is_in_transaction();
                 if !clean {
