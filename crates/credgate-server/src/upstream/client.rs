@@ -1,6 +1,6 @@
-//! Sending upstream requests: one pooled reqwest client (rustls) per upstream, a timeout per
-//! attempt, and bounded retries for idempotent calls only. Nothing secret is logged: requests
-//! are named by upstream, operation and status.
+//! Sending upstream requests: pooled reqwest clients (rustls), one per upstream and thread, a
+//! timeout per attempt, and bounded retries for idempotent calls only. Nothing secret is logged:
+//! requests are named by upstream, operation and status.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use credgate_dialect::upstream::{
 };
 use credgate_dialect::{Dialect, HttpResponse};
 
+use super::per_thread::PerThread;
 use super::UpstreamSettings;
 
 /// Largest upstream answer read; credential answers are small.
@@ -24,7 +25,7 @@ pub struct UpstreamClient {
     pub dialect: Arc<Dialect>,
     base_url: String,
     auth: UpstreamAuth,
-    http: reqwest::Client,
+    http: PerThread,
     retries: u32,
     /// How each operation's success answer is read, worked out once.
     readings: Vec<OkReading>,
@@ -47,15 +48,17 @@ impl UpstreamClient {
         roots: &[reqwest::Certificate],
     ) -> Result<Self, String> {
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let http = crate::tls::with_roots(reqwest::Client::builder(), roots)
-            .use_rustls_tls()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            // A redirect would carry credentials to a place nobody configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("upstream {}: {e}", settings.name))?;
+        let roots = roots.to_vec();
+        let http = PerThread::new(move || {
+            crate::tls::with_roots(reqwest::Client::builder(), &roots)
+                .use_rustls_tls()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .pool_idle_timeout(Duration::from_secs(90))
+                // A redirect would carry credentials to a place nobody configured.
+                .redirect(reqwest::redirect::Policy::none())
+        })
+        .map_err(|e| format!("upstream {}: {e}", settings.name))?;
         Ok(Self {
             name: settings.name.clone(),
             base_url: settings.base_url.clone(),
@@ -83,6 +86,7 @@ impl UpstreamClient {
     /// API's root may well be a 404; only a refused connection or a timeout does not.
     pub async fn reachable(&self) -> bool {
         self.http
+            .get()
             .head(&self.base_url)
             .timeout(PROBE_TIMEOUT)
             .send()
@@ -143,7 +147,7 @@ impl UpstreamClient {
             if attempt > 1 {
                 tokio::time::sleep(Duration::from_millis(100 << (attempt - 2).min(4))).await;
             }
-            let mut builder = self.http.request(method.clone(), &request.url);
+            let mut builder = self.http.get().request(method.clone(), &request.url);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }

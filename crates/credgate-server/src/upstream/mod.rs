@@ -6,6 +6,7 @@
 mod client;
 mod migrate;
 mod passthrough;
+mod per_thread;
 mod reset;
 
 use std::collections::{BTreeMap, BTreeSet};
