@@ -5,8 +5,8 @@
 //! are durable before the answer, and the token is shown only if the upstream accepts (it is
 //! revoked otherwise). Once the upstream has spoken, the client's answer waits for no commit of
 //! its own. What can only follow the answer, and errs on the strict side only when late, is
-//! done here afterwards: the login's guessing slots are forgiven and its `login_succeeded`
-//! record is written.
+//! done here afterwards, in one transaction through the counters' connections: the login's
+//! guessing slots are forgiven and its `login_succeeded` record is written.
 
 use crate::limits::Held;
 use crate::model::AuditEvent;
@@ -59,22 +59,17 @@ impl CredentialService {
     /// Completes what a request left for after its answer. A failure is logged, never the
     /// caller's: the answer has gone out.
     pub async fn complete(&self, deferred: Deferred) {
-        if let Some(held) = deferred.held {
-            if let Err(e) = self.forgive(held).await {
-                tracing::warn!(
-                    kind = e.kind(),
-                    "guessing slots not forgiven after the answer"
-                );
-            }
+        let settle = deferred.held.as_ref().map(|held| held.settlements(true));
+        let settle = settle.as_deref().unwrap_or(&[]);
+        if settle.is_empty() && deferred.audit.is_empty() {
+            return;
         }
-        if !deferred.audit.is_empty() {
-            let written = self.store.append_audit(&deferred.audit).await;
-            if let Err(e) = written.map_err(crate::Error::from) {
-                tracing::warn!(
-                    kind = e.kind(),
-                    "audit records not written after the answer"
-                );
-            }
+        let done = self
+            .store
+            .settle_after_answer(settle, &deferred.audit)
+            .await;
+        if let Err(e) = done.map_err(crate::Error::from) {
+            tracing::warn!(kind = e.kind(), "records not completed after the answer");
         }
     }
 

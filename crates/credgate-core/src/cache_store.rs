@@ -203,6 +203,13 @@ impl AttemptStore for CachingStore {
     async fn settle_attempts(&self, settle: &[SlotSettlement<'_>]) -> Result<(), StoreError> {
         self.inner.settle_attempts(settle).await
     }
+    async fn settle_after_answer(
+        &self,
+        settle: &[SlotSettlement<'_>],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.inner.settle_after_answer(settle, audit).await
+    }
     async fn release_attempt(
         &self,
         key: &str,

@@ -220,6 +220,15 @@ pub trait AttemptStore: Send + Sync {
     ) -> Result<Vec<Reservation>, StoreError>;
     /// Applies every settlement in ONE transaction (one durable commit).
     async fn settle_attempts(&self, settle: &[SlotSettlement<'_>]) -> Result<(), StoreError>;
+    /// Applies every settlement and appends `audit` in ONE transaction, through the connections
+    /// the counters are written through: for what completes a request after its answer has
+    /// gone out (on SQLite, atomic and safe from a crashed process; a power cut before the next
+    /// durable commit can lose it, as it can the counters).
+    async fn settle_after_answer(
+        &self,
+        settle: &[SlotSettlement<'_>],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
     /// Takes one slot of `key`'s budget of `limit` per `window` seconds, in ONE atomic statement:
     /// a new window starts when the stored one ended (`window_start + window <= now`); past the
     /// limit nothing more is counted and `allowed` is false. Of N concurrent calls in one window,

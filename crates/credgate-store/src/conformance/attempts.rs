@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use credgate_core::model::{AuditKind, AuditQuery};
 use credgate_core::store::{AttemptAsk, SlotSettlement};
 use credgate_core::Store;
 
-use super::T0;
+use super::{event, T0};
 
 fn ask(key: &str, limit: u32) -> AttemptAsk<'_> {
     AttemptAsk {
@@ -120,6 +121,34 @@ pub async fn concurrent_batched_reservations_hold_the_limit(a: Arc<dyn Store>, b
     assert_eq!(allowed, 5);
     // The refused attempts kept no address slot.
     assert_eq!(count_of(&*a, "addr:burst").await, 5);
+}
+
+/// What completes a login after its answer: the slots settled and the record appended, in one
+/// transaction.
+pub async fn settled_after_the_answer_with_the_record(store: &dyn Store) {
+    let asks = [ask("addr:after", 50), ask("user:after", 5)];
+    let taken = store.reserve_attempts(&asks, T0).await.unwrap();
+    let settle = [
+        SlotSettlement::Release {
+            key: "addr:after",
+            window_start: taken[0].window_start,
+            limit: 50,
+        },
+        SlotSettlement::Clear { key: "user:after" },
+    ];
+    let audit = [event(AuditKind::LoginSucceeded, Some("u-after"))];
+    store.settle_after_answer(&settle, &audit).await.unwrap();
+    assert_eq!(count_of(store, "addr:after").await, 0);
+    assert_eq!(count_of(store, "user:after").await, 0);
+    let query = AuditQuery {
+        user_id: Some("u-after".into()),
+        limit: 10,
+    };
+    let logged = store.audit_log(&query).await.unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].kind, AuditKind::LoginSucceeded.as_str());
+    // Nothing to do is no error.
+    store.settle_after_answer(&[], &[]).await.unwrap();
 }
 
 /// Attempts taking and settling the same two budgets at once (settlements named user first,

@@ -5,10 +5,12 @@
 //! `begin_counters` and `counters`, the pool the counters are written through) and `DbConn`.
 
 use async_trait::async_trait;
+use credgate_core::model::AuditEvent;
 use credgate_core::store::{AttemptAsk, AttemptStore, Reservation, SlotSettlement};
 use credgate_core::{StoreError, Timestamp};
 use sqlx::Row;
 
+use super::audit::insert_events;
 use super::{Backend, DbConn};
 use crate::error;
 
@@ -257,6 +259,17 @@ impl AttemptStore for Backend {
                 tx.commit().await.map_err(error::map)
             }
         }
+    }
+
+    async fn settle_after_answer(
+        &self,
+        settle: &[SlotSettlement<'_>],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_counters().await?;
+        settle_in(&mut tx, settle).await?;
+        insert_events(&mut tx, audit).await?;
+        tx.commit().await.map_err(error::map)
     }
 
     async fn max_hash_cost(&self) -> Result<Option<u32>, StoreError> {

@@ -33,7 +33,9 @@ impl ShadowStore for Backend {
             Some(e) => Some(serde_json::to_string(e).map_err(|_| error::corrupt("exchange"))?),
             None => None,
         };
-        let mut tx = self.begin_write().await?;
+        // A comparison is a report, not a credential: it goes through the counters'
+        // connections (on SQLite, no wait for the disk; see `settle_after_answer`).
+        let mut tx = self.begin_counters().await?;
         sqlx::query(
             "INSERT INTO shadow_comparisons (at, dialect, route, request_id, result, kind, \
              upstream_outcome, upstream_status, local_outcome, local_status, fields, exchange, \

@@ -111,7 +111,8 @@ impl SqliteStore {
         // Guessing counters are rate-limit state, not credentials: in WAL mode with
         // synchronous=NORMAL their commits are atomic and survive the process's death, and only
         // a power loss before the next full commit's fsync can roll the last ones back. That
-        // takes one fsync off every login's response path.
+        // takes one fsync off every login's response path. The same holds for what completes a
+        // request after its answer (`settle_after_answer`) and for shadow comparisons.
         let counters = if target.in_memory {
             pool.clone()
         } else {

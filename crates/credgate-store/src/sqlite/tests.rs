@@ -80,6 +80,7 @@ conformance!(
     login_challenges,
     attempt_counters,
     attempts_taken_together,
+    settled_after_the_answer_with_the_record,
     max_hash_cost,
     upstream_sessions_lifecycle,
     upstream_user_ref_from_newest_session,
