@@ -171,13 +171,8 @@ async fn serve_match(
                     matched: m,
                     view: &extracted.view,
                     request_id,
-                    status: answer.0.status,
-                    exchange: crate::shadow_exchange::record(
-                        &engine_req,
-                        &extracted.view,
-                        m.route(),
-                        &answer.0,
-                    ),
+                    request: engine_req,
+                    answer: answer.0.clone(),
                 };
                 crate::shadow::spawn_compare(
                     Arc::clone(&state.core),

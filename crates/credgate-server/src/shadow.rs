@@ -46,10 +46,11 @@ pub struct Answered<'a> {
     pub matched: &'a RouteMatch,
     pub view: &'a RequestView,
     pub request_id: String,
-    /// The status the client received (the upstream's outcome in its dialect).
-    pub status: u16,
-    /// The exchange with its secrets replaced ([`crate::shadow_exchange::record`]).
-    pub exchange: serde_json::Value,
+    /// The request and the answer the client received (the upstream's outcome in its dialect),
+    /// recorded with their secrets replaced off the response path
+    /// ([`crate::shadow_exchange::record`]).
+    pub request: credgate_dialect::HttpRequest,
+    pub answer: credgate_dialect::HttpResponse,
 }
 
 /// Compares and records off the response path (a task of its own).
@@ -65,9 +66,10 @@ pub fn spawn_compare(
         params: answered.matched.params.clone(),
     };
     let view = answered.view.clone();
-    let (upstream_status, request_id) = (answered.status, answered.request_id);
-    let exchange = answered.exchange;
+    let (request, answer, request_id) = (answered.request, answered.answer, answered.request_id);
     tokio::spawn(async move {
+        let exchange = crate::shadow_exchange::record(&request, &view, m.route(), &answer);
+        let upstream_status = answer.status;
         let verdict = core.shadow_settle(pending).await;
         let local_status = match &verdict.local {
             Err(e) => m.dialect.render_error(Some(&m), &view, e).status,
