@@ -193,37 +193,14 @@ impl CredentialService {
                     None => None,
                 };
                 let open = Opening {
-                    upstream: upstream.clone(),
-                    username: username.clone(),
+                    upstream,
+                    username,
                     user_ref: None,
                     client_id,
                 };
-                let early = self.open_upstream_session_early(open, &issuer, &meta);
-                let (answer, early) = self
-                    .upstream_login_held(&upstream, &username, &password, &meta, early)
-                    .await?;
-                let (login, held) = match answer {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        if let Ok((_, record)) = &early {
-                            self.close_upstream_session(record, e.kind(), &meta).await?;
-                        }
-                        return Err(e);
-                    }
-                };
-                let (mut issued, mut record) = early?;
-                if login.user_ref != record.user_ref {
-                    // Durable before the answer, as the rest of the session is.
-                    let user_ref = login.user_ref.as_deref();
-                    self.store
-                        .set_upstream_user_ref(&record.digest, user_ref)
-                        .await?;
-                    record.user_ref = login.user_ref;
-                    issued.user = Some(record.user());
-                }
-                let detail = json!({"username": record.username, "upstream": record.upstream});
-                let audit = vec![self.event(AuditKind::LoginSucceeded, None, &meta, detail)];
-                *after = Some(Deferred::new(Some(held), audit));
+                let (issued, deferred) =
+                    (self.passthrough_login(open, &password, &issuer, &meta)).await?;
+                *after = Some(deferred);
                 Ok(Outcome::Token(issued))
             }
             Command::ChangePassword(change) => {
@@ -262,6 +239,44 @@ impl CredentialService {
             }
             _ => Err(Error::Internal),
         }
+    }
+
+    /// A login the upstream answers: its session is stored while the upstream checks the
+    /// password, and its token handed out once the upstream accepts. The login's record and
+    /// the forgiving of its slots are left for after the answer.
+    async fn passthrough_login(
+        &self,
+        open: Opening,
+        password: &Password,
+        issuer: &Issuer,
+        meta: &RequestMeta,
+    ) -> Result<(IssuedToken, Deferred), Error> {
+        let (upstream, username) = (open.upstream.clone(), open.username.clone());
+        let early = self.open_upstream_session_early(open, issuer, meta);
+        let (answer, early) =
+            (self.upstream_login_held(&upstream, &username, password, meta, early)).await?;
+        let (login, held) = match answer {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                if let Ok((_, record)) = &early {
+                    self.close_upstream_session(record, e.kind(), meta).await?;
+                }
+                return Err(e);
+            }
+        };
+        let (mut issued, mut record) = early?;
+        if login.user_ref != record.user_ref {
+            // Durable before the answer, as the rest of the session is.
+            let user_ref = login.user_ref.as_deref();
+            (self.store)
+                .set_upstream_user_ref(&record.digest, user_ref)
+                .await?;
+            record.user_ref = login.user_ref;
+            issued.user = Some(record.user());
+        }
+        let detail = json!({"username": record.username, "upstream": record.upstream});
+        let audit = vec![self.event(AuditKind::LoginSucceeded, None, meta, detail)];
+        Ok((issued, Deferred::new(Some(held), audit)))
     }
 
     /// A password checked by the upstream, drawing on the same budgets as a local check: the
