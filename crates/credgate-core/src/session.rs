@@ -184,9 +184,7 @@ impl CredentialService {
         }
         Ok(Outcome::TokenRevoked)
     }
-}
 
-impl CredentialService {
     /// Removes the tokens and the upstream-backed sessions that have expired; how many.
     pub async fn purge_expired_sessions(&self) -> Result<u64, Error> {
         let now = self.clock.now();

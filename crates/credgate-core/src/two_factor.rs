@@ -13,11 +13,11 @@ use serde_json::json;
 use crate::command::{IssuedToken, Outcome};
 use crate::error::{Error, FieldReason};
 use crate::limits::Budgets;
-use crate::model::{AuditKind, RequestMeta, ResetKind, TokenKind, User, UserKey};
+use crate::model::{AuditKind, RequestMeta, ResetKind, User, UserKey};
 use crate::notify::ResetNotice;
 use crate::secret::SecretToken;
 use crate::service::CredentialService;
-use crate::session::{Grantee, Issuer};
+use crate::session::{Issuer, SessionFor};
 use crate::two_factor_model::{LoginChallenge, TwoFactor, TwoFactorMethod};
 use crate::{token, totp};
 
@@ -186,14 +186,11 @@ impl CredentialService {
             meta,
             json!({"second_factor": true}),
         )];
-        let grantee = Grantee {
-            kind: TokenKind::User,
-            user: Some(user),
+        let session = SessionFor {
             client_id,
             with_refresh: false,
-            session_id: None,
         };
-        self.issue(grantee, issuer, meta, audit).await
+        self.issue(session.grantee(user), issuer, meta, audit).await
     }
 
     /// `Ok(Ok(()))` when `code` is right for the challenge; otherwise the audited reason.

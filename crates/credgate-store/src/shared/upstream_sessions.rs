@@ -1,7 +1,7 @@
 //! Sessions standing for a passthrough upstream's user, kept by token digest.
 //!
 //! Shared by the SQLite and PostgreSQL stores: each backend module provides `Backend` (with
-//! `begin_write` and, in `tokens`, `delete_audited`) and `DbConn`.
+//! `begin_write` and, in `tokens`, `delete_audited`).
 
 use async_trait::async_trait;
 use credgate_core::model::AuditEvent;
@@ -10,30 +10,8 @@ use credgate_core::{StoreError, Timestamp, UpstreamSessionRecord};
 use sqlx::Row;
 
 use super::audit::insert_events;
-use super::{Backend, DbConn};
+use super::Backend;
 use crate::error::{self, duplicate_or_map};
-
-/// Inserts `session` inside the caller's transaction.
-async fn insert_in(conn: &mut DbConn, session: &UpstreamSessionRecord) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO upstream_sessions (digest, upstream, dialect, app_digest, username, \
-         user_ref, client_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&session.digest)
-    .bind(&session.upstream)
-    .bind(&session.dialect)
-    .bind(session.app_digest.as_deref())
-    .bind(&session.username)
-    .bind(session.user_ref.as_deref())
-    .bind(session.client_id.as_deref())
-    .bind(session.created_at)
-    .bind(session.expires_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| duplicate_or_map(e, |_| "upstream session".into()))?;
-    Ok(())
-}
 
 #[async_trait]
 impl UpstreamSessionStore for Backend {
@@ -43,7 +21,23 @@ impl UpstreamSessionStore for Backend {
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        insert_in(&mut tx, session).await?;
+        sqlx::query(
+            "INSERT INTO upstream_sessions (digest, upstream, dialect, app_digest, username, \
+             user_ref, client_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&session.digest)
+        .bind(&session.upstream)
+        .bind(&session.dialect)
+        .bind(session.app_digest.as_deref())
+        .bind(&session.username)
+        .bind(session.user_ref.as_deref())
+        .bind(session.client_id.as_deref())
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| duplicate_or_map(e, |_| "upstream session".into()))?;
         insert_events(&mut tx, audit).await?;
         tx.commit().await.map_err(error::map)
     }
