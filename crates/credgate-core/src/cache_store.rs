@@ -184,15 +184,6 @@ impl ResetStore for CachingStore {
 
 #[async_trait]
 impl AttemptStore for CachingStore {
-    async fn reserve_attempt(
-        &self,
-        key: &str,
-        now: Timestamp,
-        window: i64,
-        limit: u32,
-    ) -> Result<Reservation, StoreError> {
-        self.inner.reserve_attempt(key, now, window, limit).await
-    }
     async fn reserve_attempts(
         &self,
         asks: &[AttemptAsk<'_>],
@@ -209,17 +200,6 @@ impl AttemptStore for CachingStore {
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
         self.inner.settle_after_answer(settle, audit).await
-    }
-    async fn release_attempt(
-        &self,
-        key: &str,
-        window_start: Timestamp,
-        limit: u32,
-    ) -> Result<(), StoreError> {
-        self.inner.release_attempt(key, window_start, limit).await
-    }
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.clear_failures(key).await
     }
     async fn max_hash_cost(&self) -> Result<Option<u32>, StoreError> {
         self.inner.max_hash_cost().await

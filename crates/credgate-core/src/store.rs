@@ -192,13 +192,14 @@ pub struct AttemptAsk<'a> {
 /// What becomes of a slot taken earlier, once its attempt is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotSettlement<'a> {
-    /// One slot goes back, as [`AttemptStore::release_attempt`] gives it.
+    /// One slot taken in the window that started at `window_start` goes back (the guess was
+    /// right, or another budget refused the attempt); nothing when that window is over.
     Release {
         key: &'a str,
         window_start: Timestamp,
         limit: u32,
     },
-    /// The key's count is forgotten, as [`AttemptStore::clear_failures`] does.
+    /// The key's count is forgotten (a right password forgives the user's failures).
     Clear { key: &'a str },
 }
 
@@ -207,12 +208,13 @@ pub enum SlotSettlement<'a> {
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
     /// Takes one slot of every budget in `asks`, all or none, in ONE atomic statement (one
-    /// durable commit): each as [`Self::reserve_attempt`] takes it. One [`Reservation`] per
-    /// ask, in order; when any is refused (`allowed` false), the slots the others gave are
-    /// handed back before this returns (meanwhile a concurrent attempt may find them taken: the
-    /// strict side). Rows are taken in key order, so concurrent calls cannot deadlock; of N
-    /// concurrent attempts in one window, at most `limit` are allowed per key, on one instance
-    /// or many.
+    /// commit). A slot of `key`'s budget of `limit` per `window` seconds: a new window starts
+    /// when the stored one ended (`window_start + window <= now`); past the limit nothing more
+    /// is counted and `allowed` is false. One [`Reservation`] per ask, in order; when any is
+    /// refused, the slots the others gave are handed back before this returns (meanwhile a
+    /// concurrent attempt may find them taken: the strict side). Rows are taken in key order,
+    /// so concurrent calls cannot deadlock; of N concurrent attempts in one window, at most
+    /// `limit` are allowed per key, on one instance or many.
     async fn reserve_attempts(
         &self,
         asks: &[AttemptAsk<'_>],
@@ -229,27 +231,6 @@ pub trait AttemptStore: Send + Sync {
         settle: &[SlotSettlement<'_>],
         audit: &[AuditEvent],
     ) -> Result<(), StoreError>;
-    /// Takes one slot of `key`'s budget of `limit` per `window` seconds, in ONE atomic statement:
-    /// a new window starts when the stored one ended (`window_start + window <= now`); past the
-    /// limit nothing more is counted and `allowed` is false. Of N concurrent calls in one window,
-    /// at most `limit` are allowed, on one instance or many.
-    async fn reserve_attempt(
-        &self,
-        key: &str,
-        now: Timestamp,
-        window: i64,
-        limit: u32,
-    ) -> Result<Reservation, StoreError>;
-    /// Gives back one slot taken in the window that started at `window_start` (the guess was
-    /// right, or another budget refused the attempt); nothing when that window is over.
-    async fn release_attempt(
-        &self,
-        key: &str,
-        window_start: Timestamp,
-        limit: u32,
-    ) -> Result<(), StoreError>;
-    /// Forgets the key's count (a right password forgives the user's failures).
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
     /// The highest bcrypt cost among stored password hashes; `None` when there is none.
     async fn max_hash_cost(&self) -> Result<Option<u32>, StoreError>;
 }

@@ -11,6 +11,7 @@ use credgate_core::model::{
     App, AuditEvent, AuditKind, AuditQuery, AuditRecord, Client, NewUser, PasswordUpdate,
     ResetKind, ResetRecord, SecurityAnswer, TokenKind, TokenRecord, User, UserKey,
 };
+use credgate_core::store::{AttemptAsk, Reservation, SlotSettlement};
 use credgate_core::{Store, StoreError, Timestamp};
 use serde_json::json;
 
@@ -1588,56 +1589,60 @@ pub async fn heartbeat(store: &dyn Store) {
     store.heartbeat(T0 + 1).await.unwrap();
 }
 
+/// One slot of `key`'s budget of `limit` per 900 s, taken alone.
+pub(crate) async fn take_slot(
+    store: &dyn Store,
+    key: &str,
+    now: Timestamp,
+    limit: u32,
+) -> Reservation {
+    let ask = AttemptAsk {
+        key,
+        window: 900,
+        limit,
+    };
+    let taken = store.reserve_attempts(&[ask], now).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    taken[0]
+}
+
 /// Guessing budgets: slots taken up to the limit, refused past it (without counting further),
 /// given back, cleared, and a new window after the old one.
 pub async fn attempt_counters(store: &dyn Store) {
-    let take = |now: i64| store.reserve_attempt("user:a", now, 900, 2);
-    let r = take(T0).await.unwrap();
+    let take = |now: i64| take_slot(store, "user:a", now, 2);
+    let r = take(T0).await;
     assert_eq!((r.allowed, r.count, r.window_start), (true, 1, T0));
-    let r = take(T0 + 10).await.unwrap();
+    let r = take(T0 + 10).await;
     assert_eq!((r.allowed, r.count, r.window_start), (true, 2, T0));
     for _ in 0..3 {
-        let r = take(T0 + 20).await.unwrap();
+        let r = take(T0 + 20).await;
         assert_eq!(
             (r.allowed, r.count),
             (false, 3),
             "refusals are not counted further"
         );
     }
+    let release = |window_start: i64| SlotSettlement::Release {
+        key: "user:a",
+        window_start,
+        limit: 2,
+    };
     // One slot given back after refusals: exactly one more attempt may run.
-    store.release_attempt("user:a", T0, 2).await.unwrap();
-    assert!(take(T0 + 30).await.unwrap().allowed);
-    assert!(!take(T0 + 31).await.unwrap().allowed);
+    store.settle_attempts(&[release(T0)]).await.unwrap();
+    assert!(take(T0 + 30).await.allowed);
+    assert!(!take(T0 + 31).await.allowed);
     // A release for a window that is over changes nothing.
-    store.release_attempt("user:a", T0 - 900, 2).await.unwrap();
-    assert!(!take(T0 + 32).await.unwrap().allowed);
+    store.settle_attempts(&[release(T0 - 900)]).await.unwrap();
+    assert!(!take(T0 + 32).await.allowed);
     // The window ends: a fresh budget.
-    let r = take(T0 + 900).await.unwrap();
+    let r = take(T0 + 900).await;
     assert_eq!((r.allowed, r.count, r.window_start), (true, 1, T0 + 900));
     // Keys are independent; a cleared key starts over.
-    assert_eq!(
-        store
-            .reserve_attempt("user:b", T0, 900, 1)
-            .await
-            .unwrap()
-            .count,
-        1
-    );
-    assert!(
-        !store
-            .reserve_attempt("user:b", T0, 900, 1)
-            .await
-            .unwrap()
-            .allowed
-    );
-    store.clear_failures("user:b").await.unwrap();
-    assert!(
-        store
-            .reserve_attempt("user:b", T0, 900, 1)
-            .await
-            .unwrap()
-            .allowed
-    );
+    assert_eq!(take_slot(store, "user:b", T0, 1).await.count, 1);
+    assert!(!take_slot(store, "user:b", T0, 1).await.allowed);
+    let clear = SlotSettlement::Clear { key: "user:b" };
+    store.settle_attempts(&[clear]).await.unwrap();
+    assert!(take_slot(store, "user:b", T0, 1).await.allowed);
 }
 
 /// Many concurrent reservations on one key (through one or two stores on the same database):
@@ -1647,11 +1652,7 @@ pub async fn concurrent_reservations_hold_the_limit(a: Arc<dyn Store>, b: Arc<dy
     for i in 0..40 {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            store
-                .reserve_attempt("user:burst", T0, 900, 5)
-                .await
-                .unwrap()
-                .allowed
+            take_slot(&*store, "user:burst", T0, 5).await.allowed
         }));
     }
     let mut allowed = 0;

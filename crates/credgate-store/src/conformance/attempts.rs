@@ -7,7 +7,7 @@ use credgate_core::model::{AuditKind, AuditQuery};
 use credgate_core::store::{AttemptAsk, SlotSettlement};
 use credgate_core::Store;
 
-use super::{event, T0};
+use super::{event, take_slot, T0};
 
 fn ask(key: &str, limit: u32) -> AttemptAsk<'_> {
     AttemptAsk {
@@ -19,12 +19,7 @@ fn ask(key: &str, limit: u32) -> AttemptAsk<'_> {
 
 /// The count of `key` now: one more slot is taken to read it, so callers read it last.
 async fn count_of(store: &dyn Store, key: &str) -> u32 {
-    store
-        .reserve_attempt(key, T0, 900, 1000)
-        .await
-        .unwrap()
-        .count
-        - 1
+    take_slot(store, key, T0, 1000).await.count - 1
 }
 
 /// All or none: a refusal by one budget keeps none of the others' slots; answers come in the
@@ -45,20 +40,8 @@ pub async fn attempts_taken_together(store: &dyn Store) {
         [true, false]
     );
     // One user slot is left of 2: a lone reservation takes it, the next is refused.
-    assert!(
-        store
-            .reserve_attempt("user:z", T0 + 2, 900, 2)
-            .await
-            .unwrap()
-            .allowed
-    );
-    assert!(
-        !store
-            .reserve_attempt("user:z", T0 + 3, 900, 2)
-            .await
-            .unwrap()
-            .allowed
-    );
+    assert!(take_slot(store, "user:z", T0 + 2, 2).await.allowed);
+    assert!(!take_slot(store, "user:z", T0 + 3, 2).await.allowed);
     // Settled together: the user's count forgotten, the address's slot given back.
     let settle = [
         SlotSettlement::Clear { key: "user:z" },

@@ -184,17 +184,6 @@ impl Backend {
 
 #[async_trait]
 impl AttemptStore for Backend {
-    async fn reserve_attempt(
-        &self,
-        key: &str,
-        now: Timestamp,
-        window: i64,
-        limit: u32,
-    ) -> Result<Reservation, StoreError> {
-        let ask = AttemptAsk { key, window, limit };
-        reserve_on(self.counters(), &ask, now).await
-    }
-
     /// One statement for all the budgets (one round trip, one commit), rows in key order;
     /// when one refuses, the slots the others gave are handed back at once.
     async fn reserve_attempts(
@@ -229,24 +218,6 @@ impl AttemptStore for Backend {
             self.settle_attempts(&back).await?;
         }
         Ok(answers)
-    }
-
-    async fn release_attempt(
-        &self,
-        key: &str,
-        window_start: Timestamp,
-        limit: u32,
-    ) -> Result<(), StoreError> {
-        let settle = SlotSettlement::Release {
-            key,
-            window_start,
-            limit,
-        };
-        settle_one(self.counters(), &settle).await
-    }
-
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        settle_one(self.counters(), &SlotSettlement::Clear { key }).await
     }
 
     async fn settle_attempts(&self, settle: &[SlotSettlement<'_>]) -> Result<(), StoreError> {
