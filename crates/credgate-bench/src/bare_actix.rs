@@ -28,6 +28,66 @@ pub fn serve(port: u16, workers: usize) -> std::io::Result<()> {
     })
 }
 
+/// Serves every request on 127.0.0.1:`port` by sending it to `upstream` (same method, path,
+/// query, content type and body; one reqwest client per worker, as credgate keeps one per
+/// upstream and thread) and answering with the upstream's status, content type and body: the
+/// cost of one HTTP hop through actix-web and reqwest, with none of credgate's work.
+pub fn forward(port: u16, workers: usize, upstream: &str) -> std::io::Result<()> {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    async fn pass(
+        req: HttpRequest,
+        body: web::Bytes,
+        to: web::Data<(reqwest::Client, String)>,
+    ) -> HttpResponse {
+        let (client, base) = to.get_ref();
+        let url = format!("{base}{}", req.uri());
+        let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
+            return HttpResponse::MethodNotAllowed().finish();
+        };
+        let mut sent = client.request(method, url).body(body);
+        if let Some(kind) = req.headers().get("content-type") {
+            sent = sent.header("content-type", kind.as_bytes());
+        }
+        let Ok(answer) = sent.send().await else {
+            return HttpResponse::BadGateway().finish();
+        };
+        let status = answer.status().as_u16();
+        let kind = answer.headers().get("content-type").cloned();
+        let Ok(body) = answer.bytes().await else {
+            return HttpResponse::BadGateway().finish();
+        };
+        let status = actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+        let mut res = HttpResponse::build(status);
+        if let Some(kind) = kind {
+            res.insert_header(("content-type", kind.as_bytes()));
+        }
+        res.body(body)
+    }
+    let base = upstream.trim_end_matches('/').to_owned();
+    let clients = (0..workers.max(1))
+        .map(|_| reqwest::Client::builder().no_proxy().build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(std::io::Error::other)?;
+    let (clients, next) = (
+        std::sync::Arc::new(clients),
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    );
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(move || {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let client = clients[n % clients.len()].clone();
+            App::new()
+                .app_data(web::Data::new((client, base.clone())))
+                .default_service(web::to(pass))
+        })
+        .workers(workers)
+        .bind(("127.0.0.1", port))?
+        .run()
+        .await
+    })
+}
+
 pub struct BareActix {
     child: Child,
     pub url: String,

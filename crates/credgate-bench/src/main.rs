@@ -58,6 +58,14 @@ pub struct Cli {
     /// Internal: the bare actix-web yardstick's workers.
     #[arg(long, hide = true, default_value_t = 2)]
     bare_actix_workers: usize,
+    /// Serve a bare forwarder on this port (with `--forward-to`): actix-web handing each
+    /// request to the upstream with reqwest and its answer back, nothing else. The shadow
+    /// latency bench measures one HTTP hop with it.
+    #[arg(long, requires = "forward_to")]
+    serve_bare_forwarder: Option<u16>,
+    /// The bare forwarder's upstream, e.g. `http://127.0.0.1:18701`.
+    #[arg(long)]
+    forward_to: Option<String>,
 }
 
 /// Warm-up and window of one measurement.
@@ -146,6 +154,15 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("credgate-bench: bare actix-web handler: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    if let (Some(port), Some(upstream)) = (cli.serve_bare_forwarder, &cli.forward_to) {
+        return match bare_actix::forward(port, cli.bare_actix_workers, upstream) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("credgate-bench: bare forwarder: {e}");
                 std::process::ExitCode::FAILURE
             }
         };
