@@ -12,6 +12,7 @@ trap 'kill $PIDS 2>/dev/null' EXIT
 BIN=${BIN:-target/release/credgate}
 N=${N:-200}
 BENCH=${BENCH:-$(dirname $BIN)/credgate-bench}
+[ -x "$BENCH" ] || { echo "no $BENCH: cargo build --release -p credgate-bench (or set BENCH)"; exit 1; }
 D=$(mktemp -d)
 start() { # name port extra-env...
   local name=$1 port=$2; shift 2

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use credgate_core::{Error, Outcome, PolicyRule, RequestMeta, SecretToken, User};
+use credgate_core::{
+    Error, IssuedToken, Outcome, PolicyRule, RequestMeta, SecretToken, TokenKind, User,
+};
 use credgate_dialect::{
     csrf_value, DialectSet, DialectSource, HttpRequest, LoadOptions, Lookup, RouteMatch,
 };
@@ -155,5 +157,40 @@ fn engine(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, engine);
+/// Akana's login (the route the shadow latency bench times): extraction, and rendering the
+/// session (body, auth and CSRF cookies).
+fn akana_login(c: &mut Criterion) {
+    let set = DialectSet::load(&DialectSource::embedded(), &LoadOptions::default())
+        .expect("the shipped dialects load");
+    let req = HttpRequest {
+        method: "POST".into(),
+        path: "/api/login".into(),
+        query: String::new(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"email":"jane.doe","password":"Old-Pass-1234"}"#.to_vec(),
+    };
+    let m = matched(&set, &req);
+    let extracted = (m.dialect)
+        .extract(&m, &req, RequestMeta::default())
+        .expect("the login extracts");
+    let outcome = Outcome::Token(IssuedToken {
+        access: SecretToken::new(TOKEN.to_owned()),
+        kind: TokenKind::User,
+        issued_at: 1_700_000_000,
+        expires_at: 1_700_001_800,
+        refresh: None,
+        user: Some(user()),
+        client_id: None,
+    });
+    let mut group = c.benchmark_group("login/akana");
+    group.bench_function("extract", |b| {
+        b.iter(|| (m.dialect).extract(&m, black_box(&req), RequestMeta::default()))
+    });
+    group.bench_function("render_ok", |b| {
+        b.iter(|| (m.dialect).render_outcome(&m, black_box(&extracted.view), &outcome))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine, akana_login);
 criterion_main!(benches);
