@@ -68,8 +68,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// The guessing counters' pool: the same file, its commits not waiting for the disk
-    /// (see [`SqliteStore::open`]). The main pool itself for an in-memory database.
+    /// The guessing counters' pool of one connection: the same file, its commits not waiting
+    /// for the disk (see [`SqliteStore::open`]). The main pool itself for an in-memory database.
     counters: SqlitePool,
     /// The periodic checkpoint runs while a clone of this store exists.
     alive: Arc<()>,
@@ -113,10 +113,15 @@ impl SqliteStore {
         // a power loss before the next full commit's fsync can roll the last ones back. That
         // takes one fsync off every login's response path. The same holds for what completes a
         // request after its answer (`settle_after_answer`) and for shadow comparisons.
+        // Everything on this pool writes, and SQLite has one writer: one connection is enough.
+        // A second would only wait on the busy handler for the same lock; with one, writers
+        // queue in the pool (woken when it frees) and its thread stays warm. That took about
+        // 0.2 ms off each login through a passthrough or shadow front (BENCHMARKS.md).
         let counters = if target.in_memory {
             pool.clone()
         } else {
             pool_options(opts, false)
+                .max_connections(1)
                 .connect_lazy_with(options.synchronous(SqliteSynchronous::Normal))
         };
         let store = Self {
