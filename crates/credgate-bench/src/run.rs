@@ -22,17 +22,16 @@ pub struct Site {
     _dir: tempfile::TempDir,
     pub seeded: Seeded,
     pub changes: HashMap<String, Arc<ChangeLoad>>,
+    /// The isolation section's saturating changes. Kept across rounds, as the per-API loads
+    /// are: it knows each user's current password (a fresh one each round assumed the first,
+    /// and after an odd number of changes every request failed with invalid credentials).
+    pub isolation: Arc<ChangeLoad>,
 }
 
 impl Site {
     /// Users after the per-API blocks: [0] isolation changes (8), then single users.
     fn spare(&self, index: usize) -> &BenchUser {
         &self.seeded.users[Api::all().len() * CHANGE_CONNECTIONS + index]
-    }
-
-    pub fn isolation_users(&self) -> Vec<BenchUser> {
-        let from = Api::all().len() * CHANGE_CONNECTIONS;
-        self.seeded.users[from..from + CHANGE_CONNECTIONS].to_vec()
     }
 
     pub fn session_user(&self) -> &BenchUser {
@@ -107,11 +106,15 @@ pub async fn site_with(
             )
         })
         .collect();
+    let from = Api::all().len() * CHANGE_CONNECTIONS;
+    let isolation_users = seeded.users[from..from + CHANGE_CONNECTIONS].to_vec();
+    let isolation = ChangeLoad::new(Api::Native, &gateway.base, isolation_users);
     Ok(Site {
         gateway,
         _dir: dir,
         seeded,
         changes,
+        isolation,
     })
 }
 

@@ -150,7 +150,7 @@ fn probes(site: &Site) -> [(&'static str, Arc<dyn Workload>); 3] {
 /// keep the hashing pool saturated.
 pub async fn isolation(site: &Site, profile: &Profile, figures: &mut Figures) {
     let span = profile.isolation;
-    let saturate = ChangeLoad::new(Api::Native, &site.gateway.base, site.isolation_users());
+    let saturate = Arc::clone(&site.isolation);
     // The changes start first and run past the probes on both sides.
     let changes = tokio::spawn(load::run(
         saturate,
@@ -190,6 +190,13 @@ pub async fn isolation(site: &Site, profile: &Profile, figures: &mut Figures) {
         figures.record(format!("iso.{name}.p99"), micros(r.p99));
     }
     if let Ok(c) = changes.await {
+        if c.errors > 0 {
+            figures.note(format!(
+                "isolation changes: {} unexpected answer(s), e.g. {}",
+                c.errors,
+                c.first_error.as_deref().unwrap_or("?")
+            ));
+        }
         eprintln!("  isolation: changes {:.2}/s", c.rate);
         figures.record("iso.changes", c.rate);
     }
