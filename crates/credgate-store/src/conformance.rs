@@ -1589,6 +1589,15 @@ pub async fn heartbeat(store: &dyn Store) {
     store.heartbeat(T0 + 1).await.unwrap();
 }
 
+/// A slot of `key`'s budget of `limit` per 900 s.
+pub(crate) fn ask(key: &str, limit: u32) -> AttemptAsk<'_> {
+    AttemptAsk {
+        key,
+        window: 900,
+        limit,
+    }
+}
+
 /// One slot of `key`'s budget of `limit` per 900 s, taken alone.
 pub(crate) async fn take_slot(
     store: &dyn Store,
@@ -1596,12 +1605,9 @@ pub(crate) async fn take_slot(
     now: Timestamp,
     limit: u32,
 ) -> Reservation {
-    let ask = AttemptAsk {
-        key,
-        window: 900,
-        limit,
-    };
-    let taken = store.reserve_attempts(&[ask], now).await.unwrap();
+    let taken = (store.reserve_attempts(&[ask(key, limit)], now))
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1);
     taken[0]
 }

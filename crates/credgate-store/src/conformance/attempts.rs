@@ -4,18 +4,10 @@
 use std::sync::Arc;
 
 use credgate_core::model::{AuditKind, AuditQuery};
-use credgate_core::store::{AttemptAsk, SlotSettlement};
+use credgate_core::store::SlotSettlement;
 use credgate_core::Store;
 
-use super::{event, take_slot, T0};
-
-fn ask(key: &str, limit: u32) -> AttemptAsk<'_> {
-    AttemptAsk {
-        key,
-        window: 900,
-        limit,
-    }
-}
+use super::{ask, event, take_slot, T0};
 
 /// The count of `key` now: one more slot is taken to read it, so callers read it last.
 async fn count_of(store: &dyn Store, key: &str) -> u32 {
