@@ -6,42 +6,25 @@
 # alternates), and each front's figure is the median of what it adds to the legacy request of
 # its round. Same conditions as bench/shadow_latency.sh (SQLite, bcrypt cost 4, one curl per
 # request, no keep-alive). A=old-binary B=new-binary [L=legacy-binary, default B] N=rounds
-set -e
-PIDS=""
-trap 'kill $PIDS 2>/dev/null' EXIT
 A=${A:?A=path/to/credgate (the build to compare against)}
 B=${B:-target/release/credgate}
 L=${L:-$B}
 N=${N:-500}
-D=$(mktemp -d)
-start() { # binary name port extra-env...
-  local bin=$1 name=$2 port=$3; shift 3
-  env -C $D CREDGATE_LISTEN=127.0.0.1:$port CREDGATE_DATABASE_URL=$D/$name.db CREDGATE_ADMIN_TOKEN=bench-admin-token-0123456789 \
-     CREDGATE_BCRYPT_COST=4 CREDGATE_LOG_LEVEL=warn CREDGATE_DIGEST_KEY_FILE=$D/$name.key CREDGATE_RESET__OUTBOX=$D/$name.jsonl "$@" "$bin" serve >$D/$name.log 2>&1 &
-  PIDS="$PIDS $!"
-  for i in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && return; sleep 0.1; done; echo "$name did not start"; exit 1
-}
-start "$L" legacy 18701 CREDGATE_DIALECTS__DISABLED='["crafter","crayon","etapp","oauth-style"]'
-curl -sf -X POST http://127.0.0.1:18701/admin/users -H 'Authorization: Bearer bench-admin-token-0123456789' -H 'content-type: application/json' \
-  -d '{"username":"bench@example.com","password":"Bench-Pass-2019","aliases":{"akana":"b1.example"}}' >/dev/null
-up() { echo "[{name=\"legacy\",dialect=\"akana\",base_url=\"http://127.0.0.1:18701\",mode=\"$1\",inbound=[\"akana\"]}]"; }
+source "$(dirname "$0")/shadow_common.sh"
+start_legacy "$L"
 start "$A" passthrough-a 18702 CREDGATE_UPSTREAMS="$(up passthrough)"
 start "$B" passthrough-b 18703 CREDGATE_UPSTREAMS="$(up passthrough)"
 start "$A" shadow-a 18704 CREDGATE_UPSTREAMS="$(up shadow)"
 start "$B" shadow-b 18705 CREDGATE_UPSTREAMS="$(up shadow)"
-login() { # port
-  curl -s -o /dev/null -w '%{time_total} ' -X POST http://127.0.0.1:$1/api/login -H 'content-type: application/json' \
-    -d '{"email":"bench@example.com","password":"Bench-Pass-2019"}'
-}
 # Warm-up (a shadow front syncs the user on its first login).
 for i in $(seq 20); do for port in 18701 18702 18703 18704 18705; do login $port; done; done >/dev/null
 echo "N = $N rounds, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq $N); do # columns: legacy, passthrough A, passthrough B, shadow A, shadow B
   if [ $((i % 2)) = 0 ]; then
-    echo "$(login 18701)$(login 18702)$(login 18703)$(login 18704)$(login 18705)"
+    echo "$(login 18701) $(login 18702) $(login 18703) $(login 18704) $(login 18705)"
   else
     l=$(login 18701); pb=$(login 18703); pa=$(login 18702); sb=$(login 18705); sa=$(login 18704)
-    echo "$l$pa$pb$sa$sb"
+    echo "$l $pa $pb $sa $sb"
   fi
 done >$D/times
 q() { # awk-expression: its p50 over the rounds, in ms
