@@ -147,25 +147,26 @@ impl Profile {
     }
 }
 
+/// How a yardstick server `what` this binary ran ended, as its exit code.
+fn exit_code(served: std::io::Result<()>, what: &str) -> std::process::ExitCode {
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credgate-bench: {what}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Some(port) = cli.serve_bare_actix {
-        return match bare_actix::serve(port, cli.bare_actix_workers) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("credgate-bench: bare actix-web handler: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        };
+        let served = bare_actix::serve(port, cli.bare_actix_workers);
+        return exit_code(served, "bare actix-web handler");
     }
     if let (Some(port), Some(upstream)) = (cli.serve_bare_forwarder, &cli.forward_to) {
-        return match bare_actix::forward(port, cli.bare_actix_workers, upstream) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("credgate-bench: bare forwarder: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        };
+        let served = bare_actix::forward(port, cli.bare_actix_workers, upstream);
+        return exit_code(served, "bare forwarder");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
