@@ -31,7 +31,7 @@ pub struct Site {
 impl Site {
     /// Users after the per-API blocks: [0] isolation changes (8), then single users.
     fn spare(&self, index: usize) -> &BenchUser {
-        &self.seeded.users[Api::all().len() * CHANGE_CONNECTIONS + index]
+        &self.seeded.users[after_api_blocks() + index]
     }
 
     pub fn session_user(&self) -> &BenchUser {
@@ -47,9 +47,14 @@ impl Site {
     }
 }
 
+/// The index of the first seeded user after the per-API blocks (the isolation changes' first).
+fn after_api_blocks() -> usize {
+    Api::all().len() * CHANGE_CONNECTIONS
+}
+
 /// Bench users every site has: 8 per API, 8 for isolation, then single-purpose ones.
 fn site_users() -> usize {
-    Api::all().len() * CHANGE_CONNECTIONS + CHANGE_CONNECTIONS + 8
+    after_api_blocks() + CHANGE_CONNECTIONS + 8
 }
 
 /// Starts a gateway at `cost` over a fresh database with `users` bench users and `filler`
@@ -106,7 +111,7 @@ pub async fn site_with(
             )
         })
         .collect();
-    let from = Api::all().len() * CHANGE_CONNECTIONS;
+    let from = after_api_blocks();
     let isolation_users = seeded.users[from..from + CHANGE_CONNECTIONS].to_vec();
     let isolation = ChangeLoad::new(Api::Native, &gateway.base, isolation_users);
     Ok(Site {
